@@ -1,0 +1,61 @@
+# AnKLuMe — the user interface. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+INFRA   ?= infra.yml
+IMAGE   ?= anklume/debian-12
+PLAYBOOK_ENV := ANSIBLE_PYTHON_INTERPRETER=$(abspath $(PY)) PATH=$(abspath $(BIN)):$$PATH
+TAGS    ?=
+LIMIT   ?=
+ANSIBLE_ARGS := $(if $(TAGS),--tags $(TAGS)) $(if $(LIMIT),--limit $(LIMIT))
+
+.PHONY: help venv host image up sync sync-dry sync-clean test test-unit test-incus lint bench \
+	apply apply-infra apply-provision plan status destroy clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## Create the virtualenv (.venv) with every tool pinned in pyproject.toml
+
+host: ## Turn this machine into an Incus host (idempotent; root)
+	@bash scripts/host.sh
+
+image: ## Build and import the local Debian image (skipped if present; FORCE=1 rebuilds)
+	@bash scripts/build-image.sh $(IMAGE)
+
+up: host image $(STAMP) ## Bring up the shipped infra.yml: host, image, sync, apply, status
+	@bash scripts/up.sh $(INFRA)
+
+sync: $(STAMP) ## Render infra.yml into inventory/, group_vars/, host_vars/
+	@$(PY) scripts/generate.py $(INFRA)
+
+sync-dry: $(STAMP) ## Show the diff sync would apply; writes nothing
+	@$(PY) scripts/generate.py $(INFRA) --dry-run
+
+sync-clean: $(STAMP) ## Delete orphan files (protected ones need FORCE=1)
+	@$(PY) scripts/generate.py $(INFRA) --clean-orphans $(if $(filter 1,$(FORCE)),--force)
+
+test: $(STAMP) ## Whole suite: unit + integration on the real Incus (sets up host and image)
+	@bash scripts/test.sh
+
+test-unit: $(STAMP) ## Unit tests only (no daemon)
+	@$(BIN)/pytest -m unit -q
+
+lint: $(STAMP) ## ansible-lint (production), yamllint, ruff, shellcheck: all at zero
+	@bash scripts/lint.sh
+
+bench: $(STAMP) ## Benchmarks (sync, apply, snapshots) with figures
+	@bash scripts/bench.sh
+
+clean: ## Remove caches (keeps .venv)
+	@rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Turn this machine into an Incus host for AnKLuMe, idempotently.
+# Installs incus, nftables and debootstrap when missing, starts the daemon,
+# and makes sure a `default` storage pool and root disk exist.
+# Every step says whether it changed something; a second run changes nothing.
+set -euo pipefail
+
+log() { printf 'host: %s\n' "$*"; }
+die() { printf 'host: error: %s\n' "$*" >&2; exit 2; }
+changed=0
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (try: sudo make host)"
+[ -r /etc/os-release ] || die "cannot read /etc/os-release: unsupported distribution"
+# shellcheck disable=SC1091  # system file, not part of the repository
+. /etc/os-release
+
+incus_apt_suite() {
+  case "${ID}:${VERSION_ID:-}" in
+    debian:12) echo "bookworm-backports" ;;
+    debian:1[3-9] | ubuntu:2[4-9].*) echo "" ;;
+    *) die "unsupported distribution ${PRETTY_NAME:-$ID}: use Debian 12+, or Ubuntu 24.04+" ;;
+  esac
+}
+
+ensure_backports() {
+  local suite=$1
+  grep -rqs "$suite" /etc/apt/sources.list /etc/apt/sources.list.d/ && return 0
+  local mirror="http://deb.debian.org/debian"
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  cat >/etc/apt/sources.list.d/anklume-backports.sources <<SRC
+Types: deb
+URIs: ${mirror}
+Suites: ${suite}
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  log "added apt suite ${suite}"
+  changed=1
+}
+
+install_packages() {
+  local suite=$1 missing=()
+  command -v incus >/dev/null || missing+=(incus)
+  command -v nft >/dev/null || missing+=(nftables)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v ip >/dev/null || missing+=(iproute2)
+  # Recommended by incus, needed for every managed bridge (DHCP and DNS).
+  command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  local target=()
+  [ -n "$suite" ] && target=(-t "$suite")
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${target[@]}" "${missing[@]}" >/dev/null
+  changed=1
+}
+
+daemon_ready() { incus admin waitready --timeout 1 >/dev/null 2>&1; }
+
+start_daemon() {
+  daemon_ready && return 0
+  if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+    log "starting incus.service"
+    systemctl enable --now incus.socket incus.service
+  else
+    log "starting incusd (no systemd as PID 1)"
+    mkdir -p /var/log/incus
+    # lxcfs gives containers a correct view of /proc; optional.
+    if command -v lxcfs >/dev/null && ! pgrep -x lxcfs >/dev/null; then
+      mkdir -p /var/lib/incus-lxcfs
+      nohup lxcfs /var/lib/incus-lxcfs >/var/log/incus/lxcfs.log 2>&1 &
+    fi
+    nohup /usr/libexec/incus/incusd --group root \
+      --logfile /var/log/incus/incusd.log >/var/log/incus/incusd.out 2>&1 &
+  fi
+  incus admin waitready --timeout 60 || die "incusd did not become ready: see /var/log/incus/incusd.log"
+  changed=1
+}
+
+ensure_storage() {
+  if ! incus storage show default >/dev/null 2>&1; then
+    incus storage create default dir >/dev/null
+    log "created storage pool default (dir)"
+    changed=1
+  fi
+  if ! incus profile device get default root pool >/dev/null 2>&1; then
+    incus profile device add default root disk path=/ pool=default >/dev/null
+    log "added root disk to the default profile"
+    changed=1
+  fi
+}
+
+suite=$(incus_apt_suite)
+[ -n "$suite" ] && ! command -v incus >/dev/null && ensure_backports "$suite"
+install_packages "$suite"
+start_daemon
+ensure_storage
+if [ "$changed" -eq 0 ]; then
+  log "already an Incus host: nothing changed ($(incus version | awk '/Server/ {print "incus " $3}'))"
+else
+  log "ready ($(incus version | awk '/Server/ {print "incus " $3}'))"
+fi
