@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark part, each printing its own table.
+# Figures are measured here, never asserted in tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== bench: sync (generator) =="
+.venv/bin/python scripts/bench_sync.py
+
+for part in scripts/bench_apply.sh scripts/bench_snapshots.sh; do
+  if [ -f "$part" ]; then
+    echo
+    echo "== bench: $(basename "$part" .sh | sed 's/^bench_//') =="
+    bash "$part"
+  fi
+done

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every linter at zero: ansible-lint (production profile), yamllint, ruff,
+# shellcheck. Runs them all, then fails if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+bin=.venv/bin
+failed=()
+
+step() {
+  local name=$1; shift
+  printf 'lint: %s\n' "$name"
+  "$@" || failed+=("$name")
+}
+
+step ruff "$bin/ruff" check .
+step "ruff format" "$bin/ruff" format --check --quiet .
+step yamllint "$bin/yamllint" --strict .
+mapfile -t shell_files < <(find scripts roles .ci -type f \( -name '*.sh' -o -path .ci/run \) 2>/dev/null | sort)
+step shellcheck "$bin/shellcheck" "${shell_files[@]}"
+step ansible-lint env PATH="$PWD/$bin:$PATH" "$bin/ansible-lint" --profile production --offline -q
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'lint: FAILED: %s\n' "${failed[*]}" >&2
+  exit 1
+fi
+echo "lint: all clean"

@@ -1,0 +1,42 @@
+"""Shared fixtures: a ready Incus daemon for integration tests.
+
+Integration tests are marked ``incus``. When the daemon is missing they are
+skipped on a developer's machine with the reason shown, and they FAIL when
+``CI=true``: integration tests are never skipped silently in CI.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.incus_helpers import image_exists, incus_available
+
+LOCAL_IMAGE = os.environ.get("ANKLUME_IMAGE", "anklume/debian-12")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def incus() -> str:
+    """Return the local image alias once Incus answers and the image exists."""
+    reason = incus_available()
+    if reason is None and not image_exists(LOCAL_IMAGE):
+        reason = f"image {LOCAL_IMAGE} is missing (run: make image)"
+    if reason is not None:
+        if _in_ci():
+            pytest.fail(f"CI=true and Incus is not usable: {reason}")
+        pytest.skip(reason)
+    return LOCAL_IMAGE
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration needs the daemon: mark and wire it."""
+    for item in items:
+        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.incus)
+            if "incus" not in getattr(item, "fixturenames", []):
+                item.fixturenames.append("incus")  # type: ignore[attr-defined]

@@ -1,0 +1,107 @@
+"""Small helpers for tests that drive the real Incus daemon.
+
+Every resource a test creates carries a name the test owns (a prefix such as
+``t2-``), so a test can find and delete its leftovers from an interrupted
+earlier run without touching anything else on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+
+
+def run(args: Sequence[str], *, check: bool = True, timeout: float = 300, **kw: object) -> str:
+    """Run a command, return its stdout; on failure raise with stderr included."""
+    proc = subprocess.run(
+        list(args), capture_output=True, text=True, timeout=timeout, check=False, **kw  # type: ignore[arg-type]
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {' '.join(args)}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc.stdout
+
+
+def incus_available() -> str | None:
+    """Return None when the daemon answers, else the reason it does not."""
+    if shutil.which("incus") is None:
+        return "the incus client is not installed (run: make host)"
+    proc = subprocess.run(
+        ["incus", "query", "/1.0"], capture_output=True, text=True, timeout=30, check=False
+    )
+    if proc.returncode != 0:
+        return f"the Incus daemon does not answer: {proc.stderr.strip()} (run: make host)"
+    return None
+
+
+def image_exists(alias: str) -> bool:
+    proc = subprocess.run(
+        ["incus", "image", "info", alias], capture_output=True, text=True, timeout=30, check=False
+    )
+    return proc.returncode == 0
+
+
+def query(path: str, method: str = "GET", data: object | None = None) -> object:
+    """Call the Incus REST API through the CLI and decode the JSON answer."""
+    args = ["incus", "query", "-X", method]
+    if data is not None:
+        args += ["-d", json.dumps(data)]
+    out = run([*args, path])
+    return json.loads(out) if out.strip() else None
+
+
+def instances(project: str = "default") -> list[dict[str, object]]:
+    result = query(f"/1.0/instances?project={project}&recursion=1")
+    assert isinstance(result, list)
+    return result
+
+
+def delete_by_prefix(prefix: str) -> None:
+    """Delete instances (all projects), projects and networks named with ``prefix``.
+
+    Tolerates objects that are already gone, so it is safe before and after a test.
+    """
+    all_instances = query("/1.0/instances?all-projects=true&recursion=1")
+    assert isinstance(all_instances, list)
+    for inst in all_instances:
+        if str(inst["name"]).startswith(prefix):
+            project = str(inst.get("project", "default"))
+            # Protection is the daemon's guard; tests own these, so lift it first.
+            run(["incus", "config", "unset", str(inst["name"]), "security.protection.delete",
+                 "--project", project], check=False)
+            run(["incus", "delete", "--force", str(inst["name"]), "--project", project],
+                check=False)
+    projects = query("/1.0/projects?recursion=1")
+    assert isinstance(projects, list)
+    for proj in projects:
+        name = str(proj["name"])
+        if name.startswith(prefix):
+            for profile in query(f"/1.0/profiles?project={name}") or []:  # type: ignore[union-attr]
+                pname = str(profile).rsplit("/", 1)[-1].split("?")[0]
+                if pname != "default":
+                    run(["incus", "profile", "delete", pname, "--project", name], check=False)
+            run(["incus", "project", "delete", name], check=False)
+    networks = query("/1.0/networks?recursion=1")
+    assert isinstance(networks, list)
+    for net in networks:
+        name = str(net["name"])
+        if net.get("managed") and (name.startswith(prefix) or name.startswith(f"net-{prefix}")):
+            run(["incus", "network", "delete", name], check=False)
+
+
+def ansible_env() -> dict[str, str]:
+    """Environment for ansible commands run from tests: the venv first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env.setdefault("ANSIBLE_PYTHON_INTERPRETER", str(VENV_BIN / "python"))
+    return env
