@@ -10,9 +10,10 @@ die() { printf 'host: error: %s\n' "$*" >&2; exit 2; }
 changed=0
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (try: sudo make host)"
-[ -r /etc/os-release ] || die "cannot read /etc/os-release: unsupported distribution"
-# shellcheck disable=SC1091  # system file, not part of the repository
-. /etc/os-release
+os_release=${ANKLUME_OS_RELEASE:-/etc/os-release}  # overridable for tests
+[ -r "$os_release" ] || die "cannot read ${os_release}: unsupported distribution"
+# shellcheck disable=SC1090  # system file, not part of the repository
+. "$os_release"
 
 incus_apt_suite() {
   case "${ID}:${VERSION_ID:-}" in
@@ -93,7 +94,7 @@ ensure_storage() {
   fi
 }
 
-suite=$(incus_apt_suite)
+suite=$(incus_apt_suite) || exit 2
 [ -n "$suite" ] && ! command -v incus >/dev/null && ensure_backports "$suite"
 install_packages "$suite"
 start_daemon
