@@ -1,0 +1,54 @@
+"""The one exception family for problems a user can fix.
+
+Every user-facing problem is a :class:`Problem`: what is wrong, where (file,
+line, dotted path) and how to fix it, rendered on one line. The CLI catches
+:class:`AnklumeError` once, prints its problems and exits with its code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_IO = 1
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem, reported on one line."""
+
+    file: str
+    line: int | None
+    path: str
+    what: str
+    fix: str
+
+    def render(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        head = f"{where}: {self.path}: " if self.path else f"{where}: "
+        text = f"{head}{self.what}"
+        if self.fix:
+            text += f"; {self.fix}"
+        return " ".join(text.split("\n"))
+
+
+class AnklumeError(Exception):
+    """Base of every error caused by user input or the user's files."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(p.render() for p in self.problems))
+
+
+class InputError(AnklumeError):
+    """infra.yml (or a managed file) is missing, unreadable or invalid."""
+
+
+class OutputError(AnklumeError):
+    """A generated file could not be written or deleted."""
+
+    exit_code = EXIT_IO

@@ -1,0 +1,112 @@
+"""Render the normalised infrastructure into the bodies of the generated files.
+
+Variable names follow docs/generated-vars.md (the contract with the roles).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from anklume.model import Domain, Infra, Machine, Policy
+
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def dump(data: dict[str, Any]) -> str:
+    """Deterministic block-style YAML."""
+    text: str = yaml.dump(data, Dumper=_Dumper, default_flow_style=False, sort_keys=False,
+                          allow_unicode=True, width=4096)
+    return text
+
+
+def _domain_record(infra: Infra, d: Domain) -> dict[str, Any]:
+    return {
+        "description": d.description,
+        "subnet_id": d.subnet_id,
+        "project": d.name,
+        "network": f"net-{d.name}",
+        "subnet": infra.subnet(d),
+        "gateway": infra.gateway(d),
+        "dhcp_range": infra.dhcp(d),
+        "ephemeral": d.ephemeral,
+        "profiles": {
+            p.name: {"description": p.description, "config": dict(p.config),
+                     "devices": {k: dict(v) for k, v in p.devices.items()}}
+            for p in d.profiles.values()
+        },
+        "machines": [m.name for m in d.machines],
+    }
+
+
+def _policy(p: Policy) -> dict[str, Any]:
+    return {
+        "from": p.source, "from_kind": p.source_kind, "from_cidr": p.source_cidr,
+        "to": p.target, "to_kind": p.target_kind, "to_cidr": p.target_cidr,
+        "protocol": p.protocol, "ports": list(p.ports), "description": p.description,
+    }
+
+
+def group_all(infra: Infra) -> dict[str, Any]:
+    return {
+        "anklume_project_name": infra.project_name,
+        "anklume_base_subnet": infra.base_subnet,
+        "anklume_default_os_image": infra.default_os_image,
+        "anklume_default_connection": infra.default_connection,
+        "anklume_default_user": infra.default_user,
+        "anklume_gpu_policy": infra.gpu_policy,
+        "anklume_firewall_mode": infra.firewall_mode,
+        "anklume_incus_remote": infra.incus_remote,
+        "anklume_isolation": infra.isolation,
+        "anklume_admin_domain": infra.admin_domain,
+        "anklume_domains": {d.name: _domain_record(infra, d) for d in infra.domains},
+        "anklume_network_policies": [_policy(p) for p in infra.policies],
+    }
+
+
+def group_domain(infra: Infra, d: Domain) -> dict[str, Any]:
+    return {
+        "anklume_domain": d.name,
+        "anklume_domain_network": f"net-{d.name}",
+        "anklume_domain_gateway": infra.gateway(d),
+        "anklume_domain_ephemeral": d.ephemeral,
+        "ansible_incus_project": d.name,
+        "ansible_incus_remote": infra.incus_remote,
+    }
+
+
+def inventory(d: Domain) -> dict[str, Any]:
+    return {"all": {"children": {d.name: {"hosts": {m.name: {} for m in d.machines}}}}}
+
+
+def host(infra: Infra, d: Domain, m: Machine) -> dict[str, Any]:
+    gpu = m.gpu or any(dev.get("type") == "gpu" for dev in m.devices.values()) or any(
+        d.profiles[p].has_gpu for p in m.profiles if p in d.profiles)
+    return {
+        "instance_name": m.name,
+        "instance_domain": d.name,
+        "instance_description": m.description,
+        "instance_type": m.type,
+        "instance_ip": m.ip,
+        "instance_os_image": m.os_image,
+        "instance_profiles": list(m.profiles),
+        "instance_config": dict(m.config),
+        "instance_devices": {k: dict(v) for k, v in m.devices.items()},
+        "instance_gpu": gpu,
+        "instance_roles": list(m.roles),
+        "instance_ephemeral": m.ephemeral,
+        "instance_snapshots_schedule": m.snapshots_schedule,
+        "instance_snapshots_expiry": m.snapshots_expiry,
+    }
+
+
+def render(infra: Infra) -> dict[str, str]:
+    """Relative path -> managed body, for every file the infrastructure needs."""
+    out = {"group_vars/all.yml": dump(group_all(infra))}
+    for d in infra.domains:
+        out[f"inventory/{d.name}.yml"] = dump(inventory(d))
+        out[f"group_vars/{d.name}.yml"] = dump(group_domain(infra, d))
+        for m in d.machines:
+            out[f"host_vars/{m.name}.yml"] = dump(host(infra, d, m))
+    return out

@@ -1,0 +1,525 @@
+"""Validate a loaded infra.yml and build the normalised :class:`Infra`.
+
+All problems of a file are collected, then raised together as one
+:class:`InputError`; warnings are returned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from anklume import checks, schema
+from anklume.errors import InputError, Problem
+from anklume.model import Config, Devices, Domain, Infra, Machine, Policy, Profile
+from anklume.yamlload import Document, Path, dotted
+
+_ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("global", "gpu_policy"): ("exclusive", "shared"),
+    ("global", "firewall_mode"): ("host", "vm"),
+    ("machine", "type"): ("lxc", "vm"),
+    ("network_policy", "protocol"): ("tcp", "udp", "icmp", "any"),
+}
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "boolean": "a boolean (true or false)",
+    "list of strings": "a list of strings",
+    "list of ports": "a list of ports",
+    "list of policies": "a list of mappings",
+}
+
+
+def kind(value: object) -> str:
+    """Human name of a YAML value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def _show(value: object) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def incus_string(value: object) -> str | None:
+    """Incus wants strings: booleans and numbers convert; anything else is None."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return None
+
+
+class _Validator:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.base_ok = True
+
+    # -- reporting ---------------------------------------------------------
+    def problem(self, path: Path, what: str, fix: str) -> Problem:
+        return Problem(self.doc.filename, self.doc.line(path), dotted(path), what, fix)
+
+    def err(self, path: Path, what: str, fix: str) -> None:
+        self.errors.append(self.problem(path, what, fix))
+
+    def warn(self, path: Path, what: str, fix: str) -> None:
+        self.warnings.append(self.problem(path, what, fix))
+
+    # -- structure ---------------------------------------------------------
+    def section(self, value: Any, section: str, path: Path) -> dict[str, Any]:
+        """Check keys and types of one mapping; return only the well-typed values."""
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            self.err(path, f"expected a mapping, got {kind(value)} {_show(value)}",
+                     "write key: value pairs under it")
+            return {}
+        spec = schema.keys(section)
+        out: dict[str, Any] = {}
+        for key, val in value.items():
+            sub = (*path, key if isinstance(key, str) else str(key))
+            if not isinstance(key, str) or key not in spec:
+                guess = checks.did_you_mean(str(key), spec) if isinstance(key, str) else None
+                fix = (f"did you mean '{guess}'?" if guess
+                       else "remove it or use one of: " + ", ".join(spec))
+                self.err(sub, f"unknown key {_show(key)}", fix)
+                continue
+            good = self.typed(val, spec[key], section, sub)
+            if good is not None:
+                out[key] = good
+        for key in spec.values():
+            if key.default == schema.REQUIRED and key.name not in value:
+                self.err(path, f"missing required key '{key.name}'", f"add it, e.g. {key.example}")
+        return out
+
+    def typed(self, val: Any, key: schema.Key, section: str, path: Path) -> Any:
+        t = key.type
+        ok: bool
+        if t == "string":
+            ok = isinstance(val, str)
+        elif t == "integer":
+            ok = isinstance(val, int) and not isinstance(val, bool)
+        elif t == "boolean":
+            ok = isinstance(val, bool)
+        elif t.startswith("mapping"):
+            val = {} if val is None else val
+            ok = isinstance(val, dict)
+        else:  # lists
+            val = [] if val is None else val
+            ok = isinstance(val, list)
+            if ok and t == "list of strings":
+                for i, item in enumerate(val):
+                    if not isinstance(item, str):
+                        self.err((*path, i), f"expected a string, got {kind(item)} "
+                                 f"{_show(item)}", f"write a list of names, e.g. {key.example}")
+                        ok = False
+                if not ok:
+                    return None
+        if not ok:
+            want = _TYPE_WORDS.get(t, "a mapping")
+            self.err(path, f"expected {want}, got {kind(val)} {_show(val)}",
+                     f"write it like {key.example}")
+            return None
+        allowed = _ENUMS.get((section, key.name))
+        if allowed and val not in allowed:
+            guess = checks.did_you_mean(val, allowed)
+            hint = f"did you mean '{guess}'? " if guess else ""
+            self.err(path, f"{_show(val)} is not one of {', '.join(allowed)}",
+                     f"{hint}use one of: {', '.join(allowed)}")
+            return None
+        return val
+
+    def config(self, raw: dict[Any, Any], path: Path) -> Config:
+        out: Config = {}
+        for key, val in raw.items():
+            sub = (*path, str(key))
+            if not isinstance(key, str) or not key:
+                self.err(sub, f"config key {_show(key)} is not a string",
+                         "use Incus key names like limits.cpu")
+                continue
+            text = incus_string(val)
+            if text is None:
+                self.err(sub, f"config value must be a string, got {kind(val)} {_show(val)}",
+                         f'write it as a string, e.g. {key}: "value"')
+                continue
+            out[key] = text
+        return out
+
+    def devices(self, raw: dict[Any, Any], path: Path) -> Devices:
+        out: Devices = {}
+        for name, dev in raw.items():
+            sub = (*path, str(name))
+            if not isinstance(name, str) or not name:
+                self.err(sub, f"device name {_show(name)} is not a string",
+                         "name devices like gpu or data")
+                continue
+            if not isinstance(dev, dict):
+                self.err(sub, f"device must be a mapping, got {kind(dev)} {_show(dev)}",
+                         "write it like {type: gpu}")
+                continue
+            conf = self.config(dev, sub)
+            if "type" not in dev:
+                self.err(sub, f"device '{name}' has no type",
+                         "add type: (gpu, disk, nic, proxy, ...)")
+                continue
+            out[name] = conf
+        return out
+
+    # -- semantics ---------------------------------------------------------
+    def run(self) -> Infra:
+        data = self.doc.data
+        if data is None:
+            self.err((), "the file is empty", "describe at least `domains:` (see "
+                     "docs/infra-format.md)")
+            raise InputError(self.errors)
+        if not isinstance(data, dict):
+            self.err((), f"the top level must be a mapping, got {kind(data)}",
+                     "start with project_name:, global: and domains: keys")
+            raise InputError(self.errors)
+        top = self.section(data, "top", ())
+        infra = Infra()
+        if isinstance(top.get("project_name"), str):
+            infra.project_name = top["project_name"]
+        raw_global = data.get("global")
+        glob_raw: dict[Any, Any] = raw_global if isinstance(raw_global, dict) else {}
+        self.global_(self.section(top.get("global"), "global", ("global",)), infra)
+        domains = top.get("domains", {})
+        self.domains(domains, infra)
+        self.cross_checks(infra)
+        self.admin_domain(glob_raw, infra)
+        self.policies(top.get("network_policies", []), infra)
+        if self.errors:
+            raise InputError(self.errors)
+        return infra
+
+    def global_(self, g: dict[str, Any], infra: Infra) -> None:
+        for name in ("default_os_image", "default_connection", "default_user", "gpu_policy",
+                     "firewall_mode", "incus_remote", "isolation"):
+            if name in g:
+                setattr(infra, name, g[name])
+        if "base_subnet" in g:
+            reason = checks.base_subnet(g["base_subnet"])
+            if reason:
+                self.base_ok = False
+                self.err(("global", "base_subnet"), reason, 'write two octets, e.g. "10.100"')
+            else:
+                infra.base_subnet = g["base_subnet"]
+        if "dhcp_range" in g:
+            rng = checks.dhcp_range(g["dhcp_range"])
+            if rng is None:
+                self.err(("global", "dhcp_range"),
+                         f"{_show(g['dhcp_range'])} is not a range of host octets",
+                         'write "LOW-HIGH" with 1 <= LOW <= HIGH <= 253, e.g. "100-199"')
+            else:
+                infra.dhcp_range = rng
+        if not infra.default_os_image:
+            self.err(("global", "default_os_image"), "empty image name",
+                     "name an image alias, e.g. anklume/debian-12")
+
+    def domains(self, raw: dict[Any, Any], infra: Infra) -> None:
+        subnet_owner: dict[int, str] = {}
+        for name, value in raw.items():
+            path: Path = ("domains", str(name))
+            if not isinstance(name, str):
+                self.err(path, f"domain name {_show(name)} is not a string",
+                         "use a lowercase name like pro")
+                continue
+            reason = checks.domain_name(name)
+            if reason:
+                self.err(path, f"invalid domain name: {reason}",
+                         f"use at most {checks.DOMAIN_MAX} lowercase letters, digits and "
+                         "hyphens, starting with a letter")
+            d = self.section(value, "domain", path)
+            domain = Domain(name=name, subnet_id=-1,
+                            description=d.get("description", ""),
+                            ephemeral=d.get("ephemeral", False))
+            sid = d.get("subnet_id")
+            if sid is not None:
+                if not 0 <= sid <= 254:
+                    self.err((*path, "subnet_id"), f"subnet_id {sid} is outside 0-254",
+                             "use a number from 0 to 254")
+                elif sid in subnet_owner:
+                    used = set(subnet_owner)
+                    free = next(i for i in range(255) if i not in used) if len(used) < 255 else None
+                    self.err((*path, "subnet_id"),
+                             f"subnet_id {sid} is already used by domain {subnet_owner[sid]}",
+                             "give each domain its own subnet_id"
+                             + (f" (e.g. {free})" if free is not None else ""))
+                else:
+                    subnet_owner[sid] = name
+                    domain.subnet_id = sid
+            for pname, praw in d.get("profiles", {}).items():
+                ppath = (*path, "profiles", str(pname))
+                if not isinstance(pname, str) or checks.profile_name(pname):
+                    self.err(ppath, f"invalid profile name {_show(pname)}",
+                             "use lowercase letters, digits and hyphens")
+                    continue
+                if pname == "default":
+                    self.err(ppath, "profile 'default' is Incus's own",
+                             "give your profile another name")
+                    continue
+                p = self.section(praw, "profile", ppath)
+                domain.profiles[pname] = Profile(
+                    pname, p.get("description", ""),
+                    self.config(p.get("config", {}), (*ppath, "config")),
+                    self.devices(p.get("devices", {}), (*ppath, "devices")))
+            self.snapshots(d, path)
+            for mname, mraw in d.get("machines", {}).items():
+                machine = self.machine(domain, mname, mraw, d, infra)
+                if machine is not None:
+                    domain.machines.append(machine)
+            infra.domains.append(domain)
+
+    def machine(self, domain: Domain, name: Any, raw: Any, d: dict[str, Any],
+                infra: Infra) -> Machine | None:
+        path: Path = ("domains", domain.name, "machines", str(name))
+        if not isinstance(name, str):
+            self.err(path, f"machine name {_show(name)} is not a string",
+                     "use a lowercase name like pro-dev")
+            return None
+        reason = checks.machine_name(name)
+        if reason:
+            self.err(path, f"invalid machine name: {reason}",
+                     f"use at most {checks.MACHINE_MAX} lowercase letters, digits and hyphens, "
+                     "starting with a letter and not ending with a hyphen")
+        m = self.section(raw, "machine", path)
+        machine = Machine(
+            name=name, domain=domain.name,
+            description=m.get("description", ""),
+            type=m.get("type", "lxc"),
+            os_image=m.get("os_image", infra.default_os_image),
+            config=self.config(m.get("config", {}), (*path, "config")),
+            devices=self.devices(m.get("devices", {}), (*path, "devices")),
+            gpu=m.get("gpu", False),
+            ephemeral=m.get("ephemeral", domain.ephemeral),
+            snapshots_schedule=m.get("snapshots_schedule", d.get("snapshots_schedule", "")),
+            snapshots_expiry=m.get("snapshots_expiry", d.get("snapshots_expiry", "")),
+        )
+        if "os_image" in m and not m["os_image"]:
+            self.err((*path, "os_image"), "empty image name",
+                     "name an image alias or remove the key")
+        self.profiles_of(machine, m.get("profiles"), domain, path)
+        for i, role in enumerate(m.get("roles", [])):
+            reason = checks.role_name(role)
+            if reason:
+                self.err((*path, "roles", i), reason, "use a role directory name like base_system")
+            elif role in machine.roles:
+                self.err((*path, "roles", i), f"role '{role}' is listed twice", "list it once")
+            else:
+                machine.roles.append(role)
+        self.snapshots(m, path)
+        if "ip" in m:
+            machine.ip = self.ip(m["ip"], (*path, "ip"), domain, infra)
+        if machine.type == "vm":
+            self.vm_limits(machine, path)
+        return machine
+
+    def snapshots(self, values: dict[str, Any], path: Path) -> None:
+        schedule = values.get("snapshots_schedule", "")
+        if schedule and (reason := checks.cron(schedule)):
+            self.err((*path, "snapshots_schedule"), reason, 'use e.g. "0 3 * * *" or @daily')
+        expiry = values.get("snapshots_expiry", "")
+        if expiry and (reason := checks.expiry(expiry)):
+            self.err((*path, "snapshots_expiry"), reason,
+                     "use a number and unit, e.g. 2w, 3d, 12h or 1d6h")
+
+    def profiles_of(self, machine: Machine, raw: list[str] | None, domain: Domain,
+                    path: Path) -> None:
+        if raw is None:
+            return
+        seen: list[str] = []
+        for i, pname in enumerate(raw):
+            if pname in seen:
+                self.err((*path, "profiles", i), f"profile '{pname}' is listed twice",
+                         "list it once")
+                continue
+            if pname != "default" and pname not in domain.profiles:
+                known = ["default", *domain.profiles]
+                guess = checks.did_you_mean(pname, known)
+                hint = f"did you mean '{guess}'? " if guess else ""
+                self.err((*path, "profiles", i),
+                         f"profile '{pname}' is not defined in domain {domain.name}",
+                         f"{hint}define it under domains.{domain.name}.profiles or use one of: "
+                         + ", ".join(known))
+                continue
+            seen.append(pname)
+        machine.profiles = ["default", *[p for p in seen if p != "default"]]
+
+    def ip(self, value: str, path: Path, domain: Domain, infra: Infra) -> str:
+        if value == "":
+            return ""
+        try:
+            addr = ipaddress.IPv4Address(value)
+        except ValueError:
+            self.err(path, f"{_show(value)} is not an IPv4 address",
+                     'write four numbers 0-255, e.g. "10.100.2.10", or remove it for DHCP')
+            return ""
+        if not self.base_ok or domain.subnet_id < 0:
+            return str(addr)
+        net = ipaddress.IPv4Network(infra.subnet(domain))
+        prefix = f"{infra.base_subnet}.{domain.subnet_id}"
+        use = f"use an address in {prefix}.1-253"
+        host = int(addr) - int(net.network_address)
+        lo, hi = infra.dhcp_range
+        if addr not in net:
+            self.err(path, f"{addr} is outside the domain subnet {net}", use)
+        elif host == 0:
+            self.err(path, f"{addr} is the network address of {net}", use)
+        elif host == 254:
+            self.err(path, f"{addr} is the gateway address of domain {domain.name}", use)
+        elif host == 255:
+            self.err(path, f"{addr} is the broadcast address of {net}", use)
+        elif lo <= host <= hi:
+            self.err(path, f"{addr} is inside the DHCP range {prefix}.{lo}-{prefix}.{hi}",
+                     f"use a host number outside {lo}-{hi} (or change global.dhcp_range)")
+        else:
+            return str(addr)
+        return ""
+
+    def vm_limits(self, machine: Machine, path: Path) -> None:
+        mem = machine.config.get("limits.memory")
+        if mem is not None and not mem.strip().endswith("%"):
+            size = checks.memory_bytes(mem)
+            if size is None:
+                self.err((*path, "config", "limits.memory"), f"{mem!r} is not a size",
+                         'write a size like "2GiB"')
+            elif size < checks.GIB:
+                self.err((*path, "config", "limits.memory"),
+                         f"a vm needs at least 1GiB of memory, got {mem}",
+                         'set limits.memory to "1GiB" or more')
+        cpu = machine.config.get("limits.cpu")
+        if cpu is not None:
+            count = checks.cpu_count(cpu)
+            if count is None:
+                self.err((*path, "config", "limits.cpu"), f"{cpu!r} is not a CPU count or set",
+                         'write a count like "2" or a set like "0-3"')
+            elif count < 1:
+                self.err((*path, "config", "limits.cpu"), "a vm needs at least 1 CPU",
+                         'set limits.cpu to "1" or more')
+
+    def cross_checks(self, infra: Infra) -> None:
+        owner: dict[str, Machine] = {}
+        ips: dict[str, Machine] = {}
+        domain_names = {d.name for d in infra.domains}
+        gpu: list[Machine] = []
+        for domain in infra.domains:
+            for m in domain.machines:
+                path: Path = ("domains", domain.name, "machines", m.name)
+                if m.name in owner:
+                    first = owner[m.name]
+                    self.err(path, f"machine name '{m.name}' is also used in domain "
+                             f"{first.domain} (line {self.doc.line(self.mpath(first))})",
+                             "machine names must be unique across all domains; rename one")
+                else:
+                    owner[m.name] = m
+                if m.name in domain_names:
+                    self.err(path, f"machine '{m.name}' has the name of a domain",
+                             "rename the machine (Ansible hosts and groups share one namespace)")
+                if m.ip:
+                    if m.ip in ips:
+                        first = ips[m.ip]
+                        self.err((*path, "ip"), f"{m.ip} is already used by machine "
+                                 f"{first.name} (line {self.doc.line((*self.mpath(first), 'ip'))})",
+                                 "give each machine its own address")
+                    else:
+                        ips[m.ip] = m
+                if self.has_gpu(m, domain):
+                    gpu.append(m)
+        if len(gpu) > 1:
+            names = ", ".join(m.name for m in gpu)
+            if infra.gpu_policy == "exclusive":
+                for m in gpu[1:]:
+                    self.err(self.mpath(m),
+                             f"second GPU instance (first: {gpu[0].name}) while "
+                             "global.gpu_policy is exclusive",
+                             "remove the GPU from one machine or set global.gpu_policy: shared")
+            else:
+                self.warn(("global", "gpu_policy"),
+                          f"{len(gpu)} instances share the GPU ({names})",
+                          "they compete for its memory; fine if intended")
+
+    @staticmethod
+    def mpath(m: Machine) -> Path:
+        return ("domains", m.domain, "machines", m.name)
+
+    @staticmethod
+    def has_gpu(m: Machine, domain: Domain) -> bool:
+        if m.gpu or any(d.get("type") == "gpu" for d in m.devices.values()):
+            return True
+        return any(domain.profiles[p].has_gpu for p in m.profiles if p in domain.profiles)
+
+    def admin_domain(self, glob_raw: dict[Any, Any], infra: Infra) -> None:
+        names = [d.name for d in infra.domains]
+        value = glob_raw.get("admin_domain")
+        if "admin_domain" not in glob_raw or not isinstance(value, str):
+            infra.admin_domain = "admin" if "admin" in names else ""
+            return
+        infra.admin_domain = value
+        if value and value not in names:
+            guess = checks.did_you_mean(value, names)
+            hint = f"did you mean '{guess}'? " if guess else ""
+            self.err(("global", "admin_domain"), f"'{value}' is not a domain",
+                     f'{hint}name one of your domains or write "" for none')
+
+    def policies(self, raw: list[Any], infra: Infra) -> None:
+        domains = {d.name: d for d in infra.domains}
+        machines = {m.name: m for d in infra.domains for m in d.machines}
+        for i, item in enumerate(raw):
+            path: Path = ("network_policies", i)
+            p = self.section(item, "network_policy", path)
+            if "from" not in p or "to" not in p:
+                continue
+            ends: list[tuple[str, str, str]] = []
+            for key in ("from", "to"):
+                name = p[key]
+                if name in domains:
+                    ends.append((name, "domain", infra.subnet(domains[name])))
+                elif name in machines:
+                    ip = machines[name].ip
+                    if not ip:
+                        self.err((*path, key), f"machine '{name}' has no static ip",
+                                 "give it an ip: a policy needs a fixed address")
+                    ends.append((name, "machine", f"{ip}/32"))
+                else:
+                    guess = checks.did_you_mean(name, [*domains, *machines])
+                    hint = f"did you mean '{guess}'? " if guess else ""
+                    self.err((*path, key), f"'{name}' is neither a domain nor a machine",
+                             f"{hint}name a domain or machine of this file")
+            protocol = p.get("protocol", "any")
+            ports: list[int | str] = []
+            for j, value in enumerate(p.get("ports", [])):
+                norm = checks.port(value)
+                if norm is None:
+                    self.err((*path, "ports", j), f"{_show(value)} is not a port",
+                             'use a number 1-65535 or a range like "8000-8080"')
+                else:
+                    ports.append(norm)
+            if protocol == "icmp" and p.get("ports"):
+                self.err((*path, "ports"), "icmp has no ports",
+                         "remove ports or use protocol tcp or udp")
+            if len(ends) == 2:
+                infra.policies.append(Policy(
+                    ends[0][0], ends[0][1], ends[0][2], ends[1][0], ends[1][1], ends[1][2],
+                    protocol, tuple(ports), p.get("description", "")))
+
+
+def validate(doc: Document) -> tuple[Infra, list[Problem]]:
+    """Return the normalised infrastructure and its warnings, or raise InputError."""
+    v = _Validator(doc)
+    infra = v.run()
+    return infra, v.warnings
