@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Load the AnKLuMe isolation ruleset on the HOST, safely and only when needed.
+#
+# Used when Ansible runs in the admin container (incus_nftables_mode=file):
+# the role renders the ruleset there; this script, run as root on the host,
+# checks it with `nft -c`, loads it in a throwaway network namespace and
+# compares that canonical listing with the table the kernel holds; only when
+# they differ does it load the file (one atomic transaction). Exit 0 when the
+# kernel holds the ruleset, 2 on any error (nothing is loaded then).
+#
+#   scripts/deploy-nftables.sh [--dry-run] [--install-boot] [FILE]
+#
+#   FILE            rendered ruleset (default nftables/anklume.nft); a path
+#                   inside the admin container can be read with
+#                   `incus file pull PROJECT/INSTANCE/PATH -` first
+#   --dry-run       check and show the difference; load nothing
+#   --install-boot  also copy FILE to /etc/anklume/ and, with systemd, enable
+#                   a unit that loads it at boot
+set -euo pipefail
+
+log() { printf 'deploy-nftables: %s\n' "$*"; }
+die() { printf 'deploy-nftables: error: %s\n' "$*" >&2; exit 2; }
+
+dry_run=0
+install_boot=0
+file=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) dry_run=1 ;;
+    --install-boot) install_boot=1 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) [ -z "$file" ] || die "one FILE only"; file=$1 ;;
+  esac
+  shift
+done
+root=$(cd "$(dirname "$0")/.." && pwd)
+file=${file:-$root/nftables/anklume.nft}
+NFT=${NFT:-$(command -v nft || echo /usr/sbin/nft)}
+
+[ "$(id -u)" -eq 0 ] || die "must run as root on the host (nft needs CAP_NET_ADMIN)"
+[ -x "$NFT" ] || die "nft not found: install nftables (make host)"
+[ -r "$file" ] || die "cannot read $file: render it first (make nftables, or the role in the admin container)"
+
+# The table the file manages: the one it deletes before re-creating it.
+table=$(awk '$1 == "delete" && $2 == "table" && $3 == "inet" {print $4; exit}' "$file")
+[ -n "$table" ] || die "$file has no 'delete table inet NAME': not a ruleset rendered by roles/incus_nftables"
+
+if ! err=$("$NFT" -c -f "$file" 2>&1); then
+  die "nft -c rejected $file: ${err}"
+fi
+# shellcheck disable=SC2016  # $0/$1 expand in the inner shell, on purpose
+if ! wanted=$(unshare --net -- sh -ec '"$0" -f "$1"; "$0" -s list ruleset' "$NFT" "$file" 2>&1); then
+  die "loading $file in a scratch network namespace failed: ${wanted}"
+fi
+live=$("$NFT" -s list table inet "$table" 2>/dev/null || true)
+
+if [ "$live" = "$wanted" ]; then
+  log "table inet $table already matches $file: nothing loaded"
+else
+  if [ "$dry_run" -eq 1 ]; then
+    log "table inet $table differs from $file (dry run: nothing loaded)"
+    diff -u <(printf '%s\n' "$live") <(printf '%s\n' "$wanted") | tail -n +3 || true
+    exit 0
+  fi
+  "$NFT" -f "$file" || die "nft -f $file failed: the previous table is unchanged"
+  after=$("$NFT" -s list table inet "$table" 2>/dev/null || true)
+  [ "$after" = "$wanted" ] || die "table inet $table does not match $file after loading"
+  if [ -z "$wanted" ]; then log "removed table inet $table (isolation off)"; else log "loaded table inet $table from $file"; fi
+fi
+
+if [ "$install_boot" -eq 1 ] && [ "$dry_run" -eq 0 ]; then
+  boot=/etc/anklume/$table.nft
+  mkdir -p /etc/anklume
+  install -m 0644 "$file" "$boot"
+  if [ -d /run/systemd/system ]; then
+    unit=anklume-nftables-$table.service
+    cat >"/etc/systemd/system/$unit" <<UNIT
+# Installed by scripts/deploy-nftables.sh (docs/network-isolation.md).
+[Unit]
+Description=AnKLuMe domain isolation (nftables table inet $table)
+Wants=network-pre.target
+Before=network-pre.target incus.service
+After=nftables.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=$NFT -f $boot
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    systemctl daemon-reload
+    systemctl enable "$unit" >/dev/null
+    log "installed $boot and enabled $unit"
+  else
+    log "installed $boot; no systemd here: have the init system run '$NFT -f $boot' at boot"
+  fi
+fi
