@@ -7,7 +7,7 @@ set -euo pipefail
 alias_name=${1:-${ANKLUME_IMAGE:-anklume/debian-12}}
 suite=${ANKLUME_IMAGE_SUITE:-bookworm}
 # Baked in so that roles work with no network inside the instances.
-packages=${ANKLUME_IMAGE_PACKAGES:-python3,python3-apt,systemd,systemd-sysv,udev,dbus,iproute2,iputils-ping,netcat-openbsd,procps,locales,tzdata,ca-certificates,git,sudo,less}
+packages=${ANKLUME_IMAGE_PACKAGES:-python3,python3-apt,python3-venv,systemd,systemd-sysv,udev,dbus,iproute2,iputils-ping,netcat-openbsd,procps,locales,tzdata,ca-certificates,git,sudo,less}
 
 log() { printf 'image: %s\n' "$*"; }
 die() { printf 'image: error: %s\n' "$*" >&2; exit 2; }
@@ -77,6 +77,16 @@ printf '127.0.0.1 localhost\n127.0.1.1 {{ container.name }}\n' >"$work/meta/temp
 tar -C "$work/meta" -czf "$work/meta.tar.gz" .
 tar -C "$rootfs" -czf "$work/rootfs.tar.gz" .
 
-incus image delete "$alias_name" >/dev/null 2>&1 || true
-incus image import "$work/meta.tar.gz" "$work/rootfs.tar.gz" --alias "$alias_name" >/dev/null
+# Import first, then move the alias: instances being created meanwhile
+# always find a complete image under the alias.
+old_fp=$(incus image info "$alias_name" 2>/dev/null | awk '/^Fingerprint:/ {print $2}') || true
+new_fp=$(incus image import "$work/meta.tar.gz" "$work/rootfs.tar.gz" 2>&1 | awk '/fingerprint:/ {print $NF}')
+[ -n "$new_fp" ] || die "image import failed"
+if [ -n "$old_fp" ] && [ "$old_fp" != "$new_fp" ]; then
+  incus image alias delete "$alias_name" >/dev/null
+fi
+incus image alias create "$alias_name" "$new_fp" >/dev/null 2>&1 || true
+if [ -n "$old_fp" ] && [ "$old_fp" != "$new_fp" ]; then
+  incus image delete "$old_fp" >/dev/null
+fi
 log "imported ${alias_name} ($(du -h "$work/rootfs.tar.gz" | cut -f1))"
