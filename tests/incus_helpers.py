@@ -21,7 +21,12 @@ VENV_BIN = REPO / ".venv" / "bin"
 def run(args: Sequence[str], *, check: bool = True, timeout: float = 300, **kw: object) -> str:
     """Run a command, return its stdout; on failure raise with stderr included."""
     proc = subprocess.run(
-        list(args), capture_output=True, text=True, timeout=timeout, check=False, **kw  # type: ignore[arg-type]
+        list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kw,  # type: ignore[arg-type]
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -76,10 +81,21 @@ def delete_by_prefix(prefix: str) -> None:
         if str(inst["name"]).startswith(prefix):
             project = str(inst.get("project", "default"))
             # Protection is the daemon's guard; tests own these, so lift it first.
-            run(["incus", "config", "unset", str(inst["name"]), "security.protection.delete",
-                 "--project", project], check=False)
-            run(["incus", "delete", "--force", str(inst["name"]), "--project", project],
-                check=False)
+            run(
+                [
+                    "incus",
+                    "config",
+                    "unset",
+                    str(inst["name"]),
+                    "security.protection.delete",
+                    "--project",
+                    project,
+                ],
+                check=False,
+            )
+            run(
+                ["incus", "delete", "--force", str(inst["name"]), "--project", project], check=False
+            )
     projects = query("/1.0/projects?recursion=1")
     assert isinstance(projects, list)
     for proj in projects:

@@ -33,8 +33,7 @@ def _address(name: str) -> str | None:
 @pytest.fixture(scope="module")
 def probe(incus: str) -> Iterator[str]:
     delete_by_prefix(PREFIX)
-    run(["incus", "network", "create", BRIDGE, f"ipv4.address={GATEWAY}/24",
-         "ipv6.address=none"])
+    run(["incus", "network", "create", BRIDGE, f"ipv4.address={GATEWAY}/24", "ipv6.address=none"])
     try:
         run(["incus", "launch", incus, NAME, "--network", BRIDGE, "--quiet"])
         deadline = time.monotonic() + 60
@@ -54,27 +53,47 @@ def test_container_from_local_image_gets_an_address_on_its_bridge(probe: str) ->
 def test_ansible_runs_a_command_through_the_incus_connection(probe: str) -> None:
     out = run(
         [
-            "ansible", "all", "-i", f"{probe},",
-            "-c", "community.general.incus",
-            "-e", "ansible_python_interpreter=/usr/bin/python3",
-            "-m", "ansible.builtin.command", "-a", "cat /etc/os-release",
+            "ansible",
+            "all",
+            "-i",
+            f"{probe},",
+            "-c",
+            "community.general.incus",
+            "-e",
+            "ansible_python_interpreter=/usr/bin/python3",
+            "-m",
+            "ansible.builtin.command",
+            "-a",
+            "cat /etc/os-release",
             "-o",
         ],
         env=ansible_env(),
     )
     assert f"{probe} | CHANGED | rc=0" in out, out
-    assert 'VERSION_CODENAME=bookworm' in out, out
+    assert "VERSION_CODENAME=bookworm" in out, out
 
 
 def test_ansible_gathers_facts_inside_the_container(probe: str) -> None:
     out = run(
         [
-            "ansible", "all", "-i", f"{probe},",
-            "-c", "community.general.incus",
-            "-e", "ansible_python_interpreter=/usr/bin/python3",
-            "-m", "ansible.builtin.setup", "-a", "filter=ansible_hostname",
+            "ansible",
+            "all",
+            "-i",
+            f"{probe},",
+            "-c",
+            "community.general.incus",
+            "-e",
+            "ansible_python_interpreter=/usr/bin/python3",
+            "-m",
+            "ansible.builtin.setup",
+            "-a",
+            "filter=ansible_hostname",
         ],
-        env={**ansible_env(), "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"},
+        env={
+            **ansible_env(),
+            "ANSIBLE_STDOUT_CALLBACK": "json",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        },
     )
     result = json.loads(out)
     facts = result["plays"][0]["tasks"][0]["hosts"][probe]["ansible_facts"]

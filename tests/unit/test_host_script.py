@@ -16,7 +16,9 @@ HOST_SH = str(REPO / "scripts" / "host.sh")
 def test_refuses_to_run_without_root() -> None:
     proc = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", HOST_SH],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert "must run as root" in proc.stderr
@@ -26,7 +28,10 @@ def test_refuses_an_unsupported_distribution(tmp_path: Path) -> None:
     release = tmp_path / "os-release"
     release.write_text('ID=fedora\nVERSION_ID="40"\nPRETTY_NAME="Fedora Linux 40"\n')
     proc = subprocess.run(
-        ["bash", HOST_SH], capture_output=True, text=True, check=False,
+        ["bash", HOST_SH],
+        capture_output=True,
+        text=True,
+        check=False,
         env={"ANKLUME_OS_RELEASE": str(release), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
     )
     assert proc.returncode == 2
