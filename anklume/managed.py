@@ -33,6 +33,15 @@ def section(body: str) -> str:
     return f"{START}\n{body}{END}\n"
 
 
+def _lines(text: str) -> list[str]:
+    """Lines split on ``\n`` only (``str.splitlines`` also cuts on ``\r``, ``\x85``...)."""
+    parts = text.split("\n")
+    out = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        out.append(parts[-1])
+    return out
+
+
 def split(text: str, display: str) -> Split | None:
     """Cut ``text`` around its managed section; None when it has none.
 
@@ -41,7 +50,7 @@ def split(text: str, display: str) -> Split | None:
     """
     if START_PREFIX not in text and END_PREFIX not in text:
         return None
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     start = end = -1
     problems: list[Problem] = []
     for i, line in enumerate(lines):

@@ -67,6 +67,7 @@ class _Builder:
         self.problems: list[Problem] = []
         self.constructor = yaml.constructor.SafeConstructor()
         self.active: set[int] = set()
+        self.done: dict[int, Any] = {}  # aliases reuse one value: no "billion laughs"
 
     def problem(self, node: yaml.Node, path: Path, what: str, fix: str) -> None:
         self.problems.append(
@@ -92,18 +93,22 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
+        if id(node) in self.done:
+            return self.done[id(node)]
         if id(node) in self.active:
             self.problem(node, path, "recursive YAML alias", "remove the self-referencing alias")
             return None
         self.active.add(id(node))
+        value: Any = None
         try:
             if isinstance(node, yaml.SequenceNode):
-                return self.sequence(node, path)
-            if isinstance(node, yaml.MappingNode):
-                return self.mapping(node, path)
+                value = self.sequence(node, path)
+            elif isinstance(node, yaml.MappingNode):
+                value = self.mapping(node, path)
         finally:
             self.active.discard(id(node))
-        return None  # pragma: no cover - composer yields only the three kinds
+        self.done[id(node)] = value
+        return value
 
     def sequence(self, node: yaml.SequenceNode, path: Path) -> list[Any]:
         if node.tag != _SEQ:
