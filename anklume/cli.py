@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(argv, sys.stdout, sys.stderr)
     except AnklumeError as exc:
         for p in exc.problems:
-            print(f"error: {p.render()}", file=sys.stderr)
+            print(p.render(), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: files already replaced are complete, none is half-written",

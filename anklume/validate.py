@@ -198,6 +198,8 @@ class _Validator:
         raw_global = data.get("global")
         glob_raw: dict[Any, Any] = raw_global if isinstance(raw_global, dict) else {}
         self.global_(self.section(top.get("global"), "global", ("global",)), infra)
+        if "base_subnet" in glob_raw and infra.base_subnet != glob_raw["base_subnet"]:
+            self.base_ok = False  # reported already; do not check IPs against a guess
         domains = top.get("domains", {})
         self.domains(domains, infra)
         self.cross_checks(infra)

@@ -29,7 +29,7 @@ def _check(text: str | bytes, *extra: str) -> None:
     assert result.code in (0, 2), result
     assert "Traceback" not in result.err and "internal error" not in result.err, result.err
     if result.code == 2:
-        assert result.err and all(line.startswith("error: ")
+        assert result.err and all(line.startswith(str(path))
                                   for line in result.err.splitlines()), result.err
 
 

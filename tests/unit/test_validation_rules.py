@@ -205,7 +205,7 @@ def test_bad_file_is_rejected_with_one_clear_line(tmp_path: Path, text: str,
     result = sync(tmp_path, text)
     assert result.code == 2, result
     assert "Traceback" not in result.err
-    errors = [e for e in result.err.splitlines() if e.startswith("error:")]
+    errors = [e for e in result.err.splitlines() if not e.startswith("warning:")]
     assert errors, result.err
     matching = [e for e in errors if all(x in e for x in expected)]
     assert matching, f"{expected} not in {errors}"
@@ -231,7 +231,7 @@ def test_all_errors_of_a_file_are_reported_in_one_run(tmp_path: Path) -> None:
 def test_every_error_fits_on_one_line_with_a_fix(tmp_path: Path) -> None:
     result = sync(tmp_path, _two(machine_extra="        tpye: lxc\n        ip: x\n"))
     for line in result.err.splitlines():
-        assert line.startswith("error: ")
+        assert line.startswith(str(tmp_path / "infra.yml") + ":")
         assert "; " in line, f"no fix in: {line}"
 
 
