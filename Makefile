@@ -59,3 +59,34 @@ bench: $(STAMP) ## Benchmarks (sync, apply, snapshots) with figures
 
 clean: ## Remove caches (keeps .venv)
 	@rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis
+
+# --- Incus reconciliation (apply / plan / status / destroy) -----------------------------
+# PRUNE=1 removes orphans (managed objects infra.yml no longer declares, never protected
+# ones); FORCE=1 lets destroy delete protected instances. The anklume_plan callback prints
+# what was (or, for plan, would be) created, changed and removed, then a one-line count.
+PRUNE   ?=
+FORCE   ?=
+APPLY_ENV := $(PLAYBOOK_ENV) ANSIBLE_CALLBACK_PLUGINS=$(abspath plugins/callback) \
+	ANSIBLE_CALLBACKS_ENABLED=anklume_plan
+APPLY_VARS := $(if $(filter 1 true yes,$(PRUNE)),-e anklume_prune=true)
+
+apply: $(STAMP) ## Sync then reconcile Incus and provision (TAGS=networks, LIMIT=<domain>, PRUNE=1)
+	@$(PY) scripts/generate.py $(INFRA)
+	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml $(ANSIBLE_ARGS) $(APPLY_VARS)
+
+apply-infra: ## Infrastructure phase only (make apply TAGS=infra)
+	@$(MAKE) --no-print-directory apply TAGS=infra
+
+apply-provision: ## Provision phase only (make apply TAGS=provision)
+	@$(MAKE) --no-print-directory apply TAGS=provision
+
+plan: $(STAMP) ## What apply would do: check mode + diff, ends with a one-line count
+	@$(PY) scripts/generate.py $(INFRA) >/dev/null
+	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --check --diff $(if $(TAGS),--tags $(TAGS),--tags infra) $(if $(LIMIT),--limit $(LIMIT)) $(APPLY_VARS)
+
+status: $(STAMP) ## Table of the declared instances: domain, instance, type, state, IP
+	@$(PY) scripts/status.py
+
+destroy: $(STAMP) ## Delete what infra.yml declares (LIMIT=<domain>; protected instances need FORCE=1)
+	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --tags destroy $(if $(LIMIT),--limit $(LIMIT)) \
+		$(if $(filter 1 true yes,$(FORCE)),-e anklume_force=true)

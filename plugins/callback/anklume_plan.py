@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Summarise the `plan` entries the anklume Incus modules return.
+
+Enabled by `make plan` / `make apply` (ANSIBLE_CALLBACKS_ENABLED=anklume_plan). In check
+mode it prints what apply would do; otherwise what apply did. The last line is a count:
+``plan: 3 to create, 1 to change, 0 to remove, 2 orphans (PRUNE=1 removes)``.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: anklume_plan
+type: aggregate
+short_description: Print the anklume plan (objects to create, change, remove; orphans)
+description:
+  - Collects the C(plan) list that the incus_* modules return and prints one line per
+    object, then a one-line count.
+requirements: []
+"""
+
+from ansible import context
+from ansible.plugins.callback import CallbackBase
+
+SYMBOL = {"create": "+", "change": "~", "remove": "-", "orphan": "?", "keep": "=",
+          "foreign": "!"}
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "anklume_plan"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super().__init__()
+        self.entries = []
+        self.seen = set()
+
+    def _collect(self, result):
+        res = result._result
+        items = list(res.get("plan") or [])
+        for sub in res.get("results") or []:
+            if isinstance(sub, dict):
+                items += sub.get("plan") or []
+        for entry in items:
+            key = (entry.get("kind"), entry.get("name"), entry.get("action"),
+                   tuple(entry.get("keys") or ()))
+            if key not in self.seen:
+                self.seen.add(key)
+                self.entries.append(entry)
+
+    def v2_runner_on_ok(self, result):
+        self._collect(result)
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._collect(result)
+
+    def v2_playbook_on_stats(self, stats):
+        check = bool(context.CLIARGS.get("check"))
+        removed = {(e["kind"], e["name"]) for e in self.entries if e["action"] == "remove"}
+        entries = [e for e in self.entries
+                   if not (e["action"] == "orphan" and (e["kind"], e["name"]) in removed)]
+        count = {a: sum(1 for e in entries if e["action"] == a)
+                 for a in ("create", "change", "remove", "orphan", "keep")}
+        label = "plan" if check else "apply"
+        lines = []
+        for e in entries:
+            what = "%s %s" % (e["kind"], e["name"])
+            if e["action"] == "change":
+                what += ": " + ", ".join(e.get("keys") or [])
+            elif e["action"] == "orphan":
+                what += " (orphan: no longer in infra.yml)"
+            elif e["action"] == "keep":
+                what += " (kept)"
+            elif e["action"] == "foreign":
+                what += " (exists, not managed by anklume: left alone)"
+            lines.append("%s: %s %s" % (label, SYMBOL.get(e["action"], "*"), what))
+        verbs = ("to create", "to change", "to remove") if check else \
+            ("created", "changed", "removed")
+        summary = "%s: %d %s, %d %s, %d %s, %d orphans (PRUNE=1 removes)" % (
+            label, count["create"], verbs[0], count["change"], verbs[1],
+            count["remove"], verbs[2], count["orphan"])
+        if count["keep"]:
+            summary += ", %d kept" % count["keep"]
+        self._display.display("")
+        for line in lines:
+            self._display.display(line)
+        self._display.display(summary)

@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+# AnKLuMe: the one small Incus client every anklume module shares.
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Talk to Incus through the CLI's raw REST verb, `incus query`.
+
+One dependency (the `incus` client), JSON in and out, remotes and projects for
+free: ``REMOTE:/1.0/...`` reaches a cluster or a remote host the same way as
+the local socket. Every call that fails raises :class:`IncusError` with the
+text Incus itself returned plus what we were doing, so a module can hand it
+straight to ``fail_json``.
+
+The reconciliation helpers below (markers, config and device diffs, plan
+entries) keep the four object modules small and consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from urllib.parse import quote, urlencode
+
+MANAGED_KEY = "user.anklume.managed"
+OWNER_KEY = "user.anklume.owner"
+
+
+class IncusError(Exception):
+    """An Incus call failed; ``str()`` is Incus's own error text with context."""
+
+
+class IncusClient:
+    """A thin wrapper over ``incus query`` for one remote."""
+
+    def __init__(self, remote="local", binary="incus", timeout=600):
+        self.remote = remote or "local"
+        self.binary = binary
+        self.timeout = timeout
+        self.calls = 0
+
+    # -- low level -----------------------------------------------------------
+    def _url(self, path, project=None, params=None):
+        query = dict(params or {})
+        if project:
+            query["project"] = project
+        url = path
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query)
+        return url if self.remote == "local" else "%s:%s" % (self.remote, url)
+
+    def query(self, path, method="GET", data=None, project=None, params=None,
+              wait=True, what=None):
+        """Run one REST call; return the decoded JSON metadata (or None)."""
+        cmd = [self.binary, "query", "-X", method]
+        if wait:
+            cmd.append("--wait")
+        if data is not None:
+            cmd += ["-d", json.dumps(data, sort_keys=True)]
+        cmd.append(self._url(path, project, params))
+        self.calls += 1
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=self.timeout, check=False)
+        except FileNotFoundError as exc:
+            raise IncusError("%s: the incus client is not installed (%s)"
+                             % (what or path, exc)) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise IncusError("%s: incus query %s %s timed out after %ss"
+                             % (what or path, method, path, self.timeout)) from exc
+        if proc.returncode != 0:
+            err = (proc.stderr or proc.stdout).strip()
+            if err.startswith("Error: "):
+                err = err[len("Error: "):]
+            raise IncusError("%s: %s" % (what or "%s %s" % (method, path), err))
+        out = proc.stdout.strip()
+        if not out:
+            return None
+        try:
+            return json.loads(out)
+        except ValueError as exc:
+            raise IncusError("%s: unreadable answer from incus: %s"
+                             % (what or path, out[:200])) from exc
+
+    def get(self, path, project=None, params=None, what=None):
+        return self.query(path, project=project, params=params, what=what)
+
+    def start_operation(self, path, method, data, project=None, what=None):
+        """Start an async call and return its operation id (no wait)."""
+        op = self.query(path, method=method, data=data, project=project,
+                        wait=False, what=what)
+        if isinstance(op, dict) and op.get("id"):
+            return op["id"]
+        return None
+
+    def wait_operation(self, op_id, what=None, timeout=600):
+        """Wait for an operation; raise with its error text if it failed."""
+        if not op_id:
+            return None
+        op = self.query("/1.0/operations/%s/wait" % op_id, params={"timeout": timeout},
+                        wait=False, what=what)
+        if isinstance(op, dict) and op.get("status_code", 200) >= 400:
+            raise IncusError("%s: %s" % (what or op_id, op.get("err") or op.get("status")))
+        return op
+
+    # -- bulk reads ------------------------------------------------------------
+    def networks(self):
+        return {n["name"]: n for n in self.get("/1.0/networks", params={"recursion": 1},
+                                              what="listing networks") or []}
+
+    def projects(self):
+        return {p["name"]: p for p in self.get("/1.0/projects", params={"recursion": 1},
+                                              what="listing projects") or []}
+
+    def profiles(self):
+        """Every profile of every project, keyed by (project, name)."""
+        items = self.get("/1.0/profiles", params={"recursion": 1, "all-projects": "true"},
+                         what="listing profiles") or []
+        return {(p.get("project") or "default", p["name"]): p for p in items}
+
+    def instances(self, state=True):
+        """Every instance of every project keyed by name (names are unique)."""
+        items = self.get("/1.0/instances",
+                         params={"recursion": 2 if state else 1, "all-projects": "true"},
+                         what="listing instances") or []
+        return {(i.get("project") or "default", i["name"]): i for i in items}
+
+
+def qname(name):
+    return quote(name, safe="")
+
+
+def is_managed(obj, owner):
+    """True when an object carries our marker for this anklume project."""
+    config = obj.get("config") or {}
+    if config.get(MANAGED_KEY) != "true":
+        return False
+    return owner is None or config.get(OWNER_KEY, "") == owner
+
+
+def markers(owner):
+    out = {MANAGED_KEY: "true"}
+    if owner:
+        out[OWNER_KEY] = owner
+    return out
+
+
+def stringify(config):
+    """Incus stores every config value as a string."""
+    out = {}
+    for key, value in (config or {}).items():
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif value is None:
+            out[key] = ""
+        else:
+            out[key] = str(value)
+    return out
+
+
+def config_changes(current, wanted, owned_prefixes=()):
+    """Keys to set (differ or missing) and keys to remove.
+
+    ``wanted`` wins for every key it names; a current key it does not name is
+    removed only when it starts with one of ``owned_prefixes`` (keys we manage
+    fully); anything else (volatile.*, defaults Incus added) is left alone.
+    """
+    current = current or {}
+    changed = sorted(k for k, v in wanted.items() if current.get(k) != v)
+    removed = sorted(k for k in current if k not in wanted
+                     and any(k.startswith(p) for p in owned_prefixes))
+    return changed, removed
+
+
+def devices_changes(current, wanted):
+    current = current or {}
+    wanted = wanted or {}
+    keys = sorted(set(current) | set(wanted))
+    return ["devices.%s" % k for k in keys
+            if stringify(current.get(k)) != stringify(wanted.get(k)) or
+            (k in current) != (k in wanted)]
+
+
+def plan_entry(kind, name, action, keys=None, project=None):
+    entry = {"kind": kind, "name": name, "action": action}
+    if project:
+        entry["project"] = project
+    if keys:
+        entry["keys"] = list(keys)
+    return entry
+
+
+def diff_entry(header, before, after):
+    """One --diff block; before/after are YAML-ish dicts rendered as JSON."""
+    def render(obj):
+        if obj is None:
+            return ""
+        return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    return {"before_header": header, "after_header": header,
+            "before": render(before), "after": render(after)}
+
+
+def wait_until(predicate, timeout, interval=0.25):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)

@@ -1,0 +1,365 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Reconcile Incus instances in bulk: create in parallel, start, wait for addresses."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_instance
+short_description: Reconcile a set of Incus instances with their declaration
+description:
+  - Reads every instance of every project with their state in one
+    C(recursion=2) query. Missing instances are created and started in parallel
+    (asynchronous operations), existing ones get the declared config, devices,
+    profiles and description, stopped ones are started, then one polling loop
+    waits until each is running with its address.
+  - Config keys we do not own (I(ignored_config_prefixes), e.g. C(volatile.*)) are
+    left alone; every other key not declared is drift and is removed. Local devices
+    must be exactly the declared ones.
+  - Managed instances of I(owner) that are no longer declared are orphans; I(state=pruned)
+    deletes them except protected ones (C(security.protection.delete=true)).
+  - I(state=absent) deletes the listed instances; protected ones are kept unless I(force).
+  - Supports check mode and diff; every result carries a C(plan) list.
+options:
+  instances:
+    description: Instances to reconcile (or delete with I(state=absent)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name: {description: Instance name., type: str, required: true}
+      project: {description: Incus project., type: str, required: true}
+      type: {description: C(lxc) or C(vm)., type: str, default: lxc}
+      image: {description: "Image alias (C(alias), C(local:alias) or C(images:alias)).", type: str}
+      profiles: {description: Profiles in order., type: list, elements: str}
+      config: {description: Instance config keys., type: dict}
+      devices: {description: Instance-local devices (eth0 override included)., type: dict}
+      description: {description: Free text., type: str}
+      ip: {description: "Static IPv4 address to wait for, C('') for any address.", type: str}
+  declared: {description: Every instance name the infra declares., type: list, elements: str, default: []}
+  report_orphans: {description: Compute orphans., type: bool, default: false}
+  owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
+  remote: {description: Incus remote., type: str, default: local}
+  state: {description: present, absent or pruned., type: str, choices: [present, absent, pruned], default: present}
+  force: {description: With I(state=absent), delete protected instances too., type: bool, default: false}
+  wait: {description: Wait until every instance runs with its address., type: bool, default: true}
+  timeout: {description: Seconds to wait for instances to run with their address., type: int, default: 120}
+  ignored_config_prefixes:
+    description: Config keys we leave alone (C(user.anklume.*) is always ours).
+    type: list
+    elements: str
+    default: [volatile., image., user.]
+author: AnKLuMe
+"""
+
+EXAMPLES = r"""
+- name: Reconcile instances
+  incus_instance:
+    instances:
+      - name: pro-dev
+        project: pro
+        image: anklume/debian-12
+        profiles: [default]
+        config: {security.protection.delete: "true"}
+        devices: {eth0: {type: nic, network: net-pro, name: eth0, ipv4.address: 10.100.2.10}}
+        ip: 10.100.2.10
+"""
+
+RETURN = r"""
+plan: {description: One entry per object (kind, name, action, keys)., type: list, returned: always}
+orphans: {description: Managed instances no longer declared., type: list, returned: always}
+addresses: {description: Instance name to the IPv4 addresses seen., type: dict, returned: always}
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.incus_client import (
+    IncusClient, IncusError, devices_changes, diff_entry, is_managed,
+    markers, plan_entry, qname, stringify,
+)
+
+TYPES = {"lxc": "container", "container": "container",
+         "vm": "virtual-machine", "virtual-machine": "virtual-machine"}
+PROTECT = "security.protection.delete"
+
+
+def image_source(image):
+    remote, _, alias = image.rpartition(":")
+    source = {"type": "image", "alias": alias}
+    if remote == "images":
+        source.update(server="https://images.linuxcontainers.org", protocol="simplestreams")
+    return source
+
+
+def ipv4s(inst):
+    out = []
+    for name, net in ((inst.get("state") or {}).get("network") or {}).items():
+        if name == "lo":
+            continue
+        out += [a["address"] for a in net.get("addresses") or []
+                if a.get("family") == "inet" and a.get("scope") == "global"]
+    return sorted(out)
+
+
+def ready(inst, ip):
+    if not inst or inst.get("status") != "Running":
+        return False
+    addrs = ipv4s(inst)
+    return ip in addrs if ip else bool(addrs)
+
+
+class Reconciler:
+    def __init__(self, module):
+        self.m = module
+        self.p = module.params
+        self.client = IncusClient(self.p["remote"])
+        self.plan, self.diffs, self.warnings = [], [], []
+        self.changed = False
+        self.step = "reading instances"
+
+    def url(self, name, suffix=""):
+        return "/1.0/instances/%s%s" % (qname(name), suffix)
+
+    def owned_key(self, key):
+        if key.startswith("user.anklume."):
+            return True
+        return not any(key.startswith(p) for p in self.p["ignored_config_prefixes"])
+
+    def wanted_config(self, spec):
+        config = stringify(spec.get("config"))
+        config.update(markers(self.p["owner"]))
+        return config
+
+    def run_ops(self, ops):
+        """Wait for every (operation id, what) pair in parallel; collect the failures.
+
+        Waiting one after the other would lose the result of an operation that ended
+        while we waited on another (Incus forgets finished operations after a while).
+        """
+        ops = [op for op in ops if op[0]]
+        if not ops:
+            return
+        errors = []
+
+        def wait(op):
+            try:
+                self.client.wait_operation(op[0], what=op[1], timeout=self.p["timeout"] + 60)
+            except IncusError as exc:
+                errors.append(str(exc))
+
+        with ThreadPoolExecutor(max_workers=min(16, len(ops))) as pool:
+            list(pool.map(wait, ops))
+        if errors:
+            raise IncusError("; ".join(sorted(errors)))
+
+    def state_op(self, inst, action, what):
+        data = {"action": action, "timeout": 30}
+        if action in ("stop", "restart"):
+            data["force"] = True
+        return (self.client.start_operation(self.url(inst["name"], "/state"), "PUT", data,
+                                            project=inst["project"], what=what), what)
+
+    # -- present ------------------------------------------------------------------
+    def present(self, current):
+        ops, to_wait = [], []
+        for spec in self.p["instances"]:
+            name, project = spec["name"], spec["project"]
+            itype = TYPES.get(spec.get("type") or "lxc", "container")
+            config = self.wanted_config(spec)
+            devices = {k: stringify(v) for k, v in (spec.get("devices") or {}).items()}
+            profiles = list(spec.get("profiles") or ["default"])
+            desc = spec.get("description") or ""
+            cur = current.get((project, name))
+            to_wait.append(spec)
+            if cur is None:
+                self.plan.append(plan_entry("instance", name, "create", project=project))
+                self.diffs.append(diff_entry("instance %s" % name, None, {
+                    "type": itype, "image": spec.get("image"), "profiles": profiles,
+                    "config": config, "devices": devices}))
+                self.changed = True
+                if not self.m.check_mode:
+                    what = "creating instance %s in project %s" % (name, project)
+                    self.step = what
+                    ops.append((self.client.start_operation("/1.0/instances", "POST", {
+                        "name": name, "type": itype, "description": desc,
+                        "source": image_source(spec.get("image") or ""),
+                        "profiles": profiles, "config": config, "devices": devices,
+                        "start": True}, project=project, what=what), what))
+                continue
+            if not is_managed(cur, None):
+                self.warnings.append("instance %s exists without the anklume marker: left "
+                                     "alone" % name)
+                self.plan.append(plan_entry("instance", name, "foreign", project=project))
+                to_wait.pop()
+                continue
+            if cur.get("type") != itype:
+                self.warnings.append("instance %s is a %s, declared %s: delete it to recreate"
+                                     % (name, cur.get("type"), itype))
+            cur_config = cur.get("config") or {}
+            keys = ["config.%s" % k for k, v in sorted(config.items())
+                    if cur_config.get(k) != v]
+            removed = sorted(k for k in cur_config if k not in config and self.owned_key(k))
+            keys += ["config.%s" % k for k in removed]
+            dkeys = devices_changes(cur.get("devices"), devices)
+            keys += dkeys
+            if list(cur.get("profiles") or []) != profiles:
+                keys.append("profiles")
+            if (cur.get("description") or "") != desc:
+                keys.append("description")
+            running = cur.get("status") == "Running"
+            if not running:
+                keys.append("state")
+            if not keys:
+                continue
+            self.plan.append(plan_entry("instance", name, "change", keys, project=project))
+            self.changed = True
+            if keys != ["state"]:
+                new_config = {k: v for k, v in cur_config.items() if k not in removed}
+                new_config.update(config)
+                self.diffs.append(diff_entry(
+                    "instance %s" % name,
+                    {"config": {k: v for k, v in cur_config.items() if self.owned_key(k)},
+                     "devices": cur.get("devices"), "profiles": cur.get("profiles"),
+                     "status": cur.get("status")},
+                    {"config": {k: v for k, v in new_config.items() if self.owned_key(k)},
+                     "devices": devices, "profiles": profiles, "status": "Running"}))
+            if self.m.check_mode:
+                continue
+            if keys != ["state"]:
+                self.step = "updating instance %s" % name
+                self.client.query(self.url(name), "PUT", project=project, what=self.step, data={
+                    "architecture": cur.get("architecture"), "config": new_config,
+                    "devices": devices, "profiles": profiles, "description": desc,
+                    "ephemeral": cur.get("ephemeral", False),
+                    "stateful": cur.get("stateful", False)})
+            if not running:
+                ops.append(self.state_op(cur, "start", "starting instance %s" % name))
+            elif any(k.startswith("devices.eth") for k in dkeys):
+                # A new static lease reaches the instance through a fresh DHCP request.
+                ops.append(self.state_op(cur, "restart", "restarting instance %s" % name))
+        if self.m.check_mode:
+            return
+        self.step = "waiting for operations"
+        self.run_ops(ops)
+        if self.p["wait"] and to_wait:
+            self.wait_ready(to_wait, current if not ops else None)
+
+    def wait_ready(self, specs, current):
+        self.step = "waiting for instances to run with their address"
+        deadline = time.monotonic() + self.p["timeout"]
+        while True:
+            if current is None:
+                current = self.client.instances(state=True)
+            missing = [s for s in specs
+                       if not ready(current.get((s["project"], s["name"])), s.get("ip") or "")]
+            self.addresses = {k[1]: ipv4s(v) for k, v in current.items()}
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise IncusError("%s: still not running with their address after %ss: %s" % (
+                    self.step, self.p["timeout"], ", ".join(
+                        "%s (status %s, addresses %s, want %s)" % (
+                            s["name"],
+                            (current.get((s["project"], s["name"])) or {}).get("status"),
+                            ipv4s(current.get((s["project"], s["name"])) or {}) or "none",
+                            s.get("ip") or "any") for s in missing)))
+            time.sleep(0.5)
+            current = None
+
+    # -- absent / pruned -------------------------------------------------------
+    def remove(self, current, targets, force):
+        stops, deletes = [], []
+        for key in targets:
+            cur = current.get(key)
+            if cur is None:
+                continue
+            name, project = key[1], key[0]
+            if not is_managed(cur, None):
+                self.warnings.append("instance %s is not managed by anklume: not deleted"
+                                     % name)
+                continue
+            protected = (cur.get("config") or {}).get(PROTECT) == "true"
+            if protected and not force:
+                self.warnings.append("instance %s kept: it is protected (ephemeral: false); "
+                                     "FORCE=1 deletes it" % name)
+                self.plan.append(plan_entry("instance", name, "keep", project=project))
+                continue
+            self.plan.append(plan_entry("instance", name, "remove", project=project))
+            self.diffs.append(diff_entry("instance %s" % name,
+                                         {"status": cur.get("status"),
+                                          "profiles": cur.get("profiles")}, None))
+            self.changed = True
+            if self.m.check_mode:
+                continue
+            if protected:
+                self.step = "lifting the delete protection of %s" % name
+                self.client.query(self.url(name), "PATCH", project=project, what=self.step,
+                                  data={"config": {PROTECT: "false"}})
+            if cur.get("status") != "Stopped":
+                stops.append(self.state_op(cur, "stop", "stopping instance %s" % name))
+            deletes.append(cur)
+        self.step = "stopping instances"
+        self.run_ops(stops)
+        ops = []
+        for cur in deletes:
+            what = "deleting instance %s" % cur["name"]
+            ops.append((self.client.start_operation(self.url(cur["name"]), "DELETE", None,
+                                                    project=cur["project"], what=what), what))
+        self.step = "deleting instances"
+        self.run_ops(ops)
+
+    def run(self):
+        p = self.p
+        self.addresses = {}
+        current = self.client.instances(state=True)
+        orphans = []
+        if p["report_orphans"] or p["state"] == "pruned":
+            declared = set(p["declared"]) | {s["name"] for s in p["instances"]}
+            orphans = sorted(k for k, inst in current.items()
+                             if k[1] not in declared and is_managed(inst, p["owner"] or None))
+        if p["state"] == "present":
+            self.present(current)
+            self.plan.extend(plan_entry("instance", k[1], "orphan", project=k[0])
+                             for k in orphans)
+        elif p["state"] == "absent":
+            self.remove(current, [(s["project"], s["name"]) for s in p["instances"]],
+                        p["force"])
+        else:
+            self.remove(current, orphans, False)
+        return ["%s/%s" % k for k in orphans]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            instances=dict(type="list", elements="dict", default=[]),
+            declared=dict(type="list", elements="str", default=[]),
+            report_orphans=dict(type="bool", default=False),
+            owner=dict(type="str", default=""),
+            remote=dict(type="str", default="local"),
+            state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+            force=dict(type="bool", default=False),
+            wait=dict(type="bool", default=True),
+            timeout=dict(type="int", default=120),
+            ignored_config_prefixes=dict(type="list", elements="str",
+                                         default=["volatile.", "image.", "user."]),
+        ),
+        supports_check_mode=True,
+    )
+    rec = Reconciler(module)
+    orphans = []
+    try:
+        orphans = rec.run()
+    except IncusError as exc:
+        module.fail_json(msg="incus_instance: %s" % exc, plan=rec.plan, step=rec.step)
+    for w in rec.warnings:
+        module.warn(w)
+    module.exit_json(changed=rec.changed, plan=rec.plan, orphans=orphans, diff=rec.diffs,
+                     addresses=rec.addresses, incus_calls=rec.client.calls)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Reconcile Incus bridges in bulk (one read, one write per changed bridge)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_network
+short_description: Reconcile a set of Incus networks (bridges) with their declaration
+description:
+  - Reads every network with one C(recursion=1) query, creates the missing
+    bridges, updates the declared keys that differ, and reports (or, with
+    I(state=pruned), deletes) bridges that carry the anklume marker for this
+    I(owner) but are no longer declared.
+  - Supports check mode and diff; every result carries a C(plan) list.
+  - Objects without the C(user.anklume.managed) marker are never modified or deleted.
+options:
+  networks:
+    description: Networks to reconcile (or delete with I(state=absent)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name: {description: Bridge name., type: str, required: true}
+      description: {description: Free text., type: str, default: ""}
+      config: {description: Incus network config keys., type: dict, default: {}}
+  declared:
+    description: Every network name the whole infra declares; with I(report_orphans) the
+      managed ones outside it (and matching I(prefix)) are orphans.
+    type: list
+    elements: str
+    default: []
+  report_orphans: {description: Compute orphans., type: bool, default: false}
+  prefix: {description: Naming scheme of our bridges., type: str, default: "net-"}
+  owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
+  remote: {description: Incus remote., type: str, default: local}
+  state:
+    description: C(present) reconciles, C(absent) deletes I(networks), C(pruned) deletes orphans.
+    type: str
+    choices: [present, absent, pruned]
+    default: present
+author: AnKLuMe
+"""
+
+EXAMPLES = r"""
+- name: Reconcile the domain bridges
+  incus_network:
+    networks:
+      - name: net-pro
+        config: {ipv4.address: 10.100.2.254/24, ipv4.nat: "true", ipv6.address: none}
+    owner: anklume
+"""
+
+RETURN = r"""
+plan:
+  description: One entry per object (kind, name, action, keys); action is create, change, remove, orphan or keep.
+  type: list
+  returned: always
+orphans:
+  description: Managed networks no longer declared.
+  type: list
+  returned: always
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.incus_client import (
+    IncusClient, IncusError, config_changes, diff_entry, is_managed, markers,
+    plan_entry, qname, stringify,
+)
+
+KIND = "network"
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            networks=dict(type="list", elements="dict", default=[]),
+            declared=dict(type="list", elements="str", default=[]),
+            report_orphans=dict(type="bool", default=False),
+            prefix=dict(type="str", default="net-"),
+            owner=dict(type="str", default=""),
+            remote=dict(type="str", default="local"),
+            state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    client = IncusClient(p["remote"])
+    plan, diffs, warnings, orphans = [], [], [], []
+    changed = False
+    step = "reading networks"
+    try:
+        current = client.networks()
+        if p["report_orphans"] or p["state"] == "pruned":
+            declared = set(p["declared"]) | {n["name"] for n in p["networks"]}
+            orphans = sorted(name for name, net in current.items()
+                             if name.startswith(p["prefix"]) and name not in declared
+                             and is_managed(net, p["owner"] or None))
+        if p["state"] == "present":
+            for net in p["networks"]:
+                name = net["name"]
+                wanted = stringify(net.get("config"))
+                wanted.update(markers(p["owner"]))
+                desc = net.get("description") or ""
+                cur = current.get(name)
+                if cur is None:
+                    plan.append(plan_entry(KIND, name, "create"))
+                    diffs.append(diff_entry("network %s" % name, None,
+                                            {"config": wanted, "description": desc}))
+                    changed = True
+                    if not module.check_mode:
+                        step = "creating network %s" % name
+                        client.query("/1.0/networks", "POST", what=step, data={
+                            "name": name, "type": "bridge", "description": desc,
+                            "config": wanted})
+                    continue
+                if not is_managed(cur, None):
+                    warnings.append("network %s exists without the anklume marker: left alone"
+                                    % name)
+                    plan.append(plan_entry(KIND, name, "foreign"))
+                    continue
+                keys, removed = config_changes(cur.get("config"), wanted, ("user.anklume.",))
+                if cur.get("description", "") != desc:
+                    keys.append("description")
+                if not keys and not removed:
+                    continue
+                new_config = {k: v for k, v in (cur.get("config") or {}).items()
+                              if k not in removed}
+                new_config.update(wanted)
+                plan.append(plan_entry(KIND, name, "change", keys + removed))
+                diffs.append(diff_entry("network %s" % name,
+                                        {"config": cur.get("config"),
+                                         "description": cur.get("description", "")},
+                                        {"config": new_config, "description": desc}))
+                changed = True
+                if not module.check_mode:
+                    step = "updating network %s" % name
+                    client.query("/1.0/networks/%s" % qname(name), "PUT", what=step,
+                                 data={"config": new_config, "description": desc})
+        targets = []
+        if p["state"] == "absent":
+            targets = [n["name"] for n in p["networks"]]
+        elif p["state"] == "pruned":
+            targets = orphans
+        for name in targets:
+            cur = current.get(name)
+            if cur is None:
+                continue
+            if not is_managed(cur, None):
+                warnings.append("network %s is not managed by anklume: not deleted" % name)
+                continue
+            used = [u for u in cur.get("used_by") or []]
+            if used and not module.check_mode:
+                warnings.append("network %s kept: still used by %s" % (name, ", ".join(used)))
+                plan.append(plan_entry(KIND, name, "keep"))
+                continue
+            plan.append(plan_entry(KIND, name, "remove"))
+            diffs.append(diff_entry("network %s" % name, {"config": cur.get("config")}, None))
+            changed = True
+            if not module.check_mode:
+                step = "deleting network %s" % name
+                client.query("/1.0/networks/%s" % qname(name), "DELETE", what=step)
+        if p["state"] == "present":
+            plan.extend(plan_entry(KIND, name, "orphan") for name in orphans)
+    except IncusError as exc:
+        module.fail_json(msg="incus_network: %s" % exc, plan=plan, step=step)
+    for w in warnings:
+        module.warn(w)
+    module.exit_json(changed=changed, plan=plan, orphans=orphans, diff=diffs,
+                     incus_calls=client.calls)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Reconcile the extra Incus profiles declared per domain, in bulk."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_profile
+short_description: Reconcile a set of Incus profiles (GPU, nesting, ...) with their declaration
+description:
+  - Reads every profile of every project with one query, creates the missing ones and
+    makes the existing ones hold exactly the declared config and devices.
+  - Profiles with the anklume marker for I(owner) that are no longer declared are orphans;
+    I(state=pruned) deletes them (Incus refuses while an instance still uses one).
+  - Supports check mode and diff; every result carries a C(plan) list.
+options:
+  profiles:
+    description: Profiles to reconcile (or delete with I(state=absent)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      project: {description: Incus project holding the profile., type: str, required: true}
+      name: {description: Profile name., type: str, required: true}
+      description: {description: Free text., type: str, default: ""}
+      config: {description: Profile config keys., type: dict, default: {}}
+      devices: {description: Profile devices., type: dict, default: {}}
+  declared: {description: "Every profile the infra declares, as C(project/name).", type: list, elements: str, default: []}
+  report_orphans: {description: Compute orphans., type: bool, default: false}
+  owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
+  remote: {description: Incus remote., type: str, default: local}
+  state: {description: present, absent or pruned., type: str, choices: [present, absent, pruned], default: present}
+author: AnKLuMe
+"""
+
+EXAMPLES = r"""
+- name: Reconcile extra profiles
+  incus_profile:
+    profiles:
+      - {project: homelab, name: nesting, config: {security.nesting: "true"}}
+"""
+
+RETURN = r"""
+plan: {description: One entry per object (kind, name, action, keys)., type: list, returned: always}
+orphans: {description: "Managed profiles no longer declared (project/name).", type: list, returned: always}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.incus_client import (
+    IncusClient, IncusError, config_changes, devices_changes, diff_entry, is_managed,
+    markers, plan_entry, qname, stringify,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            profiles=dict(type="list", elements="dict", default=[]),
+            declared=dict(type="list", elements="str", default=[]),
+            report_orphans=dict(type="bool", default=False),
+            owner=dict(type="str", default=""),
+            remote=dict(type="str", default="local"),
+            state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    client = IncusClient(p["remote"])
+    plan, diffs, warnings, orphans = [], [], [], []
+    changed = False
+    step = "reading profiles"
+    try:
+        current = client.profiles()
+        if p["report_orphans"] or p["state"] == "pruned":
+            declared = set(p["declared"]) | {"%s/%s" % (x["project"], x["name"])
+                                             for x in p["profiles"]}
+            orphans = sorted("%s/%s" % key for key, prof in current.items()
+                             if "%s/%s" % key not in declared and key[1] != "default"
+                             and is_managed(prof, p["owner"] or None))
+        if p["state"] == "present":
+            for prof in p["profiles"]:
+                project, name = prof["project"], prof["name"]
+                label = "%s/%s" % (project, name)
+                wanted = stringify(prof.get("config"))
+                wanted.update(markers(p["owner"]))
+                devices = {k: stringify(v) for k, v in (prof.get("devices") or {}).items()}
+                desc = prof.get("description") or ""
+                cur = current.get((project, name))
+                if cur is None:
+                    plan.append(plan_entry("profile", label, "create", project=project))
+                    diffs.append(diff_entry("profile %s" % label, None,
+                                            {"config": wanted, "devices": devices}))
+                    changed = True
+                    if not module.check_mode:
+                        step = "creating profile %s" % label
+                        client.query("/1.0/profiles", "POST", project=project, what=step,
+                                     data={"name": name, "description": desc,
+                                           "config": wanted, "devices": devices})
+                    continue
+                if not is_managed(cur, None):
+                    warnings.append("profile %s exists without the anklume marker: left alone"
+                                    % label)
+                    plan.append(plan_entry("profile", label, "foreign", project=project))
+                    continue
+                keys, removed = config_changes(cur.get("config"), wanted, ("",))
+                keys = ["config.%s" % k for k in keys + removed]
+                keys += devices_changes(cur.get("devices"), devices)
+                if cur.get("description", "") != desc:
+                    keys.append("description")
+                if not keys:
+                    continue
+                plan.append(plan_entry("profile", label, "change", keys, project=project))
+                diffs.append(diff_entry("profile %s" % label,
+                                        {"config": cur.get("config"), "devices": cur.get("devices")},
+                                        {"config": wanted, "devices": devices}))
+                changed = True
+                if not module.check_mode:
+                    step = "updating profile %s" % label
+                    client.query("/1.0/profiles/%s" % qname(name), "PUT", project=project,
+                                 what=step, data={"config": wanted, "devices": devices,
+                                                  "description": desc})
+        targets = []
+        if p["state"] == "absent":
+            targets = ["%s/%s" % (x["project"], x["name"]) for x in p["profiles"]]
+        elif p["state"] == "pruned":
+            targets = orphans
+        for label in targets:
+            project, name = label.split("/", 1)
+            cur = current.get((project, name))
+            if cur is None:
+                continue
+            if not is_managed(cur, None):
+                warnings.append("profile %s is not managed by anklume: not deleted" % label)
+                continue
+            if cur.get("used_by") and not module.check_mode:
+                warnings.append("profile %s kept: still used by %s"
+                                % (label, ", ".join(cur["used_by"])))
+                plan.append(plan_entry("profile", label, "keep", project=project))
+                continue
+            plan.append(plan_entry("profile", label, "remove", project=project))
+            changed = True
+            if not module.check_mode:
+                step = "deleting profile %s" % label
+                client.query("/1.0/profiles/%s" % qname(name), "DELETE", project=project,
+                             what=step)
+        if p["state"] == "present":
+            plan.extend(plan_entry("profile", n, "orphan") for n in orphans)
+    except IncusError as exc:
+        module.fail_json(msg="incus_profile: %s" % exc, plan=plan, step=step)
+    for w in warnings:
+        module.warn(w)
+    module.exit_json(changed=changed, plan=plan, orphans=orphans, diff=diffs,
+                     incus_calls=client.calls)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Reconcile Incus projects and their default profile in bulk."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_project
+short_description: Reconcile a set of Incus projects and their default profile
+description:
+  - Reads every project and profile with one query each, creates missing projects,
+    sets the declared config keys, and makes each project's C(default) profile hold
+    exactly the declared devices (root disk and eth0 on the domain bridge).
+  - Projects carrying the anklume marker for I(owner) but no longer declared are
+    orphans; I(state=pruned) deletes them when empty.
+  - Supports check mode and diff; every result carries a C(plan) list.
+options:
+  projects:
+    description: Projects to reconcile (or delete with I(state=absent)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name: {description: Project name., type: str, required: true}
+      description: {description: Free text., type: str, default: ""}
+      config: {description: Project config keys (features.*, limits.*, ...)., type: dict, default: {}}
+      default_devices: {description: Devices of the project's default profile., type: dict, default: {}}
+  declared: {description: Every project the whole infra declares., type: list, elements: str, default: []}
+  report_orphans: {description: Compute orphans., type: bool, default: false}
+  owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
+  remote: {description: Incus remote., type: str, default: local}
+  state: {description: present, absent or pruned., type: str, choices: [present, absent, pruned], default: present}
+author: AnKLuMe
+"""
+
+EXAMPLES = r"""
+- name: Reconcile the domain projects
+  incus_project:
+    projects:
+      - name: pro
+        config: {features.images: "false", features.profiles: "true"}
+        default_devices:
+          root: {type: disk, path: /, pool: default}
+          eth0: {type: nic, network: net-pro, name: eth0}
+"""
+
+RETURN = r"""
+plan: {description: One entry per object (kind, name, action, keys)., type: list, returned: always}
+orphans: {description: Managed projects no longer declared., type: list, returned: always}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.incus_client import (
+    IncusClient, IncusError, config_changes, devices_changes, diff_entry, is_managed,
+    markers, plan_entry, qname, stringify,
+)
+
+
+def project_is_empty(client, name):
+    """Instances and non-default profiles block a project deletion."""
+    leftovers = []
+    for url in client.get("/1.0/projects/%s" % qname(name)).get("used_by") or []:
+        if "/profiles/default" in url:
+            continue
+        leftovers.append(url)
+    return leftovers
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            projects=dict(type="list", elements="dict", default=[]),
+            declared=dict(type="list", elements="str", default=[]),
+            report_orphans=dict(type="bool", default=False),
+            owner=dict(type="str", default=""),
+            remote=dict(type="str", default="local"),
+            state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    client = IncusClient(p["remote"])
+    plan, diffs, warnings, orphans = [], [], [], []
+    changed = False
+    step = "reading projects"
+    try:
+        current = client.projects()
+        if p["report_orphans"] or p["state"] == "pruned":
+            declared = set(p["declared"]) | {x["name"] for x in p["projects"]}
+            orphans = sorted(n for n, proj in current.items()
+                             if n not in declared and n != "default"
+                             and is_managed(proj, p["owner"] or None))
+        if p["state"] == "present":
+            profiles = client.profiles() if current else {}
+            for proj in p["projects"]:
+                name = proj["name"]
+                wanted = stringify(proj.get("config"))
+                wanted.update(markers(p["owner"]))
+                desc = proj.get("description") or ""
+                devices = {k: stringify(v) for k, v in (proj.get("default_devices") or {}).items()}
+                cur = current.get(name)
+                if cur is None:
+                    plan.append(plan_entry("project", name, "create"))
+                    diffs.append(diff_entry("project %s" % name, None,
+                                            {"config": wanted, "description": desc,
+                                             "default_profile_devices": devices}))
+                    changed = True
+                    if not module.check_mode:
+                        step = "creating project %s" % name
+                        client.query("/1.0/projects", "POST", what=step, data={
+                            "name": name, "description": desc, "config": wanted})
+                        step = "setting the default profile of project %s" % name
+                        client.query("/1.0/profiles/default", "PUT", project=name, what=step,
+                                     data={"config": {}, "devices": devices,
+                                           "description": "anklume: root disk and eth0 "
+                                                          "on %s" % name})
+                    continue
+                if not is_managed(cur, None):
+                    warnings.append("project %s exists without the anklume marker: left alone"
+                                    % name)
+                    plan.append(plan_entry("project", name, "foreign"))
+                    continue
+                keys, removed = config_changes(cur.get("config"), wanted, ("user.anklume.",))
+                if cur.get("description", "") != desc:
+                    keys.append("description")
+                if keys or removed:
+                    new_config = {k: v for k, v in (cur.get("config") or {}).items()
+                                  if k not in removed}
+                    new_config.update(wanted)
+                    plan.append(plan_entry("project", name, "change", keys + removed))
+                    diffs.append(diff_entry("project %s" % name,
+                                            {"config": cur.get("config"),
+                                             "description": cur.get("description", "")},
+                                            {"config": new_config, "description": desc}))
+                    changed = True
+                    if not module.check_mode:
+                        step = "updating project %s" % name
+                        client.query("/1.0/projects/%s" % qname(name), "PUT", what=step,
+                                     data={"config": new_config, "description": desc})
+                prof = profiles.get((name, "default")) or {}
+                dkeys = devices_changes(prof.get("devices"), devices)
+                if dkeys:
+                    plan.append(plan_entry("profile", "%s/default" % name, "change", dkeys,
+                                           project=name))
+                    diffs.append(diff_entry("profile %s/default" % name,
+                                            {"devices": prof.get("devices")},
+                                            {"devices": devices}))
+                    changed = True
+                    if not module.check_mode:
+                        step = "updating the default profile of project %s" % name
+                        client.query("/1.0/profiles/default", "PUT", project=name, what=step,
+                                     data={"config": prof.get("config") or {},
+                                           "description": prof.get("description", ""),
+                                           "devices": devices})
+        targets = []
+        if p["state"] == "absent":
+            targets = [x["name"] for x in p["projects"]]
+        elif p["state"] == "pruned":
+            targets = orphans
+        for name in targets:
+            cur = current.get(name)
+            if cur is None:
+                continue
+            if not is_managed(cur, None):
+                warnings.append("project %s is not managed by anklume: not deleted" % name)
+                continue
+            step = "reading project %s" % name
+            leftovers = project_is_empty(client, name)
+            if leftovers and not module.check_mode:
+                warnings.append("project %s kept: it still holds %s"
+                                % (name, ", ".join(leftovers)))
+                plan.append(plan_entry("project", name, "keep"))
+                continue
+            plan.append(plan_entry("project", name, "remove"))
+            diffs.append(diff_entry("project %s" % name, {"config": cur.get("config")}, None))
+            changed = True
+            if not module.check_mode:
+                step = "deleting project %s" % name
+                client.query("/1.0/projects/%s" % qname(name), "DELETE", what=step)
+        if p["state"] == "present":
+            plan.extend(plan_entry("project", n, "orphan") for n in orphans)
+    except IncusError as exc:
+        module.fail_json(msg="incus_project: %s" % exc, plan=plan, step=step)
+    for w in warnings:
+        module.warn(w)
+    module.exit_json(changed=changed, plan=plan, orphans=orphans, diff=diffs,
+                     incus_calls=client.calls)
+
+
+if __name__ == "__main__":
+    main()

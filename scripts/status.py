@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""`make status`: one table of the declared instances and the managed orphans.
+
+Reads the generated group_vars/all.yml and host_vars/ beside this directory (or DIR), then
+every instance with its state in one `incus query` call.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def load(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def main(argv: list[str]) -> int:
+    root = Path(argv[1]) if len(argv) > 1 else Path.cwd()
+    allvars = load(root / "group_vars" / "all.yml")
+    if not allvars:
+        print("status: no group_vars/all.yml here: run `make sync` first", file=sys.stderr)
+        return 2
+    remote = allvars.get("anklume_incus_remote") or "local"
+    owner = allvars.get("anklume_project_name") or ""
+    path = "/1.0/instances?all-projects=true&recursion=2"
+    url = path if remote == "local" else f"{remote}:{path}"
+    proc = subprocess.run(["incus", "query", url], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"status: reading instances: {proc.stderr.strip()}", file=sys.stderr)
+        return 1
+    current = {(i.get("project"), i["name"]): i for i in json.loads(proc.stdout or "[]")}
+    rows = [("DOMAIN", "INSTANCE", "TYPE", "STATE", "IP")]
+    declared = set()
+    for domain, rec in (allvars.get("anklume_domains") or {}).items():
+        project = rec.get("project") or domain
+        for machine in rec.get("machines") or []:
+            declared.add((project, machine))
+            hv = load(root / "host_vars" / f"{machine}.yml")
+            inst = current.get((project, machine))
+            state = inst["status"].upper() if inst else "MISSING"
+            ips = []
+            for name, net in ((inst or {}).get("state") or {}).get("network", {}).items():
+                if name != "lo":
+                    ips += [a["address"] for a in net.get("addresses") or []
+                            if a.get("family") == "inet" and a.get("scope") == "global"]
+            ip = ",".join(ips) or (f"({hv.get('instance_ip')})" if hv.get("instance_ip") else "-")
+            rows.append((domain, machine, hv.get("instance_type", "lxc"), state, ip))
+    for (project, name), inst in sorted(current.items()):
+        cfg = inst.get("config") or {}
+        if (project, name) not in declared and cfg.get("user.anklume.managed") == "true" \
+                and cfg.get("user.anklume.owner", "") == owner:
+            rows.append((project, name, inst.get("type", ""), "ORPHAN", "-"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
