@@ -1,0 +1,265 @@
+"""A small lab for the isolation tests: one bridge and container per domain.
+
+Everything is named ``t6`` (bridges ``net-t6*``, containers ``t6-*``, subnets
+10.130.x.0/24 and fd00:130:x::/64, nftables table ``inet anklume_t6``) so the
+lab never touches what other tests or the real ``inet anklume`` table own.
+Traffic is bounded (``ping -c 1 -W 1``, ``nc -w 1``) and only ever aimed at
+the lab's own containers and bridge gateways.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLE = "anklume_t6"
+PREFIX = "t6-"
+NET_PREFIX = "net-t6"
+ADMIN = "t6adm"
+
+
+@dataclass(frozen=True)
+class Box:
+    """One lab container."""
+
+    name: str
+    domain: str
+    ip: str
+    subnet_id: int
+
+    @property
+    def network(self) -> str:
+        return f"net-{self.domain}"
+
+    @property
+    def ip6_prefix(self) -> str:
+        return f"fd00:130:{self.subnet_id}:"
+
+
+DOMAINS = {"t6adm": 1, "t6per": 2, "t6pro": 3, "t6lab": 4}
+# A bridge outside every domain: stands for "the outside" (the uplink that NAT
+# uses), which isolation must leave reachable.
+OUTSIDE = ("net-t6out", 9)
+BOXES = [
+    Box("t6-adm", "t6adm", "10.130.1.10", 1),
+    Box("t6-per", "t6per", "10.130.2.10", 2),
+    Box("t6-pro", "t6pro", "10.130.3.10", 3),
+    Box("t6-lab", "t6lab", "10.130.4.10", 4),
+    Box("t6-lab2", "t6lab", "10.130.4.11", 4),
+]
+OUT_BOX = Box("t6-out", "t6out", "10.130.9.10", 9)
+BY_NAME = {b.name: b for b in [*BOXES, OUT_BOX]}
+POLICY_PORT = 11434
+CLOSED_PORT = 11435
+
+
+def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def sh(script: str, timeout: float = 180) -> None:
+    proc = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert proc.returncode == 0, f"lab setup failed:\n{script}\n{proc.stdout}\n{proc.stderr}"
+
+
+def bridge_args(name: str, subnet_id: int) -> list[str]:
+    return [
+        name,
+        f"ipv4.address=10.130.{subnet_id}.254/24",
+        "ipv4.nat=true",
+        f"ipv6.address=fd00:130:{subnet_id}::1/64",
+        "ipv6.nat=true",
+    ]
+
+
+def cleanup() -> None:
+    """Remove the lab, including leftovers of an interrupted earlier run."""
+    listing = run("incus", "list", "--format", "csv", "--columns", "n", check=False).stdout
+    names = [n for n in listing.split() if n.startswith(PREFIX)]
+    if names:
+        run("incus", "delete", "--force", *names, check=False)
+    nets = run("incus", "network", "list", "--format", "csv", "--columns", "n", check=False).stdout
+    for net in nets.split():
+        if net.startswith(NET_PREFIX):
+            run("incus", "network", "delete", net, check=False)
+    run("nft", "delete", "table", "inet", TABLE, check=False)
+
+
+def create_bridge(name: str, subnet_id: int) -> None:
+    run("incus", "network", "create", *bridge_args(name, subnet_id))
+
+
+def build(image: str) -> None:
+    """Bridges, then every container in parallel, then wait for addresses."""
+    for domain, sid in DOMAINS.items():
+        create_bridge(f"net-{domain}", sid)
+    create_bridge(*OUTSIDE)
+    launches = []
+    for box in [*BOXES, OUT_BOX]:
+        net = OUTSIDE[0] if box is OUT_BOX else box.network
+        launches.append(
+            f"( incus init -q {image} {box.name} --network {net}"
+            f" && incus config device set {box.name} eth0 ipv4.address={box.ip}"
+            f" && incus start {box.name} ) &"
+        )
+    sh("set -e\n" + "\n".join(launches) + "\nfor j in $(jobs -p); do wait $j; done")
+    wait_addresses()
+    # Listeners: the policy port and a second one that must stay closed.
+    for name in ("t6-lab", "t6-lab2"):
+        for port in (POLICY_PORT, CLOSED_PORT):
+            run(
+                "incus",
+                "exec",
+                name,
+                "--",
+                "sh",
+                "-c",
+                f"nohup nc -lk {port} >/dev/null 2>&1 </dev/null &",
+            )
+
+
+def addresses() -> dict[str, tuple[str, str]]:
+    """Container name -> (IPv4, global IPv6) as Incus sees them now."""
+    data = json.loads(run("incus", "list", PREFIX, "--format", "json").stdout)
+    found: dict[str, tuple[str, str]] = {}
+    for inst in data:
+        eth0 = ((inst.get("state") or {}).get("network") or {}).get("eth0") or {}
+        v4 = v6 = ""
+        for addr in eth0.get("addresses", []):
+            if addr["family"] == "inet":
+                v4 = addr["address"]
+            elif addr["family"] == "inet6" and addr["address"].startswith("fd00:130:"):
+                v6 = addr["address"]
+        found[inst["name"]] = (v4, v6)
+    return found
+
+
+def wait_addresses(names: Iterable[str] | None = None, timeout: float = 90) -> dict[str, str]:
+    """Wait until each container has its IPv4 and a ULA IPv6; return name -> IPv6."""
+    wanted = list(names) if names is not None else list(BY_NAME)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = addresses()
+        ready = {
+            n: found[n][1]
+            for n in wanted
+            if n in found and found[n][0] == BY_NAME[n].ip and found[n][1]
+        }
+        if len(ready) == len(wanted):
+            return ready
+        assert time.monotonic() < deadline, f"containers without addresses: {found}"
+        time.sleep(1)
+
+
+def ping(src: str, dst: str) -> bool:
+    """One bounded ping (IPv4 or IPv6 by the address) from a lab container."""
+    flag = "-6" if ":" in dst else "-4"
+    proc = run("incus", "exec", src, "--", "ping", flag, "-c", "1", "-W", "1", dst, check=False)
+    return proc.returncode == 0
+
+
+def tcp(src: str, dst: str, port: int) -> bool:
+    """One bounded TCP connection attempt from a lab container."""
+    proc = run("incus", "exec", src, "--", "nc", "-z", "-w", "1", dst, str(port), check=False)
+    return proc.returncode == 0
+
+
+def parallel(probes: dict[str, tuple]) -> dict[str, bool]:  # type: ignore[type-arg]
+    """Run many probes at once: key -> (function, *args)."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = {k: pool.submit(fn, *args) for k, (fn, *args) in probes.items()}
+        return {k: f.result() for k, f in futures.items()}
+
+
+def lab_vars(**overrides: object) -> dict[str, object]:
+    """Variables as `make sync` writes them (docs/generated-vars.md), for the lab."""
+    domains = {
+        d: {
+            "description": f"test domain {d}",
+            "subnet_id": sid,
+            "project": "default",
+            "network": f"net-{d}",
+            "subnet": f"10.130.{sid}.0/24",
+            "gateway": f"10.130.{sid}.254",
+            "ephemeral": True,
+            "profiles": {},
+            "machines": [b.name for b in BOXES if b.domain == d],
+        }
+        for d, sid in DOMAINS.items()
+    }
+    variables: dict[str, object] = {
+        "anklume_isolation": True,
+        "anklume_admin_domain": ADMIN,
+        "anklume_domains": domains,
+        "anklume_network_policies": [
+            {
+                "from": "t6per",
+                "from_kind": "domain",
+                "from_cidr": "10.130.2.0/24",
+                "to": "t6-lab",
+                "to_kind": "machine",
+                "to_cidr": "10.130.4.10/32",
+                "protocol": "tcp",
+                "ports": [POLICY_PORT],
+                "description": "perso to the homelab LLM",
+            }
+        ],
+        "incus_nftables_table": TABLE,
+    }
+    variables.update(overrides)
+    return variables
+
+
+@dataclass
+class Applied:
+    rc: int
+    output: str
+
+    @property
+    def changed(self) -> int:
+        match = re.search(r"localhost\s*:.*?changed=(\d+)", self.output)
+        assert match, self.output
+        return int(match.group(1))
+
+
+def apply_role(tmp: Path, *extra: str, **overrides: object) -> Applied:
+    """Run nftables.yml (the role) on localhost with the lab's variables."""
+    overrides.setdefault("incus_nftables_file", str(tmp / f"{TABLE}.nft"))
+    variables = lab_vars(**overrides)
+    vars_file = tmp / "vars.yml"
+    vars_file.write_text(yaml.safe_dump(variables))
+    inventory = tmp / "hosts.ini"
+    inventory.write_text("localhost ansible_connection=local\n")
+    proc = subprocess.run(
+        [
+            str(ROOT / ".venv/bin/ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(ROOT / "nftables.yml"),
+            "-e",
+            f"@{vars_file}",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+        check=False,
+    )
+    return Applied(proc.returncode, proc.stdout + proc.stderr)
+
+
+def live_table() -> str:
+    """The lab table as the kernel holds it ("" when absent)."""
+    return run("nft", "-s", "list", "table", "inet", TABLE, check=False).stdout
