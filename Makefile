@@ -90,3 +90,18 @@ status: $(STAMP) ## Table of the declared instances: domain, instance, type, sta
 destroy: $(STAMP) ## Delete what infra.yml declares (LIMIT=<domain>; protected instances need FORCE=1)
 	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --tags destroy $(if $(LIMIT),--limit $(LIMIT)) \
 		$(if $(filter 1 true yes,$(FORCE)),-e anklume_force=true)
+
+# Host nftables isolation between domains (docs/network-isolation.md). BOOT=1 also installs
+# the ruleset to be loaded at boot. From the admin container: MODE=file renders only, then
+# `make nftables-deploy` (or scripts/deploy-nftables.sh) loads it on the host.
+BOOT    ?=
+MODE    ?=
+.PHONY: nftables nftables-deploy
+nftables: $(STAMP) ## Sync, then render, check and load the isolation rules (BOOT=1, MODE=file)
+	@$(PY) scripts/generate.py $(INFRA)
+	@$(PLAYBOOK_ENV) $(BIN)/ansible-playbook nftables.yml \
+		$(if $(filter 1 true yes,$(BOOT)),-e incus_nftables_boot=true) \
+		$(if $(MODE),-e incus_nftables_mode=$(MODE))
+
+nftables-deploy: ## On the host: check and load nftables/anklume.nft if it differs (root)
+	@bash scripts/deploy-nftables.sh $(if $(filter 1 true yes,$(BOOT)),--install-boot)
