@@ -67,6 +67,7 @@ clean: ## Remove caches (keeps .venv)
 PRUNE   ?=
 FORCE   ?=
 APPLY_ENV := $(PLAYBOOK_ENV) ANSIBLE_CALLBACK_PLUGINS=$(abspath plugins/callback) \
+	ANSIBLE_ACTION_PLUGINS=$(abspath plugins/action) \
 	ANSIBLE_CALLBACKS_ENABLED=anklume_plan
 APPLY_VARS := $(if $(filter 1 true yes,$(PRUNE)),-e anklume_prune=true)
 

@@ -332,23 +332,24 @@ class Reconciler:
         return ["%s/%s" % k for k in orphans]
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            instances=dict(type="list", elements="dict", default=[]),
-            declared=dict(type="list", elements="str", default=[]),
-            report_orphans=dict(type="bool", default=False),
-            owner=dict(type="str", default=""),
-            remote=dict(type="str", default="local"),
-            state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
-            force=dict(type="bool", default=False),
-            wait=dict(type="bool", default=True),
-            timeout=dict(type="int", default=120),
-            ignored_config_prefixes=dict(type="list", elements="str",
-                                         default=["volatile.", "image.", "user."]),
-        ),
-        supports_check_mode=True,
-    )
+ARGUMENT_SPEC = dict(
+    instances=dict(type="list", elements="dict", default=[]),
+    declared=dict(type="list", elements="str", default=[]),
+    report_orphans=dict(type="bool", default=False),
+    owner=dict(type="str", default=""),
+    remote=dict(type="str", default="local"),
+    state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+    force=dict(type="bool", default=False),
+    wait=dict(type="bool", default=True),
+    timeout=dict(type="int", default=120),
+    ignored_config_prefixes=dict(type="list", elements="str",
+                                 default=["volatile.", "image.", "user."]),
+)
+
+
+def main(module=None):
+    """Run as a module, or in the controller through the anklume action plugin."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     rec = Reconciler(module)
     orphans = []
     try:

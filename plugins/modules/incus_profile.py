@@ -53,18 +53,19 @@ from ansible.module_utils.incus_client import (
 )
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            profiles=dict(type="list", elements="dict", default=[]),
-            declared=dict(type="list", elements="str", default=[]),
-            report_orphans=dict(type="bool", default=False),
-            owner=dict(type="str", default=""),
-            remote=dict(type="str", default="local"),
-            state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
-        ),
-        supports_check_mode=True,
-    )
+ARGUMENT_SPEC = dict(
+    profiles=dict(type="list", elements="dict", default=[]),
+    declared=dict(type="list", elements="str", default=[]),
+    report_orphans=dict(type="bool", default=False),
+    owner=dict(type="str", default=""),
+    remote=dict(type="str", default="local"),
+    state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+)
+
+
+def main(module=None):
+    """Run as a module, or in the controller through the anklume action plugin."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     client = IncusClient(p["remote"])
     plan, diffs, warnings, orphans = [], [], [], []
