@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Run an anklume Incus module inside the controller process (ADR-013).
 
@@ -72,7 +71,7 @@ class InProcessAction(ActionBase):
         fake = InProcessModule(args, bool(self._task.check_mode))
         try:
             mod.main(fake)
-            done = {"failed": True, "msg": "%s returned nothing" % self.MODULE}
+            done = {"failed": True, "msg": f"{self.MODULE} returned nothing"}
         except _Done as exc:
             done = exc.result
         if fake.warnings:

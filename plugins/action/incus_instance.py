@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Run the incus_instance module in the controller process (see _incus_inprocess.py)."""
 

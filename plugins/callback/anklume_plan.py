@@ -1,5 +1,6 @@
-# -*- coding: utf-8 -*-
 # SPDX-License-Identifier: AGPL-3.0-or-later
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402
 """Summarise the `plan` entries the anklume Incus modules return.
 
 Enabled by `make plan` / `make apply` (ANSIBLE_CALLBACKS_ENABLED=anklume_plan). In check
@@ -66,7 +67,7 @@ class CallbackModule(CallbackBase):
         label = "plan" if check else "apply"
         lines = []
         for e in entries:
-            what = "%s %s" % (e["kind"], e["name"])
+            what = "{} {}".format(e["kind"], e["name"])
             if e["action"] == "change":
                 what += ": " + ", ".join(e.get("keys") or [])
             elif e["action"] == "orphan":
@@ -75,14 +76,13 @@ class CallbackModule(CallbackBase):
                 what += " (kept)"
             elif e["action"] == "foreign":
                 what += " (exists, not managed by anklume: left alone)"
-            lines.append("%s: %s %s" % (label, SYMBOL.get(e["action"], "*"), what))
+            lines.append("{}: {} {}".format(label, SYMBOL.get(e["action"], "*"), what))
         verbs = ("to create", "to change", "to remove") if check else \
             ("created", "changed", "removed")
-        summary = "%s: %d %s, %d %s, %d %s, %d orphans (PRUNE=1 removes)" % (
-            label, count["create"], verbs[0], count["change"], verbs[1],
-            count["remove"], verbs[2], count["orphan"])
+        summary = (f"{label}: {count['create']} {verbs[0]}, {count['change']} {verbs[1]}, "
+                   f"{count['remove']} {verbs[2]}, {count['orphan']} orphans (PRUNE=1 removes)")
         if count["keep"]:
-            summary += ", %d kept" % count["keep"]
+            summary += f", {count['keep']} kept"
         self._display.display("")
         for line in lines:
             self._display.display(line)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # AnKLuMe: the one small Incus client every anklume module shares.
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Talk to Incus through the CLI's raw REST verb, `incus query`.
@@ -45,7 +44,7 @@ class IncusClient:
         url = path
         if query:
             url += ("&" if "?" in url else "?") + urlencode(query)
-        return url if self.remote == "local" else "%s:%s" % (self.remote, url)
+        return url if self.remote == "local" else f"{self.remote}:{url}"
 
     def query(self, path, method="GET", data=None, project=None, params=None,
               wait=True, what=None):
@@ -61,24 +60,22 @@ class IncusClient:
             proc = subprocess.run(cmd, capture_output=True, text=True,
                                   timeout=self.timeout, check=False)
         except FileNotFoundError as exc:
-            raise IncusError("%s: the incus client is not installed (%s)"
-                             % (what or path, exc)) from exc
+            raise IncusError(f"{what or path}: the incus client is not installed ({exc})") from exc
         except subprocess.TimeoutExpired as exc:
-            raise IncusError("%s: incus query %s %s timed out after %ss"
-                             % (what or path, method, path, self.timeout)) from exc
+            raise IncusError(f"{what or path}: incus query {method} {path} timed out "
+                             f"after {self.timeout}s") from exc
         if proc.returncode != 0:
             err = (proc.stderr or proc.stdout).strip()
             if err.startswith("Error: "):
                 err = err[len("Error: "):]
-            raise IncusError("%s: %s" % (what or "%s %s" % (method, path), err))
+            raise IncusError("{}: {}".format(what or f"{method} {path}", err))
         out = proc.stdout.strip()
         if not out:
             return None
         try:
             return json.loads(out)
         except ValueError as exc:
-            raise IncusError("%s: unreadable answer from incus: %s"
-                             % (what or path, out[:200])) from exc
+            raise IncusError(f"{what or path}: unreadable answer from incus: {out[:200]}") from exc
 
     def get(self, path, project=None, params=None, what=None):
         return self.query(path, project=project, params=params, what=what)
@@ -95,10 +92,10 @@ class IncusClient:
         """Wait for an operation; raise with its error text if it failed."""
         if not op_id:
             return None
-        op = self.query("/1.0/operations/%s/wait" % op_id, params={"timeout": timeout},
+        op = self.query(f"/1.0/operations/{op_id}/wait", params={"timeout": timeout},
                         wait=False, what=what)
         if isinstance(op, dict) and op.get("status_code", 200) >= 400:
-            raise IncusError("%s: %s" % (what or op_id, op.get("err") or op.get("status")))
+            raise IncusError("{}: {}".format(what or op_id, op.get("err") or op.get("status")))
         return op
 
     # -- bulk reads ------------------------------------------------------------
@@ -174,7 +171,7 @@ def devices_changes(current, wanted):
     current = current or {}
     wanted = wanted or {}
     keys = sorted(set(current) | set(wanted))
-    return ["devices.%s" % k for k in keys
+    return [f"devices.{k}" for k in keys
             if stringify(current.get(k)) != stringify(wanted.get(k)) or
             (k in current) != (k in wanted)]
 

@@ -1,6 +1,7 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # SPDX-License-Identifier: AGPL-3.0-or-later
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402, E501
 """Reconcile Incus instances in bulk: create in parallel, start, wait for addresses."""
 
 from __future__ import annotations
@@ -77,8 +78,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
-    IncusClient, IncusError, devices_changes, diff_entry, is_managed,
-    markers, plan_entry, qname, stringify,
+    IncusClient,
+    IncusError,
+    devices_changes,
+    diff_entry,
+    is_managed,
+    markers,
+    plan_entry,
+    qname,
+    stringify,
 )
 
 TYPES = {"lxc": "container", "container": "container",
@@ -121,7 +129,7 @@ class Reconciler:
         self.step = "reading instances"
 
     def url(self, name, suffix=""):
-        return "/1.0/instances/%s%s" % (qname(name), suffix)
+        return f"/1.0/instances/{qname(name)}{suffix}"
 
     def owned_key(self, key):
         if key.startswith("user.anklume."):
@@ -176,12 +184,12 @@ class Reconciler:
             to_wait.append(spec)
             if cur is None:
                 self.plan.append(plan_entry("instance", name, "create", project=project))
-                self.diffs.append(diff_entry("instance %s" % name, None, {
+                self.diffs.append(diff_entry(f"instance {name}", None, {
                     "type": itype, "image": spec.get("image"), "profiles": profiles,
                     "config": config, "devices": devices}))
                 self.changed = True
                 if not self.m.check_mode:
-                    what = "creating instance %s in project %s" % (name, project)
+                    what = f"creating instance {name} in project {project}"
                     self.step = what
                     ops.append((self.client.start_operation("/1.0/instances", "POST", {
                         "name": name, "type": itype, "description": desc,
@@ -190,19 +198,18 @@ class Reconciler:
                         "start": True}, project=project, what=what), what))
                 continue
             if not is_managed(cur, None):
-                self.warnings.append("instance %s exists without the anklume marker: left "
-                                     "alone" % name)
+                self.warnings.append(f"instance {name} exists without the anklume marker: left "
+                                     "alone")
                 self.plan.append(plan_entry("instance", name, "foreign", project=project))
                 to_wait.pop()
                 continue
             if cur.get("type") != itype:
-                self.warnings.append("instance %s is a %s, declared %s: delete it to recreate"
-                                     % (name, cur.get("type"), itype))
+                self.warnings.append("instance {} is a {}, declared {}: delete it to recreate".format(name, cur.get("type"), itype))
             cur_config = cur.get("config") or {}
-            keys = ["config.%s" % k for k, v in sorted(config.items())
+            keys = [f"config.{k}" for k, v in sorted(config.items())
                     if cur_config.get(k) != v]
             removed = sorted(k for k in cur_config if k not in config and self.owned_key(k))
-            keys += ["config.%s" % k for k in removed]
+            keys += [f"config.{k}" for k in removed]
             dkeys = devices_changes(cur.get("devices"), devices)
             keys += dkeys
             if list(cur.get("profiles") or []) != profiles:
@@ -220,7 +227,7 @@ class Reconciler:
                 new_config = {k: v for k, v in cur_config.items() if k not in removed}
                 new_config.update(config)
                 self.diffs.append(diff_entry(
-                    "instance %s" % name,
+                    f"instance {name}",
                     {"config": {k: v for k, v in cur_config.items() if self.owned_key(k)},
                      "devices": cur.get("devices"), "profiles": cur.get("profiles"),
                      "status": cur.get("status")},
@@ -229,17 +236,17 @@ class Reconciler:
             if self.m.check_mode:
                 continue
             if keys != ["state"]:
-                self.step = "updating instance %s" % name
+                self.step = f"updating instance {name}"
                 self.client.query(self.url(name), "PUT", project=project, what=self.step, data={
                     "architecture": cur.get("architecture"), "config": new_config,
                     "devices": devices, "profiles": profiles, "description": desc,
                     "ephemeral": cur.get("ephemeral", False),
                     "stateful": cur.get("stateful", False)})
             if not running:
-                ops.append(self.state_op(cur, "start", "starting instance %s" % name))
+                ops.append(self.state_op(cur, "start", f"starting instance {name}"))
             elif any(k.startswith("devices.eth") for k in dkeys):
                 # A new static lease reaches the instance through a fresh DHCP request.
-                ops.append(self.state_op(cur, "restart", "restarting instance %s" % name))
+                ops.append(self.state_op(cur, "restart", f"restarting instance {name}"))
         if self.m.check_mode:
             return
         self.step = "waiting for operations"
@@ -259,9 +266,9 @@ class Reconciler:
             if not missing:
                 return
             if time.monotonic() >= deadline:
-                raise IncusError("%s: still not running with their address after %ss: %s" % (
+                raise IncusError("{}: still not running with their address after {}s: {}".format(
                     self.step, self.p["timeout"], ", ".join(
-                        "%s (status %s, addresses %s, want %s)" % (
+                        "{} (status {}, addresses {}, want {})".format(
                             s["name"],
                             (current.get((s["project"], s["name"])) or {}).get("status"),
                             ipv4s(current.get((s["project"], s["name"])) or {}) or "none",
@@ -278,34 +285,33 @@ class Reconciler:
                 continue
             name, project = key[1], key[0]
             if not is_managed(cur, None):
-                self.warnings.append("instance %s is not managed by anklume: not deleted"
-                                     % name)
+                self.warnings.append(f"instance {name} is not managed by anklume: not deleted")
                 continue
             protected = (cur.get("config") or {}).get(PROTECT) == "true"
             if protected and not force:
-                self.warnings.append("instance %s kept: it is protected (ephemeral: false); "
-                                     "FORCE=1 deletes it" % name)
+                self.warnings.append(f"instance {name} kept: it is protected (ephemeral: false); "
+                                     "FORCE=1 deletes it")
                 self.plan.append(plan_entry("instance", name, "keep", project=project))
                 continue
             self.plan.append(plan_entry("instance", name, "remove", project=project))
-            self.diffs.append(diff_entry("instance %s" % name,
+            self.diffs.append(diff_entry(f"instance {name}",
                                          {"status": cur.get("status"),
                                           "profiles": cur.get("profiles")}, None))
             self.changed = True
             if self.m.check_mode:
                 continue
             if protected:
-                self.step = "lifting the delete protection of %s" % name
+                self.step = f"lifting the delete protection of {name}"
                 self.client.query(self.url(name), "PATCH", project=project, what=self.step,
                                   data={"config": {PROTECT: "false"}})
             if cur.get("status") != "Stopped":
-                stops.append(self.state_op(cur, "stop", "stopping instance %s" % name))
+                stops.append(self.state_op(cur, "stop", f"stopping instance {name}"))
             deletes.append(cur)
         self.step = "stopping instances"
         self.run_ops(stops)
         ops = []
         for cur in deletes:
-            what = "deleting instance %s" % cur["name"]
+            what = "deleting instance {}".format(cur["name"])
             ops.append((self.client.start_operation(self.url(cur["name"]), "DELETE", None,
                                                     project=cur["project"], what=what), what))
         self.step = "deleting instances"
@@ -329,7 +335,7 @@ class Reconciler:
                         p["force"])
         else:
             self.remove(current, orphans, False)
-        return ["%s/%s" % k for k in orphans]
+        return ["{}/{}".format(*k) for k in orphans]
 
 
 ARGUMENT_SPEC = dict(
@@ -355,7 +361,7 @@ def main(module=None):
     try:
         orphans = rec.run()
     except IncusError as exc:
-        module.fail_json(msg="incus_instance: %s" % exc, plan=rec.plan, step=rec.step)
+        module.fail_json(msg=f"incus_instance: {exc}", plan=rec.plan, step=rec.step)
     for w in rec.warnings:
         module.warn(w)
     module.exit_json(changed=rec.changed, plan=rec.plan, orphans=orphans, diff=rec.diffs,

@@ -1,6 +1,7 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # SPDX-License-Identifier: AGPL-3.0-or-later
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402, E501
 """Reconcile Incus bridges in bulk (one read, one write per changed bridge)."""
 
 from __future__ import annotations
@@ -65,8 +66,15 @@ orphans:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
-    IncusClient, IncusError, config_changes, diff_entry, is_managed, markers,
-    plan_entry, qname, stringify,
+    IncusClient,
+    IncusError,
+    config_changes,
+    diff_entry,
+    is_managed,
+    markers,
+    plan_entry,
+    qname,
+    stringify,
 )
 
 KIND = "network"
@@ -107,18 +115,17 @@ def main(module=None):
                 cur = current.get(name)
                 if cur is None:
                     plan.append(plan_entry(KIND, name, "create"))
-                    diffs.append(diff_entry("network %s" % name, None,
+                    diffs.append(diff_entry(f"network {name}", None,
                                             {"config": wanted, "description": desc}))
                     changed = True
                     if not module.check_mode:
-                        step = "creating network %s" % name
+                        step = f"creating network {name}"
                         client.query("/1.0/networks", "POST", what=step, data={
                             "name": name, "type": "bridge", "description": desc,
                             "config": wanted})
                     continue
                 if not is_managed(cur, None):
-                    warnings.append("network %s exists without the anklume marker: left alone"
-                                    % name)
+                    warnings.append(f"network {name} exists without the anklume marker: left alone")
                     plan.append(plan_entry(KIND, name, "foreign"))
                     continue
                 keys, removed = config_changes(cur.get("config"), wanted, ("user.anklume.",))
@@ -130,14 +137,14 @@ def main(module=None):
                               if k not in removed}
                 new_config.update(wanted)
                 plan.append(plan_entry(KIND, name, "change", keys + removed))
-                diffs.append(diff_entry("network %s" % name,
+                diffs.append(diff_entry(f"network {name}",
                                         {"config": cur.get("config"),
                                          "description": cur.get("description", "")},
                                         {"config": new_config, "description": desc}))
                 changed = True
                 if not module.check_mode:
-                    step = "updating network %s" % name
-                    client.query("/1.0/networks/%s" % qname(name), "PUT", what=step,
+                    step = f"updating network {name}"
+                    client.query(f"/1.0/networks/{qname(name)}", "PUT", what=step,
                                  data={"config": new_config, "description": desc})
         targets = []
         if p["state"] == "absent":
@@ -149,23 +156,23 @@ def main(module=None):
             if cur is None:
                 continue
             if not is_managed(cur, None):
-                warnings.append("network %s is not managed by anklume: not deleted" % name)
+                warnings.append(f"network {name} is not managed by anklume: not deleted")
                 continue
             used = [u for u in cur.get("used_by") or []]
             if used and not module.check_mode:
-                warnings.append("network %s kept: still used by %s" % (name, ", ".join(used)))
+                warnings.append("network {} kept: still used by {}".format(name, ", ".join(used)))
                 plan.append(plan_entry(KIND, name, "keep"))
                 continue
             plan.append(plan_entry(KIND, name, "remove"))
-            diffs.append(diff_entry("network %s" % name, {"config": cur.get("config")}, None))
+            diffs.append(diff_entry(f"network {name}", {"config": cur.get("config")}, None))
             changed = True
             if not module.check_mode:
-                step = "deleting network %s" % name
-                client.query("/1.0/networks/%s" % qname(name), "DELETE", what=step)
+                step = f"deleting network {name}"
+                client.query(f"/1.0/networks/{qname(name)}", "DELETE", what=step)
         if p["state"] == "present":
             plan.extend(plan_entry(KIND, name, "orphan") for name in orphans)
     except IncusError as exc:
-        module.fail_json(msg="incus_network: %s" % exc, plan=plan, step=step)
+        module.fail_json(msg=f"incus_network: {exc}", plan=plan, step=step)
     for w in warnings:
         module.warn(w)
     module.exit_json(changed=changed, plan=plan, orphans=orphans, diff=diffs,

@@ -1,6 +1,7 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # SPDX-License-Identifier: AGPL-3.0-or-later
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402, E501
 """Reconcile the extra Incus profiles declared per domain, in bulk."""
 
 from __future__ import annotations
@@ -48,10 +49,17 @@ orphans: {description: "Managed profiles no longer declared (project/name).", ty
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
-    IncusClient, IncusError, config_changes, devices_changes, diff_entry, is_managed,
-    markers, plan_entry, qname, stringify,
+    IncusClient,
+    IncusError,
+    config_changes,
+    devices_changes,
+    diff_entry,
+    is_managed,
+    markers,
+    plan_entry,
+    qname,
+    stringify,
 )
-
 
 ARGUMENT_SPEC = dict(
     profiles=dict(type="list", elements="dict", default=[]),
@@ -74,15 +82,15 @@ def main(module=None):
     try:
         current = client.profiles()
         if p["report_orphans"] or p["state"] == "pruned":
-            declared = set(p["declared"]) | {"%s/%s" % (x["project"], x["name"])
+            declared = set(p["declared"]) | {"{}/{}".format(x["project"], x["name"])
                                              for x in p["profiles"]}
-            orphans = sorted("%s/%s" % key for key, prof in current.items()
-                             if "%s/%s" % key not in declared and key[1] != "default"
+            orphans = sorted("{}/{}".format(*key) for key, prof in current.items()
+                             if "{}/{}".format(*key) not in declared and key[1] != "default"
                              and is_managed(prof, p["owner"] or None))
         if p["state"] == "present":
             for prof in p["profiles"]:
                 project, name = prof["project"], prof["name"]
-                label = "%s/%s" % (project, name)
+                label = f"{project}/{name}"
                 wanted = stringify(prof.get("config"))
                 wanted.update(markers(p["owner"]))
                 devices = {k: stringify(v) for k, v in (prof.get("devices") or {}).items()}
@@ -90,40 +98,39 @@ def main(module=None):
                 cur = current.get((project, name))
                 if cur is None:
                     plan.append(plan_entry("profile", label, "create", project=project))
-                    diffs.append(diff_entry("profile %s" % label, None,
+                    diffs.append(diff_entry(f"profile {label}", None,
                                             {"config": wanted, "devices": devices}))
                     changed = True
                     if not module.check_mode:
-                        step = "creating profile %s" % label
+                        step = f"creating profile {label}"
                         client.query("/1.0/profiles", "POST", project=project, what=step,
                                      data={"name": name, "description": desc,
                                            "config": wanted, "devices": devices})
                     continue
                 if not is_managed(cur, None):
-                    warnings.append("profile %s exists without the anklume marker: left alone"
-                                    % label)
+                    warnings.append(f"profile {label} exists without the anklume marker: left alone")
                     plan.append(plan_entry("profile", label, "foreign", project=project))
                     continue
                 keys, removed = config_changes(cur.get("config"), wanted, ("",))
-                keys = ["config.%s" % k for k in keys + removed]
+                keys = [f"config.{k}" for k in keys + removed]
                 keys += devices_changes(cur.get("devices"), devices)
                 if cur.get("description", "") != desc:
                     keys.append("description")
                 if not keys:
                     continue
                 plan.append(plan_entry("profile", label, "change", keys, project=project))
-                diffs.append(diff_entry("profile %s" % label,
+                diffs.append(diff_entry(f"profile {label}",
                                         {"config": cur.get("config"), "devices": cur.get("devices")},
                                         {"config": wanted, "devices": devices}))
                 changed = True
                 if not module.check_mode:
-                    step = "updating profile %s" % label
-                    client.query("/1.0/profiles/%s" % qname(name), "PUT", project=project,
+                    step = f"updating profile {label}"
+                    client.query(f"/1.0/profiles/{qname(name)}", "PUT", project=project,
                                  what=step, data={"config": wanted, "devices": devices,
                                                   "description": desc})
         targets = []
         if p["state"] == "absent":
-            targets = ["%s/%s" % (x["project"], x["name"]) for x in p["profiles"]]
+            targets = ["{}/{}".format(x["project"], x["name"]) for x in p["profiles"]]
         elif p["state"] == "pruned":
             targets = orphans
         for label in targets:
@@ -132,23 +139,22 @@ def main(module=None):
             if cur is None:
                 continue
             if not is_managed(cur, None):
-                warnings.append("profile %s is not managed by anklume: not deleted" % label)
+                warnings.append(f"profile {label} is not managed by anklume: not deleted")
                 continue
             if cur.get("used_by") and not module.check_mode:
-                warnings.append("profile %s kept: still used by %s"
-                                % (label, ", ".join(cur["used_by"])))
+                warnings.append("profile {} kept: still used by {}".format(label, ", ".join(cur["used_by"])))
                 plan.append(plan_entry("profile", label, "keep", project=project))
                 continue
             plan.append(plan_entry("profile", label, "remove", project=project))
             changed = True
             if not module.check_mode:
-                step = "deleting profile %s" % label
-                client.query("/1.0/profiles/%s" % qname(name), "DELETE", project=project,
+                step = f"deleting profile {label}"
+                client.query(f"/1.0/profiles/{qname(name)}", "DELETE", project=project,
                              what=step)
         if p["state"] == "present":
             plan.extend(plan_entry("profile", n, "orphan") for n in orphans)
     except IncusError as exc:
-        module.fail_json(msg="incus_profile: %s" % exc, plan=plan, step=step)
+        module.fail_json(msg=f"incus_profile: {exc}", plan=plan, step=step)
     for w in warnings:
         module.warn(w)
     module.exit_json(changed=changed, plan=plan, orphans=orphans, diff=diffs,

@@ -1,6 +1,7 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # SPDX-License-Identifier: AGPL-3.0-or-later
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402, E501
 """Reconcile Incus projects and their default profile in bulk."""
 
 from __future__ import annotations
@@ -52,15 +53,23 @@ orphans: {description: Managed projects no longer declared., type: list, returne
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
-    IncusClient, IncusError, config_changes, devices_changes, diff_entry, is_managed,
-    markers, plan_entry, qname, stringify,
+    IncusClient,
+    IncusError,
+    config_changes,
+    devices_changes,
+    diff_entry,
+    is_managed,
+    markers,
+    plan_entry,
+    qname,
+    stringify,
 )
 
 
 def project_is_empty(client, name):
     """Instances and non-default profiles block a project deletion."""
     leftovers = []
-    for url in client.get("/1.0/projects/%s" % qname(name)).get("used_by") or []:
+    for url in client.get(f"/1.0/projects/{qname(name)}").get("used_by") or []:
         if "/profiles/default" in url:
             continue
         leftovers.append(url)
@@ -103,23 +112,22 @@ def main(module=None):
                 cur = current.get(name)
                 if cur is None:
                     plan.append(plan_entry("project", name, "create"))
-                    diffs.append(diff_entry("project %s" % name, None,
+                    diffs.append(diff_entry(f"project {name}", None,
                                             {"config": wanted, "description": desc,
                                              "default_profile_devices": devices}))
                     changed = True
                     if not module.check_mode:
-                        step = "creating project %s" % name
+                        step = f"creating project {name}"
                         client.query("/1.0/projects", "POST", what=step, data={
                             "name": name, "description": desc, "config": wanted})
-                        step = "setting the default profile of project %s" % name
+                        step = f"setting the default profile of project {name}"
                         client.query("/1.0/profiles/default", "PUT", project=name, what=step,
                                      data={"config": {}, "devices": devices,
                                            "description": "anklume: root disk and eth0 "
-                                                          "on %s" % name})
+                                                          f"on {name}"})
                     continue
                 if not is_managed(cur, None):
-                    warnings.append("project %s exists without the anklume marker: left alone"
-                                    % name)
+                    warnings.append(f"project {name} exists without the anklume marker: left alone")
                     plan.append(plan_entry("project", name, "foreign"))
                     continue
                 keys, removed = config_changes(cur.get("config"), wanted, ("user.anklume.",))
@@ -130,26 +138,26 @@ def main(module=None):
                                   if k not in removed}
                     new_config.update(wanted)
                     plan.append(plan_entry("project", name, "change", keys + removed))
-                    diffs.append(diff_entry("project %s" % name,
+                    diffs.append(diff_entry(f"project {name}",
                                             {"config": cur.get("config"),
                                              "description": cur.get("description", "")},
                                             {"config": new_config, "description": desc}))
                     changed = True
                     if not module.check_mode:
-                        step = "updating project %s" % name
-                        client.query("/1.0/projects/%s" % qname(name), "PUT", what=step,
+                        step = f"updating project {name}"
+                        client.query(f"/1.0/projects/{qname(name)}", "PUT", what=step,
                                      data={"config": new_config, "description": desc})
                 prof = profiles.get((name, "default")) or {}
                 dkeys = devices_changes(prof.get("devices"), devices)
                 if dkeys:
-                    plan.append(plan_entry("profile", "%s/default" % name, "change", dkeys,
+                    plan.append(plan_entry("profile", f"{name}/default", "change", dkeys,
                                            project=name))
-                    diffs.append(diff_entry("profile %s/default" % name,
+                    diffs.append(diff_entry(f"profile {name}/default",
                                             {"devices": prof.get("devices")},
                                             {"devices": devices}))
                     changed = True
                     if not module.check_mode:
-                        step = "updating the default profile of project %s" % name
+                        step = f"updating the default profile of project {name}"
                         client.query("/1.0/profiles/default", "PUT", project=name, what=step,
                                      data={"config": prof.get("config") or {},
                                            "description": prof.get("description", ""),
@@ -164,25 +172,24 @@ def main(module=None):
             if cur is None:
                 continue
             if not is_managed(cur, None):
-                warnings.append("project %s is not managed by anklume: not deleted" % name)
+                warnings.append(f"project {name} is not managed by anklume: not deleted")
                 continue
-            step = "reading project %s" % name
+            step = f"reading project {name}"
             leftovers = project_is_empty(client, name)
             if leftovers and not module.check_mode:
-                warnings.append("project %s kept: it still holds %s"
-                                % (name, ", ".join(leftovers)))
+                warnings.append("project {} kept: it still holds {}".format(name, ", ".join(leftovers)))
                 plan.append(plan_entry("project", name, "keep"))
                 continue
             plan.append(plan_entry("project", name, "remove"))
-            diffs.append(diff_entry("project %s" % name, {"config": cur.get("config")}, None))
+            diffs.append(diff_entry(f"project {name}", {"config": cur.get("config")}, None))
             changed = True
             if not module.check_mode:
-                step = "deleting project %s" % name
-                client.query("/1.0/projects/%s" % qname(name), "DELETE", what=step)
+                step = f"deleting project {name}"
+                client.query(f"/1.0/projects/{qname(name)}", "DELETE", what=step)
         if p["state"] == "present":
             plan.extend(plan_entry("project", n, "orphan") for n in orphans)
     except IncusError as exc:
-        module.fail_json(msg="incus_project: %s" % exc, plan=plan, step=step)
+        module.fail_json(msg=f"incus_project: {exc}", plan=plan, step=step)
     for w in warnings:
         module.warn(w)
     module.exit_json(changed=changed, plan=plan, orphans=orphans, diff=diffs,

@@ -1,0 +1,184 @@
+"""Phases 2 and 2b on the real Incus daemon: apply, idempotence, plan, tags, limit, drift,
+orphans, an interrupted apply, destroy and the admin socket.
+
+The tests share one lab (owner t4test, domains t4a..t4e, 10.140.x) and run in file order:
+each starts from the state the previous one left, which keeps the suite to a few minutes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.reconcile_lab import (
+    BASE,
+    PREFIX,
+    Lab,
+    all_instances,
+    cleanup,
+    incus_query,
+    ipv4,
+    recap,
+    summary,
+    wait_for,
+)
+
+pytestmark = pytest.mark.incus
+
+MACHINES = {f"{PREFIX}a": f"{PREFIX}a-ansible", f"{PREFIX}b": f"{PREFIX}b-desktop",
+            f"{PREFIX}c": f"{PREFIX}c-dev", f"{PREFIX}d": f"{PREFIX}d-llm"}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    cleanup()
+    lab = Lab(Path(tmp_path_factory.mktemp("reconcile")))
+    lab.write()
+    yield lab
+    cleanup()
+
+
+def incus(*args: str) -> str:
+    return subprocess.run(["incus", *args], capture_output=True, text=True, check=True).stdout
+
+
+def converged() -> None:
+    insts = all_instances()
+    for i, (domain, machine) in enumerate(MACHINES.items()):
+        net = incus_query(f"/1.0/networks/net-{domain}")
+        assert net["config"]["ipv4.address"] == f"{BASE}.{i}.254/24"
+        assert net["config"]["user.anklume.managed"] == "true"
+        inst = insts[(domain, machine)]
+        assert inst["status"] == "Running"
+        assert f"{BASE}.{i}.10" in ipv4(inst)
+        assert inst["config"]["security.protection.delete"] == "true"
+
+
+def test_cold_apply_then_noop_and_empty_plan(lab: Lab) -> None:
+    out = lab.make("apply")
+    assert "plan: " not in out and "DEPRECATION" not in out, out
+    converged()
+    again = lab.make("apply")
+    changed = recap(again)
+    assert changed and all(v == 0 for v in changed.values()), again
+    assert "DEPRECATION" not in again and "[WARNING]" not in again, again
+    plan = lab.make("plan")
+    assert summary(plan) == "plan: 0 to create, 0 to change, 0 to remove, 0 orphans " \
+                            "(PRUNE=1 removes)", plan
+
+
+def test_admin_socket_survives_restart(lab: Lab) -> None:
+    name, project = MACHINES[f"{PREFIX}a"], f"{PREFIX}a"
+    probe = ("import socket,http.client\n"
+             "class C(http.client.HTTPConnection):\n"
+             "    def connect(self):\n"
+             "        self.sock=socket.socket(socket.AF_UNIX)\n"
+             "        self.sock.connect('/var/lib/incus-host.sock')\n"
+             "c=C('x'); c.request('GET','/1.0/instances?all-projects=true')\n"
+             "print(c.getresponse().status)\n")
+    incus("restart", "--project", project, name)
+    out = wait_for(lambda: subprocess.run(
+        ["incus", "exec", "--project", project, name, "--", "python3", "-c", probe],
+        capture_output=True, text=True, check=False).stdout.strip() == "200", timeout=30)
+    assert out
+    # Only the admin domain gets the socket.
+    other = incus_query(f"/1.0/instances/{MACHINES[f'{PREFIX}b']}?project={PREFIX}b")
+    assert "incus-socket" not in other["devices"]
+
+
+def test_tags_and_limit_touch_only_their_scope(lab: Lab) -> None:
+    incus("network", "set", f"net-{PREFIX}b", "ipv4.nat=false")
+    incus("config", "set", "--project", f"{PREFIX}c", MACHINES[f"{PREFIX}c"], "limits.cpu=1")
+    incus("config", "set", "--project", f"{PREFIX}d", MACHINES[f"{PREFIX}d"], "limits.cpu=1")
+    plan = lab.make("plan")
+    assert f"~ network net-{PREFIX}b: ipv4.nat" in plan
+    assert f"~ instance {MACHINES[f'{PREFIX}c']}: config.limits.cpu" in plan
+    assert "0 to create, 3 to change" in summary(plan), plan
+
+    out = lab.make("apply", "TAGS=networks")
+    assert incus_query(f"/1.0/networks/net-{PREFIX}b")["config"]["ipv4.nat"] == "true"
+    assert f"instance {MACHINES[f'{PREFIX}c']}" not in out
+    insts = all_instances()
+    assert insts[(f"{PREFIX}c", MACHINES[f"{PREFIX}c"])]["config"].get("limits.cpu") == "1"
+
+    out = lab.make("apply", f"LIMIT={PREFIX}c")
+    insts = all_instances()
+    assert "limits.cpu" not in insts[(f"{PREFIX}c", MACHINES[f"{PREFIX}c"])]["config"]
+    assert insts[(f"{PREFIX}d", MACHINES[f"{PREFIX}d"])]["config"].get("limits.cpu") == "1"
+    assert set(recap(out)) == {MACHINES[f"{PREFIX}c"]}, out
+
+    lab.make("apply")
+    insts = all_instances()
+    assert "limits.cpu" not in insts[(f"{PREFIX}d", MACHINES[f"{PREFIX}d"])]["config"]
+
+
+def test_deleted_instance_is_planned_and_recreated(lab: Lab) -> None:
+    name, project = MACHINES[f"{PREFIX}b"], f"{PREFIX}b"
+    incus("config", "set", "--project", project, name, "security.protection.delete=false")
+    incus("delete", "--force", "--project", project, name)
+    plan = lab.make("plan")
+    assert f"+ instance {name}" in plan
+    assert summary(plan).startswith("plan: 1 to create, 0 to change"), plan
+    lab.make("apply")
+    converged()
+
+
+def test_interrupted_apply_converges_without_duplicate(lab: Lab) -> None:
+    name, project = MACHINES[f"{PREFIX}d"], f"{PREFIX}d"
+    incus("config", "set", "--project", project, name, "security.protection.delete=false")
+    incus("delete", "--force", "--project", project, name)
+    proc = lab.start_make("apply")
+    try:
+        wait_for(lambda: (project, name) in all_instances(), timeout=120)
+    finally:
+        Lab.kill(proc)
+    lab.make("apply")
+    converged()
+    assert [k for k in all_instances() if k[1] == name] == [(project, name)]
+
+
+def test_orphans_reported_then_pruned(lab: Lab) -> None:
+    lab.domains[f"{PREFIX}e"] = {
+        "description": "short-lived", "subnet_id": 4, "ephemeral": True,
+        "profiles": {"nest": {"config": {"security.nesting": "true"}}},
+        "machines": {f"{PREFIX}e-tmp": {"type": "lxc", "ip": f"{BASE}.4.10",
+                                         "profiles": ["default", "nest"]}},
+    }
+    lab.write()
+    lab.make("apply")
+    assert all_instances()[(f"{PREFIX}e", f"{PREFIX}e-tmp")]["status"] == "Running"
+    del lab.domains[f"{PREFIX}e"]
+    lab.write()
+    plan = lab.make("plan")
+    assert f"? instance {PREFIX}e-tmp" in plan and f"? network net-{PREFIX}e" in plan, plan
+    assert summary(plan).endswith("4 orphans (PRUNE=1 removes)"), plan
+    out = lab.make("apply")
+    assert summary(out, "apply").endswith("4 orphans (PRUNE=1 removes)"), out
+    assert (f"{PREFIX}e", f"{PREFIX}e-tmp") in all_instances()
+    out = lab.make("apply", "PRUNE=1")
+    assert (f"{PREFIX}e", f"{PREFIX}e-tmp") not in all_instances()
+    names = {n["name"] for n in incus_query("/1.0/networks?recursion=1")}
+    assert f"net-{PREFIX}e" not in names
+    assert f"{PREFIX}e" not in {p["name"] for p in incus_query("/1.0/projects?recursion=1")}
+    plan = lab.make("plan")
+    assert summary(plan).endswith(" 0 orphans (PRUNE=1 removes)"), plan
+
+
+def test_destroy_keeps_protected_unless_forced(lab: Lab) -> None:
+    lab.domains[f"{PREFIX}b"]["ephemeral"] = True
+    lab.write()
+    lab.make("apply")
+    out = lab.make("destroy")
+    insts = all_instances()
+    assert (f"{PREFIX}b", MACHINES[f"{PREFIX}b"]) not in insts, out
+    assert f"net-{PREFIX}b" not in {n["name"] for n in incus_query("/1.0/networks?recursion=1")}
+    for domain in (f"{PREFIX}a", f"{PREFIX}c", f"{PREFIX}d"):
+        assert insts[(domain, MACHINES[domain])]["status"] == "Running", out
+    assert "protected" in out
+    lab.make("destroy", "FORCE=1")
+    assert not [k for k in all_instances() if k[0].startswith(PREFIX)]
+    assert not [p for p in incus_query("/1.0/projects?recursion=1")
+                if p["name"].startswith(PREFIX)]
