@@ -171,8 +171,37 @@ class Reconciler:
                                             project=inst["project"], what=what), what)
 
     # -- present ------------------------------------------------------------------
+    def busy_operations(self, keys):
+        """Task operations still running on our instances (e.g. a create whose apply was
+        killed: Incus finishes it on its own)."""
+        wanted = {f"/1.0/instances/{qname(name)}?project={project}" for project, name in keys}
+        wanted |= {f"/1.0/instances/{qname(name)}" for project, name in keys
+                   if project == "default"}
+        ops = self.client.get("/1.0/operations", params={"recursion": 1, "all-projects": "true"},
+                              what="listing running operations") or {}
+        busy = []
+        for op in ops.get("running") or []:
+            if op.get("class") != "task":
+                continue
+            urls = set((op.get("resources") or {}).get("instances") or [])
+            if urls & wanted:
+                busy.append((op["id"], f"waiting for a running operation ({op.get('description')})"))
+        return busy
+
     def present(self, current):
         ops, to_wait = [], []
+        unsettled = [(s["project"], s["name"]) for s in self.p["instances"]
+                     if (s["project"], s["name"]) in current
+                     and current[(s["project"], s["name"])].get("status") != "Running"]
+        if unsettled and not self.m.check_mode:
+            busy = self.busy_operations(unsettled)
+            if busy:
+                self.step = "waiting for operations started by an earlier run"
+                try:
+                    self.run_ops(busy)
+                except IncusError as exc:
+                    self.warnings.append(f"an earlier operation failed: {exc}")
+                current = self.client.instances(state=True)
         for spec in self.p["instances"]:
             name, project = spec["name"], spec["project"]
             itype = TYPES.get(spec.get("type") or "lxc", "container")

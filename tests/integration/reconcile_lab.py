@@ -80,10 +80,8 @@ def cleanup() -> None:
         if cfg.get("security.protection.delete") == "true":
             incus_query(f"/1.0/instances/{name}{q}", "PATCH",
                         {"config": {"security.protection.delete": "false"}})
-        if inst.get("status") == "Running":
-            incus_query(f"/1.0/instances/{name}/state{q}", "PUT",
-                        {"action": "stop", "force": True})
-        incus_query(f"/1.0/instances/{name}{q}", "DELETE")
+        subprocess.run(["incus", "delete", "--force", "--project", project, name],
+                       capture_output=True, check=False)
     for prof in incus_query("/1.0/profiles?all-projects=true&recursion=1") or []:
         if prof["project"].startswith(PREFIX) and prof["name"] != "default":
             incus_query(f"/1.0/profiles/{prof['name']}?project={prof['project']}", "DELETE")
