@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
             inst = current.get((project, machine))
             state = inst["status"].upper() if inst else "MISSING"
             ips = []
-            for name, net in ((inst or {}).get("state") or {}).get("network", {}).items():
+            for name, net in (((inst or {}).get("state") or {}).get("network") or {}).items():
                 if name != "lo":
                     ips += [a["address"] for a in net.get("addresses") or []
                             if a.get("family") == "inet" and a.get("scope") == "global"]

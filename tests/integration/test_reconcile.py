@@ -7,6 +7,7 @@ each starts from the state the previous one left, which keeps the suite to a few
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,10 @@ def test_cold_apply_then_noop_and_empty_plan(lab: Lab) -> None:
     plan = lab.make("plan")
     assert summary(plan) == "plan: 0 to create, 0 to change, 0 to remove, 0 orphans " \
                             "(PRUNE=1 removes)", plan
+    status = lab.make("status")
+    for i, (domain, machine) in enumerate(MACHINES.items()):
+        row = rf"^{domain}\s+{machine}\s+lxc\s+RUNNING\s+{BASE}\.{i}\.10$"
+        assert re.search(row, status, re.MULTILINE), status
 
 
 def test_admin_socket_survives_restart(lab: Lab) -> None:
