@@ -59,6 +59,28 @@ install_packages() {
   changed=1
 }
 
+# Incus's production settings: every container's systemd and every bridge's
+# dnsmasq takes inotify instances; the kernel default (128) runs out after a
+# dozen containers ("dnsmasq: failed to create inotify: Too many open files").
+ensure_sysctl() {
+  local key want have
+  for pair in fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=1048576 \
+    kernel.keys.maxkeys=2000 vm.max_map_count=262144; do
+    key=${pair%%=*} want=${pair#*=}
+    have=$(sysctl -n "$key" 2>/dev/null) || continue
+    if [ "$have" -lt "$want" ]; then
+      sysctl -qw "$key=$want" || die "cannot set $key=$want"
+      log "raised $key from $have to $want"
+      changed=1
+    fi
+  done
+  if [ -d /etc/sysctl.d ] && [ ! -f /etc/sysctl.d/60-anklume.conf ]; then
+    printf '%s\n' "# AnKLuMe: Incus production limits (scripts/host.sh)" \
+      fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=1048576 \
+      kernel.keys.maxkeys=2000 vm.max_map_count=262144 >/etc/sysctl.d/60-anklume.conf
+  fi
+}
+
 daemon_ready() { incus admin waitready --timeout 1 >/dev/null 2>&1; }
 
 start_daemon() {
@@ -97,6 +119,7 @@ ensure_storage() {
 suite=$(incus_apt_suite) || exit 2
 [ -n "$suite" ] && ! command -v incus >/dev/null && ensure_backports "$suite"
 install_packages "$suite"
+ensure_sysctl
 start_daemon
 ensure_storage
 if [ "$changed" -eq 0 ]; then
