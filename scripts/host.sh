@@ -78,6 +78,8 @@ ensure_sysctl() {
     printf '%s\n' "# AnKLuMe: Incus production limits (scripts/host.sh)" \
       fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=1048576 \
       kernel.keys.maxkeys=2000 vm.max_map_count=262144 >/etc/sysctl.d/60-anklume.conf
+    log "wrote /etc/sysctl.d/60-anklume.conf (the limits survive a reboot)"
+    changed=1
   fi
 }
 
