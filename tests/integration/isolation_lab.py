@@ -145,10 +145,15 @@ def addresses() -> dict[str, tuple[str, str]]:
     return found
 
 
-def wait_addresses(names: Iterable[str] | None = None, timeout: float = 90) -> dict[str, str]:
-    """Wait until each container has its IPv4 and a ULA IPv6; return name -> IPv6."""
+def wait_addresses(names: Iterable[str] | None = None, timeout: float = 120) -> dict[str, str]:
+    """Wait until each container has its IPv4 and a ULA IPv6; return name -> IPv6.
+
+    On a busy 2-core host a first DHCP exchange is sometimes lost; a container
+    still without its address after a while is asked to renew its lease.
+    """
     wanted = list(names) if names is not None else list(BY_NAME)
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    renewed = start
     while True:
         found = addresses()
         ready = {
@@ -158,7 +163,12 @@ def wait_addresses(names: Iterable[str] | None = None, timeout: float = 90) -> d
         }
         if len(ready) == len(wanted):
             return ready
-        assert time.monotonic() < deadline, f"containers without addresses: {found}"
+        now = time.monotonic()
+        assert now - start < timeout, f"containers without addresses: {found}"
+        if now - renewed > 15:
+            renewed = now
+            for name in set(wanted) - set(ready):
+                run("incus", "exec", name, "--", "networkctl", "renew", "eth0", check=False)
         time.sleep(1)
 
 
