@@ -106,3 +106,28 @@ nftables: $(STAMP) ## Sync, then render, check and load the isolation rules (BOO
 
 nftables-deploy: ## On the host: check and load nftables/anklume.nft if it differs (root)
 	@bash scripts/deploy-nftables.sh $(if $(filter 1 true yes,$(BOOT)),--install-boot)
+
+# --- Snapshots (snapshot.yml, roles/incus_snapshots) ------------------------------------
+# Scope: every instance, DOMAIN=<domain> for one domain, or I=<instance> for one instance.
+# One bulk Incus call per action. NAME defaults to a timestamp for `snapshot` only.
+SNAPSHOT_ARGS = $(if $(NAME),-e incus_snapshots_name=$(NAME)) \
+	$(if $(DOMAIN),-e incus_snapshots_domain=$(DOMAIN)) \
+	$(if $(I),-e incus_snapshots_instance=$(I)) \
+	$(if $(filter 1 true yes,$(FORCE)),-e '{"incus_snapshots_force": true}')
+SNAPSHOT_RUN = $(PLAYBOOK_ENV) $(BIN)/ansible-playbook snapshot.yml $(SNAPSHOT_ARGS) -e incus_snapshots_action=
+
+.PHONY: snapshot restore snapshot-delete snapshot-list
+
+snapshot: $(STAMP) ## Snapshot instances (NAME=x, default timestamped; DOMAIN=d or I=i; FORCE=1 replaces)
+	@$(SNAPSHOT_RUN)create
+
+restore: $(STAMP) ## Restore snapshot NAME=x (DOMAIN=d or I=i; protected instances too)
+	@test -n "$(NAME)" || { echo "restore: NAME=<snapshot> is required (see: make snapshot-list)" >&2; exit 2; }
+	@$(SNAPSHOT_RUN)restore
+
+snapshot-delete: $(STAMP) ## Delete snapshot NAME=x (DOMAIN=d or I=i)
+	@test -n "$(NAME)" || { echo "snapshot-delete: NAME=<snapshot> is required (see: make snapshot-list)" >&2; exit 2; }
+	@$(SNAPSHOT_RUN)delete
+
+snapshot-list: $(STAMP) ## Table of snapshots: instance, snapshot, date (DOMAIN=d or I=i)
+	@$(SNAPSHOT_RUN)list

@@ -1,0 +1,175 @@
+"""Provisioning through `make apply` (Phase 3): one apply creates and provisions.
+
+A throw-away AnKLuMe tree (owner ``t5prov``, domain ``t5a``, 10.120.1.0/24) links the
+repository's Makefile, site.yml, roles and plugins, so that ``make apply`` there is the real
+path, on the lab's own objects only. The containers have no internet: everything the roles
+install is in the image or comes from the host (wheelhouse, collection tarball, incus client).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.incus_helpers import REPO, delete_by_prefix, query, run
+
+OWNER = "t5prov"
+DOMAIN = "t5a"
+ADMIN = "t5-prov-adm"
+BASE = "t5-prov-base"
+LINKS = (
+    "site.yml",
+    "snapshot.yml",
+    "ansible.cfg",
+    "roles",
+    "plugins",
+    "scripts",
+    "Makefile",
+    ".venv",
+)
+TIMEZONE = "Europe/Paris"
+
+INFRA = {
+    "project_name": OWNER,
+    "global": {
+        "base_subnet": "10.120",
+        "default_os_image": "anklume/debian-12",
+        "admin_domain": DOMAIN,
+    },
+    "domains": {
+        DOMAIN: {
+            "description": "provisioning test",
+            "subnet_id": 1,
+            "ephemeral": True,
+            "machines": {
+                ADMIN: {
+                    "type": "lxc",
+                    "ip": "10.120.1.10",
+                    "roles": ["base_system", "admin_bootstrap"],
+                },
+                BASE: {"type": "lxc", "ip": "10.120.1.11", "roles": ["base_system"]},
+            },
+        }
+    },
+}
+
+
+def cleanup() -> None:
+    delete_by_prefix("t5-prov")
+    delete_by_prefix(DOMAIN)
+
+
+def make(root: Path, *args: str, timeout: float = 420) -> str:
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"make {' '.join(args)} failed ({proc.returncode}):\n{out}"
+    return out
+
+
+def recap(output: str) -> dict[str, int]:
+    """changed= of every host in the PLAY RECAP."""
+    out = {}
+    for line in output.splitlines():
+        if " : ok=" in line and "changed=" in line:
+            out[line.split(":")[0].strip()] = int(line.split("changed=")[1].split()[0])
+    return out
+
+
+def inside(name: str, *cmd: str) -> str:
+    return run(["incus", "exec", name, "--project", DOMAIN, "--", *cmd])
+
+
+@pytest.fixture(scope="module")
+def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    root = tmp_path_factory.mktemp("provision")
+    for name in LINKS:
+        (root / name).symlink_to(REPO / name)
+    (root / "infra.yml").write_text(yaml.safe_dump(INFRA, sort_keys=False))
+    cleanup()
+    try:
+        make(root, "sync")
+        # Hand-written variables beside the managed section, as a user would add them. The
+        # wheelhouse cache is shared with the repository so that PyPI is reached once.
+        allvars = root / "group_vars" / "all.yml"
+        allvars.write_text(
+            allvars.read_text()
+            + f"base_system_timezone: {TIMEZONE}\n"
+            + f"admin_bootstrap_cache_dir: {REPO / '.cache' / 'admin_bootstrap'}\n"
+        )
+        first = make(root, "apply")
+        second = make(root, "apply")
+        yield {"first": first, "second": second}
+    finally:
+        cleanup()
+
+
+def test_one_apply_creates_and_provisions_every_machine(lab: dict[str, str]) -> None:
+    changed = recap(lab["first"])
+    assert changed.get(ADMIN, 0) > 0 and changed.get(BASE, 0) > 0, lab["first"]
+    projects = {p["name"] for p in query("/1.0/projects?recursion=1")}  # type: ignore[union-attr]
+    assert DOMAIN in projects
+    names = query(f"/1.0/instances?project={DOMAIN}")
+    assert sorted(str(n).rsplit("/", 1)[-1].split("?")[0] for n in names) == sorted([ADMIN, BASE])  # type: ignore[union-attr]
+
+
+def test_second_apply_reports_zero_changed(lab: dict[str, str]) -> None:
+    changed = recap(lab["second"])
+    assert changed and set(changed.values()) == {0}, lab["second"]
+
+
+def test_base_packages_are_installed(lab: dict[str, str]) -> None:
+    defaults = yaml.safe_load((REPO / "roles/base_system/defaults/main.yml").read_text())
+    for name in (ADMIN, BASE):
+        out = inside(
+            name,
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Package} ${db:Status-Status}\n",
+            *defaults["base_system_packages"],
+        )
+        status = dict(line.split() for line in out.splitlines())
+        assert status == {p: "installed" for p in defaults["base_system_packages"]}, out
+
+
+def test_locale_is_generated_and_default(lab: dict[str, str]) -> None:
+    for name in (ADMIN, BASE):
+        assert "en_US.utf8" in inside(name, "locale", "-a").split()
+        assert inside(name, "cat", "/etc/default/locale").strip() == "LANG=en_US.UTF-8"
+
+
+def test_timezone_is_set(lab: dict[str, str]) -> None:
+    for name in (ADMIN, BASE):
+        assert inside(name, "cat", "/etc/timezone").strip() == TIMEZONE
+        assert inside(name, "readlink", "/etc/localtime").strip().endswith(TIMEZONE)
+        assert inside(name, "date", "+%Z").strip() in {"CET", "CEST"}
+
+
+def test_admin_has_ansible_git_and_the_incus_client(lab: dict[str, str]) -> None:
+    defaults = yaml.safe_load((REPO / "roles/admin_bootstrap/defaults/main.yml").read_text())
+    version = defaults["admin_bootstrap_ansible_version"]
+    assert f"core {version}" in inside(ADMIN, "ansible", "--version")
+    # The incus connection plugin came with the collection tarball from the host.
+    assert "community.general.incus" in inside(ADMIN, "ansible-doc", "-t", "connection", "-l")
+    assert inside(ADMIN, "git", "--version").startswith("git version")
+    host_version = run(["incus", "--version"]).strip()
+    assert inside(ADMIN, "incus", "--version").strip() == host_version
+    # Only the admin machine gets the admin tools.
+    probe = subprocess.run(
+        ["incus", "exec", BASE, "--project", DOMAIN, "--", "test", "-e", "/usr/local/bin/ansible"],
+        check=False,
+    )
+    assert probe.returncode != 0
