@@ -114,7 +114,7 @@ SNAPSHOT_ARGS = $(if $(NAME),-e incus_snapshots_name=$(NAME)) \
 	$(if $(DOMAIN),-e incus_snapshots_domain=$(DOMAIN)) \
 	$(if $(I),-e incus_snapshots_instance=$(I)) \
 	$(if $(filter 1 true yes,$(FORCE)),-e '{"incus_snapshots_force": true}')
-SNAPSHOT_RUN = $(PLAYBOOK_ENV) $(BIN)/ansible-playbook snapshot.yml $(SNAPSHOT_ARGS) -e incus_snapshots_action=
+SNAPSHOT_RUN = $(PLAYBOOK_ENV) ANSIBLE_ACTION_PLUGINS=$(abspath plugins/action) $(BIN)/ansible-playbook snapshot.yml $(SNAPSHOT_ARGS) -e incus_snapshots_action=
 
 .PHONY: snapshot restore snapshot-delete snapshot-list
 

@@ -166,28 +166,26 @@ def _run_parallel(client: IncusClient, calls: list[tuple], timeout: int) -> list
     return errors
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "instances": {"type": "list", "elements": "dict", "default": []},
-            "name": {"type": "str"},
-            "state": {
-                "type": "str",
-                "default": "present",
-                "choices": ["present", "absent", "restored", "listed"],
-            },
-            "force": {"type": "bool", "default": False},
-            "stateful": {"type": "bool", "default": False},
-            "remote": {"type": "str", "default": "local"},
-            "timeout": {"type": "int", "default": 600},
-        },
-        required_if=[
-            ("state", "present", ["name"]),
-            ("state", "absent", ["name"]),
-            ("state", "restored", ["name"]),
-        ],
-        supports_check_mode=True,
-    )
+ARGUMENT_SPEC = {
+    "instances": {"type": "list", "elements": "dict", "default": []},
+    "name": {"type": "str"},
+    "state": {
+        "type": "str",
+        "default": "present",
+        "choices": ["present", "absent", "restored", "listed"],
+    },
+    "force": {"type": "bool", "default": False},
+    "stateful": {"type": "bool", "default": False},
+    "remote": {"type": "str", "default": "local"},
+    "timeout": {"type": "int", "default": 600},
+}
+
+
+def main(module=None) -> None:
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013)."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if module.params["state"] != "listed" and not module.params["name"]:
+        module.fail_json(msg=f"incus_snapshot: state={module.params['state']} needs a name")
     p = module.params
     state, snap, timeout = p["state"], p["name"], p["timeout"]
     client = IncusClient(remote=p["remote"], timeout=timeout + 30)
@@ -318,7 +316,7 @@ def main() -> None:
 
     rows = [row for key in targets if key in inventory for row in _snapshot_rows(inventory[key])]
     out = {"changed": bool(todo), "results": results, "snapshots": rows, "api_calls": client.calls}
-    if module._diff and todo:
+    if getattr(module, "_diff", True) and todo:
         out["diff"] = {
             "before_header": f"snapshots ({state} {snap})",
             "after_header": f"snapshots ({state} {snap})",
