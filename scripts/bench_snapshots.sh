@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 rounds=${ROUNDS:-3}
 domains=(t5w t5x t5y t5z)
+nft_table=anklumet5b
 declare -A machine_of=([t5w]=t5-bench-adm [t5x]=t5-bench-perso [t5y]=t5-bench-pro [t5z]=t5-bench-lab)
 
 log() { printf 'bench_snapshots: %s\n' "$*" >&2; }
@@ -25,6 +26,7 @@ cleanup() {
     fi
     incus network delete "net-$d" >/dev/null 2>&1 || true
   done
+  nft delete table inet "$nft_table" >/dev/null 2>&1 || true
   if [ -n "${lab:-}" ]; then rm -rf "$lab"; fi
 }
 
@@ -55,6 +57,9 @@ mk() { make --no-print-directory -C "$lab" -o .venv/.installed "$@" >"$lab/make.
   || { tail -30 "$lab/make.log" >&2; exit 1; }; }
 
 log "creating the four-domain lab (make apply TAGS=infra)"
+mk sync
+# The isolation role runs in the infra phase: keep it off the real `inet anklume` table.
+echo "incus_nftables_table: ${nft_table}" >>"$lab/group_vars/all.yml"
 mk apply TAGS=infra
 
 plain() {

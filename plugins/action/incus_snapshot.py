@@ -8,7 +8,8 @@ import os
 
 _SPEC = importlib.util.spec_from_file_location(
     "anklume_incus_inprocess",
-    os.path.join(os.path.dirname(os.path.realpath(__file__)), "_incus_inprocess.py"))
+    os.path.join(os.path.dirname(os.path.realpath(__file__)), "_incus_inprocess.py"),
+)
 _BASE = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(_BASE)
 

@@ -24,6 +24,7 @@ OWNER = "t5snap"
 DOM_B, DOM_C = "t5b", "t5c"
 B1, B2, C1 = "t5-snap-b1", "t5-snap-b2", "t5-snap-c1"
 PROJECT = {B1: DOM_B, B2: DOM_B, C1: DOM_C}
+NFT_TABLE = "anklumet5s"
 LINKS = (
     "site.yml",
     "snapshot.yml",
@@ -73,6 +74,7 @@ def cleanup() -> None:
     delete_by_prefix("t5-snap")
     delete_by_prefix(DOM_B)
     delete_by_prefix(DOM_C)
+    subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True, check=False)
 
 
 def make(root: Path, *args: str, ok: bool = True, timeout: float = 300) -> str:
@@ -122,6 +124,10 @@ def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (root / "infra.yml").write_text(yaml.safe_dump(INFRA, sort_keys=False))
     cleanup()
     try:
+        make(root, "sync")
+        # The isolation role (in the infra phase) must never rewrite the real `inet anklume`.
+        allvars = root / "group_vars" / "all.yml"
+        allvars.write_text(allvars.read_text() + f"incus_nftables_table: {NFT_TABLE}\n")
         make(root, "apply", "TAGS=infra", timeout=420)
         yield root
     finally:
