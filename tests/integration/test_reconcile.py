@@ -59,6 +59,10 @@ def converged() -> None:
 
 
 def test_cold_apply_then_noop_and_empty_plan(lab: Lab) -> None:
+    plan = lab.make("plan")
+    assert summary(plan) == "plan: 12 to create, 0 to change, 0 to remove, 0 orphans " \
+                            "(PRUNE=1 removes)", plan
+    assert not [k for k in all_instances() if k[0].startswith(PREFIX)]
     out = lab.make("apply")
     assert "plan: " not in out and "DEPRECATION" not in out, out
     converged()
