@@ -54,13 +54,14 @@ done
 } >"$lab/infra.yml"
 
 mk() { make --no-print-directory -C "$lab" -o .venv/.installed "$@" >"$lab/make.log" 2>&1 \
-  || { tail -30 "$lab/make.log" >&2; exit 1; }; }
+  || { tail -30 "$lab/make.log" >&2; return 1; }; }
 
 log "creating the four-domain lab (make apply TAGS=infra)"
 mk sync
 # The isolation role runs in the infra phase: keep it off the real `inet anklume` table.
 echo "incus_nftables_table: ${nft_table}" >>"$lab/group_vars/all.yml"
-mk apply TAGS=infra
+# The daemon is shared: one retry rides out a transient error from someone else's work.
+mk apply TAGS=infra || { log "apply failed, retrying once"; mk apply TAGS=infra; }
 
 plain() {
   local verb=$1 snap=$2 d
