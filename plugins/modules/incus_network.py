@@ -64,6 +64,8 @@ orphans:
   returned: always
 """
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
     IncusClient,
@@ -120,9 +122,17 @@ def main(module=None):
                     changed = True
                     if not module.check_mode:
                         step = f"creating network {name}"
-                        client.query("/1.0/networks", "POST", what=step, data={
-                            "name": name, "type": "bridge", "description": desc,
-                            "config": wanted})
+                        data = {"name": name, "type": "bridge", "description": desc,
+                                "config": wanted}
+                        try:
+                            client.query("/1.0/networks", "POST", what=step, data=data)
+                        except IncusError:
+                            # A bridge re-created right after its previous self was deleted
+                            # can trip on veths that are still vanishing: one retry.
+                            time.sleep(1)
+                            if name in client.networks():
+                                raise
+                            client.query("/1.0/networks", "POST", what=step, data=data)
                     continue
                 if not is_managed(cur, None):
                     warnings.append(f"network {name} exists without the anklume marker: left alone")
