@@ -11,6 +11,8 @@ IMAGE   ?= anklume/debian-12
 PLAYBOOK_ENV := ANSIBLE_PYTHON_INTERPRETER=$(abspath $(PY)) PATH=$(abspath $(BIN)):$$PATH
 TAGS    ?=
 LIMIT   ?=
+# The tree is always rendered at the root, where site.yml reads it, whatever INFRA names.
+GENERATE := $(GENERATE) --output $(CURDIR)
 ANSIBLE_ARGS := $(if $(TAGS),--tags $(TAGS)) $(if $(LIMIT),--limit $(LIMIT))
 
 .PHONY: help venv host image up sync sync-dry sync-clean test test-unit test-incus lint bench \
@@ -37,13 +39,13 @@ up: host image $(STAMP) ## Bring up the shipped infra.yml: host, image, sync, ap
 	@bash scripts/up.sh $(INFRA)
 
 sync: $(STAMP) ## Render infra.yml into inventory/, group_vars/, host_vars/
-	@$(PY) scripts/generate.py $(INFRA)
+	@$(GENERATE)
 
 sync-dry: $(STAMP) ## Show the diff sync would apply; writes nothing
-	@$(PY) scripts/generate.py $(INFRA) --dry-run
+	@$(GENERATE) --dry-run
 
 sync-clean: $(STAMP) ## Delete orphan files (protected ones need FORCE=1)
-	@$(PY) scripts/generate.py $(INFRA) --clean-orphans $(if $(filter 1,$(FORCE)),--force)
+	@$(GENERATE) --clean-orphans $(if $(filter 1,$(FORCE)),--force)
 
 test: $(STAMP) ## Whole suite: unit + integration on the real Incus (sets up host and image)
 	@bash scripts/test.sh
@@ -72,7 +74,7 @@ APPLY_ENV := $(PLAYBOOK_ENV) ANSIBLE_CALLBACK_PLUGINS=$(abspath plugins/callback
 APPLY_VARS := $(if $(filter 1 true yes,$(PRUNE)),-e anklume_prune=true)
 
 apply: $(STAMP) ## Sync then reconcile Incus and provision (TAGS=networks, LIMIT=<domain>, PRUNE=1)
-	@$(PY) scripts/generate.py $(INFRA)
+	@$(GENERATE)
 	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml $(ANSIBLE_ARGS) $(APPLY_VARS)
 
 apply-infra: ## Infrastructure phase only (make apply TAGS=infra)
@@ -82,7 +84,7 @@ apply-provision: ## Provision phase only (make apply TAGS=provision)
 	@$(MAKE) --no-print-directory apply TAGS=provision
 
 plan: $(STAMP) ## What apply would do: check mode + diff, ends with a one-line count
-	@$(PY) scripts/generate.py $(INFRA) >/dev/null
+	@$(GENERATE) >/dev/null
 	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --check --diff $(if $(TAGS),--tags $(TAGS),--tags infra) $(if $(LIMIT),--limit $(LIMIT)) $(APPLY_VARS)
 
 status: $(STAMP) ## Table of the declared instances: domain, instance, type, state, IP
@@ -99,7 +101,7 @@ BOOT    ?=
 MODE    ?=
 .PHONY: nftables nftables-deploy
 nftables: $(STAMP) ## Sync, then render, check and load the isolation rules (BOOT=1, MODE=file)
-	@$(PY) scripts/generate.py $(INFRA)
+	@$(GENERATE)
 	@$(PLAYBOOK_ENV) $(BIN)/ansible-playbook nftables.yml \
 		$(if $(filter 1 true yes,$(BOOT)),-e incus_nftables_boot=true) \
 		$(if $(MODE),-e incus_nftables_mode=$(MODE))

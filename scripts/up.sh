@@ -8,7 +8,7 @@ infra=${1:-infra.yml}
 py=.venv/bin/python
 
 echo "up: sync ${infra}"
-"$py" scripts/generate.py "$infra"
+"$py" scripts/generate.py "$infra" --output .
 
 if [ -f site.yml ]; then
   echo "up: apply"
