@@ -12,7 +12,7 @@ PLAYBOOK_ENV := ANSIBLE_PYTHON_INTERPRETER=$(abspath $(PY)) PATH=$(abspath $(BIN
 TAGS    ?=
 LIMIT   ?=
 # The tree is always rendered at the root, where site.yml reads it, whatever INFRA names.
-GENERATE := $(GENERATE) --output $(CURDIR)
+GENERATE := $(PY) scripts/generate.py $(INFRA) --output $(CURDIR)
 ANSIBLE_ARGS := $(if $(TAGS),--tags $(TAGS)) $(if $(LIMIT),--limit $(LIMIT))
 
 .PHONY: help venv host image up sync sync-dry sync-clean test test-unit test-incus lint bench \
