@@ -302,7 +302,7 @@ class Reconciler:
                             (current.get((s["project"], s["name"])) or {}).get("status"),
                             ipv4s(current.get((s["project"], s["name"])) or {}) or "none",
                             s.get("ip") or "any") for s in missing)))
-            time.sleep(0.5)
+            time.sleep(0.25)
             current = None
 
     # -- absent / pruned -------------------------------------------------------
