@@ -12,7 +12,7 @@ description:
   - Reads every instance of every project, with its snapshots, in one
     C(GET /1.0/instances?all-projects=true&recursion=2) query, then acts on all the
     targeted instances in parallel (one Incus operation each, started together and
-    awaited together): one Ansible task for the whole scope, not one per instance.
+    awaited together), so one Ansible task covers the whole scope, not one per instance.
   - C(state=present) creates the snapshot where it is missing (a no-op where it exists;
     O(force=true) replaces it). C(state=restored) and C(state=absent) fail, before
     touching anything, when an instance lacks the snapshot, naming the instance and the
