@@ -17,7 +17,7 @@ description:
     O(force=true) replaces it). C(state=restored) and C(state=absent) fail, before
     touching anything, when an instance lacks the snapshot, naming the instance and the
     snapshot. C(state=listed) changes nothing and returns the snapshots.
-  - Protection (C(security.protection.delete)) guards the instance, not its history:
+  - Protection (C(security.protection.delete)) guards the instance, not its history, so
     restoring a protected instance and deleting its snapshots are allowed.
   - Supports check mode and C(--diff) (the snapshot names of each instance, before and
     after).
