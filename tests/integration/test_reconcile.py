@@ -161,7 +161,11 @@ def test_orphans_reported_then_pruned(lab: Lab) -> None:
     assert all_instances()[(f"{PREFIX}e", f"{PREFIX}e-tmp")]["status"] == "Running"
     del lab.domains[f"{PREFIX}e"]
     lab.write()
+    # Someone else's bridge in our naming scheme, without our marker: never an orphan.
+    incus("network", "create", f"net-{PREFIX}z", f"ipv4.address={BASE}.9.254/24",
+          "ipv6.address=none")
     plan = lab.make("plan")
+    assert f"net-{PREFIX}z" not in plan, plan
     assert f"? instance {PREFIX}e-tmp" in plan and f"? network net-{PREFIX}e" in plan, plan
     assert summary(plan).endswith("4 orphans (PRUNE=1 removes)"), plan
     out = lab.make("apply")
@@ -171,6 +175,8 @@ def test_orphans_reported_then_pruned(lab: Lab) -> None:
     assert (f"{PREFIX}e", f"{PREFIX}e-tmp") not in all_instances()
     names = {n["name"] for n in incus_query("/1.0/networks?recursion=1")}
     assert f"net-{PREFIX}e" not in names
+    assert f"net-{PREFIX}z" in names
+    incus("network", "delete", f"net-{PREFIX}z")
     assert f"{PREFIX}e" not in {p["name"] for p in incus_query("/1.0/projects?recursion=1")}
     plan = lab.make("plan")
     assert summary(plan).endswith(" 0 orphans (PRUNE=1 removes)"), plan
