@@ -68,9 +68,8 @@ clean: ## Remove caches (keeps .venv)
 # what was (or, for plan, would be) created, changed and removed, then a one-line count.
 PRUNE   ?=
 FORCE   ?=
-APPLY_ENV := $(PLAYBOOK_ENV) ANSIBLE_CALLBACK_PLUGINS=$(abspath plugins/callback) \
-	ANSIBLE_ACTION_PLUGINS=$(abspath plugins/action) \
-	ANSIBLE_CALLBACKS_ENABLED=anklume_plan
+# Action and callback plugins come from ansible.cfg.
+APPLY_ENV := $(PLAYBOOK_ENV)
 APPLY_VARS := $(if $(filter 1 true yes,$(PRUNE)),-e anklume_prune=true)
 
 apply: $(STAMP) ## Sync then reconcile Incus and provision (TAGS=networks, LIMIT=<domain>, PRUNE=1)
@@ -116,7 +115,7 @@ SNAPSHOT_ARGS = $(if $(NAME),-e incus_snapshots_name=$(NAME)) \
 	$(if $(DOMAIN),-e incus_snapshots_domain=$(DOMAIN)) \
 	$(if $(I),-e incus_snapshots_instance=$(I)) \
 	$(if $(filter 1 true yes,$(FORCE)),-e '{"incus_snapshots_force": true}')
-SNAPSHOT_RUN = $(PLAYBOOK_ENV) ANSIBLE_ACTION_PLUGINS=$(abspath plugins/action) $(BIN)/ansible-playbook snapshot.yml $(SNAPSHOT_ARGS) -e incus_snapshots_action=
+SNAPSHOT_RUN = $(PLAYBOOK_ENV) $(BIN)/ansible-playbook snapshot.yml $(SNAPSHOT_ARGS) -e incus_snapshots_action=
 
 .PHONY: snapshot restore snapshot-delete snapshot-list
 

@@ -96,9 +96,10 @@ start_daemon() {
     # lxcfs gives containers a correct view of /proc; optional.
     if command -v lxcfs >/dev/null && ! pgrep -x lxcfs >/dev/null; then
       mkdir -p /var/lib/incus-lxcfs
-      nohup lxcfs /var/lib/incus-lxcfs >/var/log/incus/lxcfs.log 2>&1 &
+      setsid nohup lxcfs /var/lib/incus-lxcfs >/var/log/incus/lxcfs.log 2>&1 &
     fi
-    nohup /usr/libexec/incus/incusd --group root \
+    # setsid: the daemon must outlive the shell (and process group) that started it.
+    setsid nohup /usr/libexec/incus/incusd --group root \
       --logfile /var/log/incus/incusd.log >/var/log/incus/incusd.out 2>&1 &
   fi
   incus admin waitready --timeout 60 || die "incusd did not become ready: see /var/log/incus/incusd.log"

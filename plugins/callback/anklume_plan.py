@@ -10,6 +10,8 @@ mode it prints what apply would do; otherwise what apply did. The last line is a
 
 from __future__ import annotations
 
+import os
+
 DOCUMENTATION = r"""
 name: anklume_plan
 type: aggregate
@@ -37,6 +39,11 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self.entries = []
         self.seen = set()
+        self.summarise = False
+
+    def v2_playbook_on_start(self, playbook):
+        # Only site.yml reconciles; other playbooks (snapshot.yml) print their own results.
+        self.summarise = os.path.basename(playbook._file_name) == "site.yml"
 
     def _collect(self, result):
         res = result._result
@@ -58,6 +65,8 @@ class CallbackModule(CallbackBase):
         self._collect(result)
 
     def v2_playbook_on_stats(self, stats):
+        if not self.summarise:
+            return
         check = bool(context.CLIARGS.get("check"))
         removed = {(e["kind"], e["name"]) for e in self.entries if e["action"] == "remove"}
         entries = [e for e in self.entries
