@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,3 +189,39 @@ def test_admin_has_ansible_git_and_the_incus_client(lab: dict[str, str]) -> None
         check=False,
     )
     assert probe.returncode != 0
+
+
+def test_admin_controls_the_host_incus_with_a_plain_client_after_a_restart(
+    lab: dict[str, str],
+) -> None:
+    """Phase 2b: `incus list` in the admin machine reaches the host, restart included."""
+    assert ADMIN in inside(ADMIN, "incus", "list", "--project", DOMAIN, "-f", "csv", "-c", "n")
+    run(["incus", "restart", ADMIN, "--project", DOMAIN])
+    listed = ""
+    for _ in range(40):  # the proxy device re-creates the socket as the instance starts
+        probe = subprocess.run(
+            [
+                "incus",
+                "exec",
+                ADMIN,
+                "--project",
+                DOMAIN,
+                "--",
+                "incus",
+                "list",
+                "--project",
+                DOMAIN,
+                "-f",
+                "csv",
+                "-c",
+                "n",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        listed = probe.stdout
+        if probe.returncode == 0:
+            break
+        time.sleep(0.5)
+    assert BASE in listed and ADMIN in listed, listed
