@@ -44,6 +44,8 @@ class Domain:
     subnet_id: int
     description: str = ""
     ephemeral: bool = False
+    # None: infra.yml does not say; the networks role's incus_networks_nat decides.
+    nat: bool | None = None
     profiles: dict[str, Profile] = field(default_factory=dict)
     machines: list[Machine] = field(default_factory=list)
 

@@ -31,6 +31,7 @@ def _domain_record(infra: Infra, d: Domain) -> dict[str, Any]:
         "gateway": infra.gateway(d),
         "dhcp_range": infra.dhcp(d),
         "ephemeral": d.ephemeral,
+        "nat": d.nat,
         "profiles": {
             p.name: {"description": p.description, "config": dict(p.config),
                      "devices": {k: dict(v) for k, v in p.devices.items()}}

@@ -76,6 +76,11 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("ephemeral", "boolean", "false",
             "`false` = protected: its orphan files need FORCE=1 to be deleted.",
             "ephemeral: true"),
+        Key("nat", "boolean", "true",
+            "Masquerade the domain's outbound IPv4 traffic to the host's uplink (`ipv4.nat` "
+            "on its bridge). `false` for a domain that must not reach the internet through "
+            "the host. Left out, the role default `incus_networks_nat` (true) decides.",
+            "nat: false"),
         Key("profiles", "mapping of profiles", "{}",
             "Extra Incus profiles of the domain, by name (see `profiles.NAME`).",
             "profiles: {nvidia-compute: {devices: {gpu: {type: gpu}}}}"),

@@ -249,7 +249,8 @@ class _Validator:
             d = self.section(value, "domain", path)
             domain = Domain(name=name, subnet_id=-1,
                             description=d.get("description", ""),
-                            ephemeral=d.get("ephemeral", False))
+                            ephemeral=d.get("ephemeral", False),
+                            nat=d.get("nat"))
             sid = d.get("subnet_id")
             if sid is not None:
                 if not 0 <= sid <= 254:

@@ -26,7 +26,7 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 SYMBOL = {"create": "+", "change": "~", "remove": "-", "orphan": "?", "keep": "=",
-          "foreign": "!"}
+          "foreign": "!", "conflict": "x"}
 
 
 class CallbackModule(CallbackBase):
@@ -85,6 +85,8 @@ class CallbackModule(CallbackBase):
                 what += " (kept)"
             elif e["action"] == "foreign":
                 what += " (exists, not managed by anklume: left alone)"
+            elif e["action"] == "conflict":
+                what = e.get("reason") or what + " (not ours)"
             lines.append("{}: {} {}".format(label, SYMBOL.get(e["action"], "*"), what))
         verbs = ("to create", "to change", "to remove") if check else \
             ("created", "changed", "removed")
@@ -92,6 +94,10 @@ class CallbackModule(CallbackBase):
                    f"{count['remove']} {verbs[2]}, {count['orphan']} orphans (PRUNE=1 removes)")
         if count["keep"]:
             summary += f", {count['keep']} kept"
+        conflicts = sum(1 for e in entries if e["action"] == "conflict")
+        if conflicts:
+            summary += (f", {conflicts} conflicts (objects that are not ours: stopped before "
+                        "any change, ADR-021)")
         self._display.display("")
         for line in lines:
             self._display.display(line)

@@ -133,6 +133,76 @@ def is_managed(obj, owner):
     return owner is None or config.get(OWNER_KEY, "") == owner
 
 
+def owner_of(obj):
+    """The anklume owner an object is marked with; None when it has no managed marker."""
+    config = obj.get("config") or {}
+    if config.get(MANAGED_KEY) != "true":
+        return None
+    return config.get(OWNER_KEY, "")
+
+
+# How to hand an object over or adopt it, per kind: `incus <command> <name> key=value`.
+_SET = {"network": "incus network set {name}",
+        "project": "incus project set {name}",
+        "profile": "incus profile set --project {project} {name}",
+        "instance": "incus config set --project {project} {name}"}
+_DELETE = {"network": "incus network delete {name}",
+           "project": "incus project delete {name}",
+           "profile": "incus profile delete --project {project} {name}",
+           "instance": "incus delete --project {project} {name}"}
+
+
+def ownership_problem(kind, name, obj, owner, project=None):
+    """Why we may not reconcile an existing object under a declared name, or None.
+
+    ``("conflict", text)``: it carries our managed marker with another owner (another
+    anklume project): never changed nor deleted. ``("foreign", text)``: it exists
+    without the marker (someone else's). The text is one line: object, owner, fix.
+    """
+    theirs = owner_of(obj)
+    if theirs == (owner or ""):
+        return None
+    short = name.split("/", 1)[-1]
+    names = {"name": short, "project": project or "default"}
+    label = f"{kind} {name}" + (f" (project {project})" if kind == "instance" and project
+                                else "")
+    setcmd = _SET[kind].format(**names)
+    delete = _DELETE[kind].format(**names)
+    fix_rename = "rename the domain" if kind in ("network", "project") else \
+        f"rename the {'machine' if kind == 'instance' else 'profile'}"
+    if theirs is None:
+        return ("foreign", f"{label} exists without the anklume marker (not ours): "
+                f"{fix_rename} in infra.yml, delete it (`{delete}`) or adopt it explicitly "
+                f"(`{setcmd} {MANAGED_KEY}=true {OWNER_KEY}={owner}`)")
+    return ("conflict", f"{label} belongs to anklume project '{theirs}', not '{owner}': "
+            f"{fix_rename} in infra.yml, delete it from '{theirs}' (`{delete}`) or hand it "
+            f"over explicitly (`{setcmd} {OWNER_KEY}={owner}`)")
+
+
+def owner_conflicts(kind, objects, owner):
+    """Plan entries for the declared objects another anklume project owns.
+
+    ``objects``: (name, current object or None, project) for every object the caller is
+    about to reconcile or delete. A module that finds any must fail before it writes.
+    """
+    out = []
+    for name, obj, project in objects:
+        if obj is None:
+            continue
+        problem = ownership_problem(kind, name, obj, owner, project)
+        if problem and problem[0] == "conflict":
+            entry = plan_entry(kind, name, "conflict", project=project)
+            entry["reason"] = problem[1]
+            out.append(entry)
+    return out
+
+
+def conflict_message(module_name, entries):
+    """The fail_json text for ownership conflicts: one line per object."""
+    return "{}: {} declared object(s) belong to another owner; nothing was changed:\n{}".format(
+        module_name, len(entries), "\n".join(e["reason"] for e in entries))
+
+
 def markers(owner):
     out = {MANAGED_KEY: "true"}
     if owner:

@@ -21,6 +21,8 @@ description:
   - Managed instances of I(owner) that are no longer declared are orphans; I(state=pruned)
     deletes them except protected ones (C(security.protection.delete=true)).
   - I(state=absent) deletes the listed instances; protected ones are kept unless I(force).
+  - A declared instance that carries the anklume marker with another I(owner) fails the
+    task before anything is written (ADR-021); one without the marker is left alone.
   - Supports check mode and diff; every result carries a C(plan) list.
 options:
   instances:
@@ -80,10 +82,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
     IncusClient,
     IncusError,
+    conflict_message,
     devices_changes,
     diff_entry,
     is_managed,
     markers,
+    owner_conflicts,
     plan_entry,
     qname,
     stringify,
@@ -117,6 +121,10 @@ def ready(inst, ip):
         return False
     addrs = ipv4s(inst)
     return ip in addrs if ip else bool(addrs)
+
+
+class OwnerConflict(Exception):
+    """Declared instances belong to another anklume project (ADR-021)."""
 
 
 class Reconciler:
@@ -355,6 +363,14 @@ class Reconciler:
             declared = set(p["declared"]) | {s["name"] for s in p["instances"]}
             orphans = sorted(k for k, inst in current.items()
                              if k[1] not in declared and is_managed(inst, p["owner"] or None))
+        if p["state"] in ("present", "absent"):
+            # ADR-021: another anklume project's instance is never changed nor deleted.
+            conflicts = owner_conflicts(
+                "instance", [(s["name"], current.get((s["project"], s["name"])), s["project"])
+                             for s in p["instances"]], p["owner"])
+            if conflicts:
+                self.plan = conflicts
+                raise OwnerConflict(conflict_message("incus_instance", conflicts))
         if p["state"] == "present":
             self.present(current)
             self.plan.extend(plan_entry("instance", k[1], "orphan", project=k[0])
@@ -389,6 +405,8 @@ def main(module=None):
     orphans = []
     try:
         orphans = rec.run()
+    except OwnerConflict as exc:
+        module.fail_json(msg=str(exc), plan=rec.plan, step="checking owners")
     except IncusError as exc:
         module.fail_json(msg=f"incus_instance: {exc}", plan=rec.plan, step=rec.step)
     for w in rec.warnings:

@@ -16,6 +16,8 @@ description:
     I(owner) but are no longer declared.
   - Supports check mode and diff; every result carries a C(plan) list.
   - Objects without the C(user.anklume.managed) marker are never modified or deleted.
+  - A declared bridge that carries the marker with another I(owner) (another anklume
+    project) fails the task before anything is written (ADR-021).
 options:
   networks:
     description: Networks to reconcile (or delete with I(state=absent)).
@@ -71,9 +73,11 @@ from ansible.module_utils.incus_client import (
     IncusClient,
     IncusError,
     config_changes,
+    conflict_message,
     diff_entry,
     is_managed,
     markers,
+    owner_conflicts,
     plan_entry,
     qname,
     stringify,
@@ -108,6 +112,13 @@ def main(module=None):
             orphans = sorted(name for name, net in current.items()
                              if name.startswith(p["prefix"]) and name not in declared
                              and is_managed(net, p["owner"] or None))
+        if p["state"] in ("present", "absent"):
+            # ADR-021: another anklume project's bridge is never changed nor deleted.
+            conflicts = owner_conflicts(KIND, [(n["name"], current.get(n["name"]), None)
+                                               for n in p["networks"]], p["owner"])
+            if conflicts:
+                module.fail_json(msg=conflict_message("incus_network", conflicts),
+                                 plan=conflicts, step="checking owners")
         if p["state"] == "present":
             for net in p["networks"]:
                 name = net["name"]

@@ -14,6 +14,8 @@ description:
     makes the existing ones hold exactly the declared config and devices.
   - Profiles with the anklume marker for I(owner) that are no longer declared are orphans;
     I(state=pruned) deletes them (Incus refuses while an instance still uses one).
+  - A declared profile that carries the anklume marker with another I(owner) fails the
+    task before anything is written (ADR-021); one without the marker is left alone.
   - Supports check mode and diff; every result carries a C(plan) list.
 options:
   profiles:
@@ -52,10 +54,12 @@ from ansible.module_utils.incus_client import (
     IncusClient,
     IncusError,
     config_changes,
+    conflict_message,
     devices_changes,
     diff_entry,
     is_managed,
     markers,
+    owner_conflicts,
     plan_entry,
     qname,
     stringify,
@@ -87,6 +91,15 @@ def main(module=None):
             orphans = sorted("{}/{}".format(*key) for key, prof in current.items()
                              if "{}/{}".format(*key) not in declared and key[1] != "default"
                              and is_managed(prof, p["owner"] or None))
+        if p["state"] in ("present", "absent"):
+            # ADR-021: another anklume project's profile is never changed nor deleted.
+            conflicts = owner_conflicts(
+                "profile", [("{}/{}".format(x["project"], x["name"]),
+                             current.get((x["project"], x["name"])), x["project"])
+                            for x in p["profiles"]], p["owner"])
+            if conflicts:
+                module.fail_json(msg=conflict_message("incus_profile", conflicts),
+                                 plan=conflicts, step="checking owners")
         if p["state"] == "present":
             for prof in p["profiles"]:
                 project, name = prof["project"], prof["name"]

@@ -15,6 +15,8 @@ description:
     exactly the declared devices (root disk and eth0 on the domain bridge).
   - Projects carrying the anklume marker for I(owner) but no longer declared are
     orphans; I(state=pruned) deletes them when empty.
+  - A declared project that carries the anklume marker with another I(owner) fails the
+    task before anything is written (ADR-021); one without the marker is left alone.
   - Supports check mode and diff; every result carries a C(plan) list.
 options:
   projects:
@@ -56,10 +58,12 @@ from ansible.module_utils.incus_client import (
     IncusClient,
     IncusError,
     config_changes,
+    conflict_message,
     devices_changes,
     diff_entry,
     is_managed,
     markers,
+    owner_conflicts,
     plan_entry,
     qname,
     stringify,
@@ -101,6 +105,13 @@ def main(module=None):
             orphans = sorted(n for n, proj in current.items()
                              if n not in declared and n != "default"
                              and is_managed(proj, p["owner"] or None))
+        if p["state"] in ("present", "absent"):
+            # ADR-021: another anklume project's project is never changed nor deleted.
+            conflicts = owner_conflicts("project", [(x["name"], current.get(x["name"]), None)
+                                                    for x in p["projects"]], p["owner"])
+            if conflicts:
+                module.fail_json(msg=conflict_message("incus_project", conflicts),
+                                 plan=conflicts, step="checking owners")
         if p["state"] == "present":
             profiles = client.profiles() if current else {}
             for proj in p["projects"]:

@@ -70,11 +70,11 @@ def four_domains() -> dict[str, dict[str, Any]]:
     return out
 
 
-def cleanup() -> None:
+def cleanup(prefix: str = PREFIX, nft_table: str = NFT_TABLE) -> None:
     """Delete every object of ours, also leftovers of an interrupted run (by prefix/owner)."""
     for (project, name), inst in all_instances().items():
         cfg = inst.get("config") or {}
-        if not project.startswith(PREFIX):
+        if not project.startswith(prefix):
             continue
         q = f"?project={project}"
         if cfg.get("security.protection.delete") == "true":
@@ -83,16 +83,24 @@ def cleanup() -> None:
         subprocess.run(["incus", "delete", "--force", "--project", project, name],
                        capture_output=True, check=False)
     for prof in incus_query("/1.0/profiles?all-projects=true&recursion=1") or []:
-        if prof["project"].startswith(PREFIX) and prof["name"] != "default":
+        if prof["project"].startswith(prefix) and prof["name"] != "default":
             incus_query(f"/1.0/profiles/{prof['name']}?project={prof['project']}", "DELETE")
     for proj in incus_query("/1.0/projects?recursion=1") or []:
-        if proj["name"].startswith(PREFIX) and proj["name"] != "default":
+        if proj["name"].startswith(prefix) and proj["name"] != "default":
             incus_query(f"/1.0/projects/{proj['name']}", "DELETE")
     for net in incus_query("/1.0/networks?recursion=1") or []:
-        if net["name"].startswith(f"net-{PREFIX}"):
-            incus_query(f"/1.0/networks/{net['name']}", "DELETE")
+        if net["name"].startswith(f"net-{prefix}"):
+            # Right after its instances went, a bridge can still have vanishing veths.
+            for attempt in range(5):
+                try:
+                    incus_query(f"/1.0/networks/{net['name']}", "DELETE")
+                    break
+                except subprocess.CalledProcessError:
+                    if attempt == 4:
+                        raise
+                    time.sleep(1)
     if shutil.which("nft"):
-        subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE],
+        subprocess.run(["nft", "delete", "table", "inet", nft_table],
                        capture_output=True, check=False)
 
 

@@ -1,0 +1,129 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402, E501
+"""Refuse, before anything changes, declared names held by objects that are not ours."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_ownership
+short_description: Stop the run when a declared Incus object belongs to someone else
+description:
+  - Reads the networks, projects, profiles and instances (one query per kind named) and
+    compares each declared name with what exists. An object that carries the
+    C(user.anklume.managed) marker with another C(user.anklume.owner) (another anklume
+    project) is a conflict; so is, with I(unmarked=fail), an object without the marker.
+  - Fails with one line per conflict (object, owner, how to fix it) and returns them as
+    C(plan) entries with action C(conflict); never writes anything (ADR-021).
+  - Runs first in the infra and destroy plays, so C(make plan), C(make apply) and
+    C(make destroy) stop before changing anything.
+options:
+  networks: {description: Declared bridge names., type: list, elements: str, default: []}
+  projects: {description: Declared project names., type: list, elements: str, default: []}
+  profiles: {description: "Declared extra profiles, as C(project/name).", type: list, elements: str, default: []}
+  instances: {description: "Declared instances, as C(project/name).", type: list, elements: str, default: []}
+  owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
+  unmarked:
+    description: What an existing object without the anklume marker is. C(fail) stops the run
+      (apply and plan); C(ignore) leaves the verdict to the object modules, which leave it
+      alone and say so (destroy).
+    type: str
+    choices: [fail, ignore]
+    default: fail
+  remote: {description: Incus remote., type: str, default: local}
+author: AnKLuMe
+"""
+
+EXAMPLES = r"""
+- name: Refuse objects of another owner
+  incus_ownership:
+    networks: [net-pro]
+    projects: [pro]
+    profiles: [pro/nvidia-compute]
+    instances: [pro/pro-dev]
+    owner: anklume
+"""
+
+RETURN = r"""
+plan: {description: "One C(conflict) entry per object (kind, name, reason).", type: list, returned: always}
+conflicts: {description: One line per conflict., type: list, returned: always}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.incus_client import (
+    IncusClient,
+    IncusError,
+    ownership_problem,
+    plan_entry,
+)
+
+ARGUMENT_SPEC = dict(
+    networks=dict(type="list", elements="str", default=[]),
+    projects=dict(type="list", elements="str", default=[]),
+    profiles=dict(type="list", elements="str", default=[]),
+    instances=dict(type="list", elements="str", default=[]),
+    owner=dict(type="str", default=""),
+    unmarked=dict(type="str", default="fail", choices=["fail", "ignore"]),
+    remote=dict(type="str", default="local"),
+)
+
+
+def split(label):
+    project, _, name = label.partition("/")
+    return project, name
+
+
+def main(module=None):
+    """Run as a module, or in the controller through the anklume action plugin."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    client = IncusClient(p["remote"])
+    plan = []
+    step = "reading the objects"
+
+    def check(kind, name, obj, project=None):
+        if obj is None:
+            return
+        problem = ownership_problem(kind, name, obj, p["owner"], project)
+        if problem is None or (problem[0] == "foreign" and p["unmarked"] == "ignore"):
+            return
+        entry = plan_entry(kind, name, "conflict", project=project)
+        entry["reason"] = problem[1]
+        plan.append(entry)
+
+    try:
+        if p["networks"]:
+            step = "listing networks"
+            current = client.networks()
+            for name in p["networks"]:
+                check("network", name, current.get(name))
+        if p["projects"]:
+            step = "listing projects"
+            current = client.projects()
+            for name in p["projects"]:
+                check("project", name, current.get(name))
+        if p["profiles"]:
+            step = "listing profiles"
+            profiles = client.profiles()
+            for label in p["profiles"]:
+                check("profile", label, profiles.get(split(label)), split(label)[0])
+        if p["instances"]:
+            step = "listing instances"
+            instances = client.instances(state=False)
+            for label in p["instances"]:
+                project, name = split(label)
+                check("instance", name, instances.get((project, name)), project)
+    except IncusError as exc:
+        module.fail_json(msg=f"incus_ownership: {exc}", plan=plan, step=step)
+    conflicts = [e["reason"] for e in plan]
+    if conflicts:
+        module.fail_json(
+            msg="incus_ownership: {} declared object(s) are not ours; nothing was changed:\n{}"
+                .format(len(conflicts), "\n".join(conflicts)),
+            plan=plan, conflicts=conflicts, step="checking owners")
+    module.exit_json(changed=False, plan=plan, conflicts=conflicts, incus_calls=client.calls)
+
+
+if __name__ == "__main__":
+    main()
