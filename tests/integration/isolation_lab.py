@@ -145,8 +145,15 @@ def addresses() -> dict[str, tuple[str, str]]:
     return found
 
 
+def tentative(name: str) -> bool:
+    """An IPv6 address still in duplicate address detection does not answer yet."""
+    out = run("incus", "exec", name, "--", "ip", "-6", "addr", "show", "dev", "eth0", "tentative",
+              check=False).stdout
+    return out.strip() != ""
+
+
 def wait_addresses(names: Iterable[str] | None = None, timeout: float = 120) -> dict[str, str]:
-    """Wait until each container has its IPv4 and a ULA IPv6; return name -> IPv6.
+    """Wait until each container has its IPv4 and a settled ULA IPv6; return name -> IPv6.
 
     On a busy 2-core host a first DHCP exchange is sometimes lost; a container
     still without its address after a while is asked to renew its lease.
@@ -161,7 +168,7 @@ def wait_addresses(names: Iterable[str] | None = None, timeout: float = 120) -> 
             for n in wanted
             if n in found and found[n][0] == BY_NAME[n].ip and found[n][1]
         }
-        if len(ready) == len(wanted):
+        if len(ready) == len(wanted) and not any(map(tentative, wanted)):
             return ready
         now = time.monotonic()
         assert now - start < timeout, f"containers without addresses: {found}"

@@ -1,0 +1,170 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402, E501
+"""Write an nftables ruleset file and load it when the kernel's table differs (ADR-032)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: anklume_nftables
+short_description: Write a rendered nftables table file, check it and load it only when needed
+description:
+  - Writes I(content) to I(path) (atomically, mode 0644) when it differs.
+  - With I(load=true) the ruleset must also be in the kernel. The canonical listing of
+    I(content) (loaded into a throwaway network namespace with C(unshare --net) and listed
+    back with C(nft -s)) is cached next to the file (C(.NAME.loaded), keyed by the content's
+    sha256). When the file is unchanged and C(nft -s list table inet TABLE) equals the cached
+    listing, nothing else runs. Otherwise the content is checked with C(nft -c), loaded in
+    the scratch namespace, compared with the kernel's table and, when they differ, loaded
+    with C(nft -f PATH) (one atomic transaction); the kernel must then hold exactly that listing.
+  - Any nft error fails the task with nft's message; the file is not replaced when C(nft -c)
+    or the scratch load rejects the content, and the kernel is not touched.
+  - Supports check mode (writes and loads nothing, reports the lines it would add and remove)
+    and diff (the file, and the kernel table).
+options:
+  content: {description: The rendered ruleset., type: str, required: true}
+  path: {description: File the ruleset is written to., type: path, required: true}
+  table: {description: Name of the C(inet) table the ruleset replaces., type: str, required: true}
+  load: {description: Check and load into this host's kernel; false only writes the file., type: bool, default: true}
+  nft: {description: Path of the nft binary., type: path, default: /usr/sbin/nft}
+author: AnKLuMe
+"""
+
+EXAMPLES = r"""
+- name: Render, check and load the isolation table
+  anklume_nftables:
+    content: "{{ lookup('ansible.builtin.template', 'anklume.nft.j2') }}"
+    path: /srv/anklume/nftables/anklume.nft
+    table: anklume
+"""
+
+RETURN = r"""
+file_changed: {description: The file was (or would be) rewritten., type: bool, returned: always}
+reload: {description: The kernel's table differed and was (or would be) reloaded., type: bool, returned: always}
+add: {description: Listing lines the reload adds to the kernel's table., type: list, returned: always}
+remove: {description: Listing lines the reload removes from the kernel's table., type: list, returned: always}
+"""
+
+import hashlib
+import os
+import subprocess
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+ARGUMENT_SPEC = dict(
+    content=dict(type="str", required=True),
+    path=dict(type="path", required=True),
+    table=dict(type="str", required=True),
+    load=dict(type="bool", default=True),
+    nft=dict(type="path", default="/usr/sbin/nft"),
+)
+
+
+class NftError(Exception):
+    pass
+
+
+def run(argv, what):
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise NftError(f"{what}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def listing(nft, table):
+    """The kernel's table, stateless (no counter values); "" when it does not exist."""
+    proc = subprocess.run([nft, "-s", "list", "table", "inet", table],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        if "No such file or directory" in proc.stderr:
+            return ""
+        raise NftError(f"nft list table inet {table}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def canonical(nft, text):
+    """nft -c, then load `text` into a throwaway network namespace and list it back."""
+    with tempfile.NamedTemporaryFile("w", suffix=".nft") as tmp:
+        tmp.write(text)
+        tmp.flush()
+        run([nft, "-c", "-f", tmp.name], "nft -c failed to validate the ruleset")
+        return run(["unshare", "--net", "--", "sh", "-ec", '"$0" -f "$1"; "$0" -s list ruleset',
+                    nft, tmp.name], "loading the ruleset in a scratch network namespace failed").strip()
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def write(path, text, mode=0o644):
+    """Replace `path` atomically."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".anklume-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(module=None):
+    """Run as a module, or in the controller through the anklume action plugin."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    text, path, nft, table = p["content"], p["path"], p["nft"], p["table"]
+    old = read(path)
+    result = dict(changed=old != text, file_changed=old != text, reload=False, add=[], remove=[],
+                  diff=[])
+    if result["file_changed"]:
+        result["diff"].append({"before_header": path, "after_header": path,
+                               "before": old or "", "after": text})
+    # The cache next to the file: the sha256 of the content, then its canonical listing.
+    cache = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".loaded")
+    key = "# sha256 " + hashlib.sha256(text.encode()).hexdigest() + "\n"
+    wanted = None
+    try:
+        if p["load"]:
+            # Fast path: same file, and the kernel holds the listing cached for it.
+            cached = read(cache) or ""
+            known = None
+            if not result["file_changed"] and cached.startswith(key):
+                known = cached[len(key):].rstrip("\n")
+            live = listing(nft, table) if known is not None else None
+            if known is None or live != known:
+                wanted = canonical(nft, text)  # fails before anything is written or loaded
+                if live is None:
+                    live = listing(nft, table)
+                if live != wanted:
+                    before, after = live.splitlines(), wanted.splitlines()
+                    result.update(changed=True, reload=True,
+                                  add=[x for x in after if x not in before],
+                                  remove=[x for x in before if x not in after])
+                    result["diff"].append({"before_header": f"kernel: table inet {table}",
+                                           "after_header": f"{path} (canonical listing)",
+                                           "before": live + "\n", "after": wanted + "\n"})
+        if not module.check_mode:
+            if result["file_changed"]:
+                write(path, text)
+            if wanted is not None:
+                write(cache, key + wanted + "\n")
+            if result["reload"]:
+                run([nft, "-f", path], f"nft -f {path} failed (the previous table is unchanged)")
+                if listing(nft, table) != wanted:
+                    raise NftError(f"table inet {table} does not hold {path} after loading")
+    except (NftError, OSError) as exc:
+        module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
