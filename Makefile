@@ -132,3 +132,15 @@ snapshot-delete: $(STAMP) ## Delete snapshot NAME=x (DOMAIN=d or I=i)
 
 snapshot-list: $(STAMP) ## Table of snapshots: instance, snapshot, date (DOMAIN=d or I=i)
 	@$(SNAPSHOT_RUN)list
+
+# --- Molecule: one scenario per role against the real local Incus (docs/testing.md) -----
+# Each scenario owns its objects (t8* names, 10.170.x.0/24, owner t8mol). `molecule reset`
+# first: a state file left by an interrupted run would make molecule skip create.
+ROLE    ?=
+MOLECULE_ROLES = $(or $(ROLE),$(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml)))
+.PHONY: molecule
+molecule: $(STAMP) ## Molecule scenarios of every role on the real Incus (ROLE=<name> for one)
+	@set -e; for role in $(MOLECULE_ROLES); do \
+		echo "molecule: roles/$$role"; \
+		( cd roles/$$role && $(PLAYBOOK_ENV) molecule reset >/dev/null 2>&1 && $(PLAYBOOK_ENV) molecule test ); \
+	done
