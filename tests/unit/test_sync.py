@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from anklume import managed
+from tests.incus_helpers import REPO
 from tests.unit.gen_support import VALID, mtimes, run, sync, tree, write_infra
 
 pytestmark = pytest.mark.unit
@@ -228,9 +231,15 @@ def test_directory_and_binary_inputs_are_exit_2(tmp_path: Path) -> None:
     assert result.code == 2 and "not valid UTF-8" in result.err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file_is_exit_2(tmp_path: Path) -> None:  # pragma: no cover
+def test_unreadable_file_is_exit_2(tmp_path: Path) -> None:
+    """Root reads any file, so the CLI runs as an unprivileged user for this one."""
     path = write_infra(tmp_path, VALID)
     path.chmod(0)
-    result = run(str(path))
-    assert result.code == 2 and "cannot read" in result.err
+    tmp_path.chmod(0o755)
+    command = [sys.executable, str(REPO / "scripts" / "generate.py"), str(path)]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot read" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "inventory").exists()
