@@ -121,6 +121,50 @@ class IncusClient:
         return {(i.get("project") or "default", i["name"]): i for i in items}
 
 
+class Reconciliation:
+    """One object module run: the plan, diffs, warnings and orphans it returns.
+
+    ``run(body)`` calls ``body()``; an :class:`IncusError` becomes ``fail_json`` with
+    the plan so far and ``step`` (what we were doing), anything else ends with the
+    usual ``exit_json`` (changed, plan, orphans, diff, the extra keys ``body``
+    returns, incus_calls).
+    """
+
+    def __init__(self, module, name, step):
+        self.module = module
+        self.name = name
+        self.client = IncusClient(module.params["remote"])
+        self.plan, self.diffs, self.warnings, self.orphans = [], [], [], []
+        self.changed = False
+        self.step = step
+
+    def change(self, entry, diff=None):
+        """Record one create, change or remove (and its --diff block)."""
+        self.plan.append(entry)
+        if diff is not None:
+            self.diffs.append(diff)
+        self.changed = True
+
+    def check_owners(self, kind, objects):
+        """ADR-021: fail before any write when another anklume project owns one of
+        ``objects`` ((name, current object or None, project) triples)."""
+        conflicts = owner_conflicts(kind, objects, self.module.params["owner"])
+        if conflicts:
+            self.module.fail_json(msg=conflict_message(self.name, conflicts),
+                                  plan=conflicts, step="checking owners")
+
+    def run(self, body):
+        extra = {}
+        try:
+            extra = body() or {}
+        except IncusError as exc:
+            self.module.fail_json(msg=f"{self.name}: {exc}", plan=self.plan, step=self.step)
+        for w in self.warnings:
+            self.module.warn(w)
+        self.module.exit_json(changed=self.changed, plan=self.plan, orphans=self.orphans,
+                              diff=self.diffs, **extra, incus_calls=self.client.calls)
+
+
 def qname(name):
     return quote(name, safe="")
 

@@ -80,14 +80,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
-    IncusClient,
     IncusError,
-    conflict_message,
+    Reconciliation,
     devices_changes,
     diff_entry,
     is_managed,
     markers,
-    owner_conflicts,
     plan_entry,
     qname,
     stringify,
@@ -123,18 +121,11 @@ def ready(inst, ip):
     return ip in addrs if ip else bool(addrs)
 
 
-class OwnerConflict(Exception):
-    """Declared instances belong to another anklume project (ADR-021)."""
-
-
-class Reconciler:
+class Reconciler(Reconciliation):
     def __init__(self, module):
+        super().__init__(module, "incus_instance", "reading instances")
         self.m = module
         self.p = module.params
-        self.client = IncusClient(self.p["remote"])
-        self.plan, self.diffs, self.warnings = [], [], []
-        self.changed = False
-        self.step = "reading instances"
 
     def url(self, name, suffix=""):
         return f"/1.0/instances/{qname(name)}{suffix}"
@@ -220,11 +211,10 @@ class Reconciler:
             cur = current.get((project, name))
             to_wait.append(spec)
             if cur is None:
-                self.plan.append(plan_entry("instance", name, "create", project=project))
-                self.diffs.append(diff_entry(f"instance {name}", None, {
-                    "type": itype, "image": spec.get("image"), "profiles": profiles,
-                    "config": config, "devices": devices}))
-                self.changed = True
+                self.change(plan_entry("instance", name, "create", project=project),
+                            diff_entry(f"instance {name}", None, {
+                                "type": itype, "image": spec.get("image"),
+                                "profiles": profiles, "config": config, "devices": devices}))
                 if not self.m.check_mode:
                     what = f"creating instance {name} in project {project}"
                     self.step = what
@@ -258,8 +248,7 @@ class Reconciler:
                 keys.append("state")
             if not keys:
                 continue
-            self.plan.append(plan_entry("instance", name, "change", keys, project=project))
-            self.changed = True
+            self.change(plan_entry("instance", name, "change", keys, project=project))
             if keys != ["state"]:
                 new_config = {k: v for k, v in cur_config.items() if k not in removed}
                 new_config.update(config)
@@ -330,11 +319,10 @@ class Reconciler:
                                      "FORCE=1 deletes it")
                 self.plan.append(plan_entry("instance", name, "keep", project=project))
                 continue
-            self.plan.append(plan_entry("instance", name, "remove", project=project))
-            self.diffs.append(diff_entry(f"instance {name}",
-                                         {"status": cur.get("status"),
-                                          "profiles": cur.get("profiles")}, None))
-            self.changed = True
+            self.change(plan_entry("instance", name, "remove", project=project),
+                        diff_entry(f"instance {name}",
+                                   {"status": cur.get("status"),
+                                    "profiles": cur.get("profiles")}, None))
             if self.m.check_mode:
                 continue
             if protected:
@@ -354,7 +342,7 @@ class Reconciler:
         self.step = "deleting instances"
         self.run_ops(ops)
 
-    def run(self):
+    def reconcile(self):
         p = self.p
         self.addresses = {}
         current = self.client.instances(state=True)
@@ -365,12 +353,8 @@ class Reconciler:
                              if k[1] not in declared and is_managed(inst, p["owner"] or None))
         if p["state"] in ("present", "absent"):
             # ADR-021: another anklume project's instance is never changed nor deleted.
-            conflicts = owner_conflicts(
-                "instance", [(s["name"], current.get((s["project"], s["name"])), s["project"])
-                             for s in p["instances"]], p["owner"])
-            if conflicts:
-                self.plan = conflicts
-                raise OwnerConflict(conflict_message("incus_instance", conflicts))
+            self.check_owners("instance", [(s["name"], current.get((s["project"], s["name"])),
+                                            s["project"]) for s in p["instances"]])
         if p["state"] == "present":
             self.present(current)
             self.plan.extend(plan_entry("instance", k[1], "orphan", project=k[0])
@@ -380,7 +364,8 @@ class Reconciler:
                         p["force"])
         else:
             self.remove(current, orphans, False)
-        return ["{}/{}".format(*k) for k in orphans]
+        self.orphans = ["{}/{}".format(*k) for k in orphans]
+        return {"addresses": self.addresses}
 
 
 ARGUMENT_SPEC = dict(
@@ -402,17 +387,7 @@ def main(module=None):
     """Run as a module, or in the controller through the anklume action plugin."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     rec = Reconciler(module)
-    orphans = []
-    try:
-        orphans = rec.run()
-    except OwnerConflict as exc:
-        module.fail_json(msg=str(exc), plan=rec.plan, step="checking owners")
-    except IncusError as exc:
-        module.fail_json(msg=f"incus_instance: {exc}", plan=rec.plan, step=rec.step)
-    for w in rec.warnings:
-        module.warn(w)
-    module.exit_json(changed=rec.changed, plan=rec.plan, orphans=orphans, diff=rec.diffs,
-                     addresses=rec.addresses, incus_calls=rec.client.calls)
+    rec.run(rec.reconcile)
 
 
 if __name__ == "__main__":

@@ -70,14 +70,12 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
-    IncusClient,
     IncusError,
+    Reconciliation,
     config_changes,
-    conflict_message,
     diff_entry,
     is_managed,
     markers,
-    owner_conflicts,
     plan_entry,
     qname,
     stringify,
@@ -97,107 +95,94 @@ ARGUMENT_SPEC = dict(
 )
 
 
+def reconcile(r, p, check_mode):
+    client = r.client
+    current = client.networks()
+    if p["report_orphans"] or p["state"] == "pruned":
+        declared = set(p["declared"]) | {n["name"] for n in p["networks"]}
+        r.orphans = sorted(name for name, net in current.items()
+                           if name.startswith(p["prefix"]) and name not in declared
+                           and is_managed(net, p["owner"] or None))
+    if p["state"] in ("present", "absent"):
+        # ADR-021: another anklume project's bridge is never changed nor deleted.
+        r.check_owners(KIND, [(n["name"], current.get(n["name"]), None) for n in p["networks"]])
+    if p["state"] == "present":
+        for net in p["networks"]:
+            name = net["name"]
+            wanted = stringify(net.get("config"))
+            wanted.update(markers(p["owner"]))
+            desc = net.get("description") or ""
+            cur = current.get(name)
+            if cur is None:
+                r.change(plan_entry(KIND, name, "create"),
+                         diff_entry(f"network {name}", None,
+                                    {"config": wanted, "description": desc}))
+                if not check_mode:
+                    r.step = f"creating network {name}"
+                    data = {"name": name, "type": "bridge", "description": desc,
+                            "config": wanted}
+                    try:
+                        client.query("/1.0/networks", "POST", what=r.step, data=data)
+                    except IncusError:
+                        # A bridge re-created right after its previous self was deleted
+                        # can trip on veths that are still vanishing: one retry.
+                        time.sleep(1)
+                        if name in client.networks():
+                            raise
+                        client.query("/1.0/networks", "POST", what=r.step, data=data)
+                continue
+            if not is_managed(cur, None):
+                r.warnings.append(f"network {name} exists without the anklume marker: left alone")
+                r.plan.append(plan_entry(KIND, name, "foreign"))
+                continue
+            keys, removed = config_changes(cur.get("config"), wanted, ("user.anklume.",))
+            if cur.get("description", "") != desc:
+                keys.append("description")
+            if not keys and not removed:
+                continue
+            new_config = {k: v for k, v in (cur.get("config") or {}).items()
+                          if k not in removed}
+            new_config.update(wanted)
+            r.change(plan_entry(KIND, name, "change", keys + removed),
+                     diff_entry(f"network {name}",
+                                {"config": cur.get("config"),
+                                 "description": cur.get("description", "")},
+                                {"config": new_config, "description": desc}))
+            if not check_mode:
+                r.step = f"updating network {name}"
+                client.query(f"/1.0/networks/{qname(name)}", "PUT", what=r.step,
+                             data={"config": new_config, "description": desc})
+    targets = []
+    if p["state"] == "absent":
+        targets = [n["name"] for n in p["networks"]]
+    elif p["state"] == "pruned":
+        targets = r.orphans
+    for name in targets:
+        cur = current.get(name)
+        if cur is None:
+            continue
+        if not is_managed(cur, None):
+            r.warnings.append(f"network {name} is not managed by anklume: not deleted")
+            continue
+        used = [u for u in cur.get("used_by") or []]
+        if used and not check_mode:
+            r.warnings.append("network {} kept: still used by {}".format(name, ", ".join(used)))
+            r.plan.append(plan_entry(KIND, name, "keep"))
+            continue
+        r.change(plan_entry(KIND, name, "remove"),
+                 diff_entry(f"network {name}", {"config": cur.get("config")}, None))
+        if not check_mode:
+            r.step = f"deleting network {name}"
+            client.query(f"/1.0/networks/{qname(name)}", "DELETE", what=r.step)
+    if p["state"] == "present":
+        r.plan.extend(plan_entry(KIND, name, "orphan") for name in r.orphans)
+
+
 def main(module=None):
     """Run as a module, or in the controller through the anklume action plugin."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    p = module.params
-    client = IncusClient(p["remote"])
-    plan, diffs, warnings, orphans = [], [], [], []
-    changed = False
-    step = "reading networks"
-    try:
-        current = client.networks()
-        if p["report_orphans"] or p["state"] == "pruned":
-            declared = set(p["declared"]) | {n["name"] for n in p["networks"]}
-            orphans = sorted(name for name, net in current.items()
-                             if name.startswith(p["prefix"]) and name not in declared
-                             and is_managed(net, p["owner"] or None))
-        if p["state"] in ("present", "absent"):
-            # ADR-021: another anklume project's bridge is never changed nor deleted.
-            conflicts = owner_conflicts(KIND, [(n["name"], current.get(n["name"]), None)
-                                               for n in p["networks"]], p["owner"])
-            if conflicts:
-                module.fail_json(msg=conflict_message("incus_network", conflicts),
-                                 plan=conflicts, step="checking owners")
-        if p["state"] == "present":
-            for net in p["networks"]:
-                name = net["name"]
-                wanted = stringify(net.get("config"))
-                wanted.update(markers(p["owner"]))
-                desc = net.get("description") or ""
-                cur = current.get(name)
-                if cur is None:
-                    plan.append(plan_entry(KIND, name, "create"))
-                    diffs.append(diff_entry(f"network {name}", None,
-                                            {"config": wanted, "description": desc}))
-                    changed = True
-                    if not module.check_mode:
-                        step = f"creating network {name}"
-                        data = {"name": name, "type": "bridge", "description": desc,
-                                "config": wanted}
-                        try:
-                            client.query("/1.0/networks", "POST", what=step, data=data)
-                        except IncusError:
-                            # A bridge re-created right after its previous self was deleted
-                            # can trip on veths that are still vanishing: one retry.
-                            time.sleep(1)
-                            if name in client.networks():
-                                raise
-                            client.query("/1.0/networks", "POST", what=step, data=data)
-                    continue
-                if not is_managed(cur, None):
-                    warnings.append(f"network {name} exists without the anklume marker: left alone")
-                    plan.append(plan_entry(KIND, name, "foreign"))
-                    continue
-                keys, removed = config_changes(cur.get("config"), wanted, ("user.anklume.",))
-                if cur.get("description", "") != desc:
-                    keys.append("description")
-                if not keys and not removed:
-                    continue
-                new_config = {k: v for k, v in (cur.get("config") or {}).items()
-                              if k not in removed}
-                new_config.update(wanted)
-                plan.append(plan_entry(KIND, name, "change", keys + removed))
-                diffs.append(diff_entry(f"network {name}",
-                                        {"config": cur.get("config"),
-                                         "description": cur.get("description", "")},
-                                        {"config": new_config, "description": desc}))
-                changed = True
-                if not module.check_mode:
-                    step = f"updating network {name}"
-                    client.query(f"/1.0/networks/{qname(name)}", "PUT", what=step,
-                                 data={"config": new_config, "description": desc})
-        targets = []
-        if p["state"] == "absent":
-            targets = [n["name"] for n in p["networks"]]
-        elif p["state"] == "pruned":
-            targets = orphans
-        for name in targets:
-            cur = current.get(name)
-            if cur is None:
-                continue
-            if not is_managed(cur, None):
-                warnings.append(f"network {name} is not managed by anklume: not deleted")
-                continue
-            used = [u for u in cur.get("used_by") or []]
-            if used and not module.check_mode:
-                warnings.append("network {} kept: still used by {}".format(name, ", ".join(used)))
-                plan.append(plan_entry(KIND, name, "keep"))
-                continue
-            plan.append(plan_entry(KIND, name, "remove"))
-            diffs.append(diff_entry(f"network {name}", {"config": cur.get("config")}, None))
-            changed = True
-            if not module.check_mode:
-                step = f"deleting network {name}"
-                client.query(f"/1.0/networks/{qname(name)}", "DELETE", what=step)
-        if p["state"] == "present":
-            plan.extend(plan_entry(KIND, name, "orphan") for name in orphans)
-    except IncusError as exc:
-        module.fail_json(msg=f"incus_network: {exc}", plan=plan, step=step)
-    for w in warnings:
-        module.warn(w)
-    module.exit_json(changed=changed, plan=plan, orphans=orphans, diff=diffs,
-                     incus_calls=client.calls)
+    r = Reconciliation(module, "incus_network", "reading networks")
+    r.run(lambda: reconcile(r, module.params, module.check_mode))
 
 
 if __name__ == "__main__":

@@ -51,15 +51,12 @@ orphans: {description: "Managed profiles no longer declared (project/name).", ty
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
-    IncusClient,
-    IncusError,
+    Reconciliation,
     config_changes,
-    conflict_message,
     devices_changes,
     diff_entry,
     is_managed,
     markers,
-    owner_conflicts,
     plan_entry,
     qname,
     stringify,
@@ -75,103 +72,90 @@ ARGUMENT_SPEC = dict(
 )
 
 
+def reconcile(r, p, check_mode):
+    client = r.client
+    current = client.profiles()
+    if p["report_orphans"] or p["state"] == "pruned":
+        declared = set(p["declared"]) | {"{}/{}".format(x["project"], x["name"])
+                                         for x in p["profiles"]}
+        r.orphans = sorted("{}/{}".format(*key) for key, prof in current.items()
+                           if "{}/{}".format(*key) not in declared and key[1] != "default"
+                           and is_managed(prof, p["owner"] or None))
+    if p["state"] in ("present", "absent"):
+        # ADR-021: another anklume project's profile is never changed nor deleted.
+        r.check_owners("profile", [("{}/{}".format(x["project"], x["name"]),
+                                    current.get((x["project"], x["name"])), x["project"])
+                                   for x in p["profiles"]])
+    if p["state"] == "present":
+        for prof in p["profiles"]:
+            project, name = prof["project"], prof["name"]
+            label = f"{project}/{name}"
+            wanted = stringify(prof.get("config"))
+            wanted.update(markers(p["owner"]))
+            devices = {k: stringify(v) for k, v in (prof.get("devices") or {}).items()}
+            desc = prof.get("description") or ""
+            cur = current.get((project, name))
+            if cur is None:
+                r.change(plan_entry("profile", label, "create", project=project),
+                         diff_entry(f"profile {label}", None,
+                                    {"config": wanted, "devices": devices}))
+                if not check_mode:
+                    r.step = f"creating profile {label}"
+                    client.query("/1.0/profiles", "POST", project=project, what=r.step,
+                                 data={"name": name, "description": desc,
+                                       "config": wanted, "devices": devices})
+                continue
+            if not is_managed(cur, None):
+                r.warnings.append(f"profile {label} exists without the anklume marker: left alone")
+                r.plan.append(plan_entry("profile", label, "foreign", project=project))
+                continue
+            keys, removed = config_changes(cur.get("config"), wanted, ("",))
+            keys = [f"config.{k}" for k in keys + removed]
+            keys += devices_changes(cur.get("devices"), devices)
+            if cur.get("description", "") != desc:
+                keys.append("description")
+            if not keys:
+                continue
+            r.change(plan_entry("profile", label, "change", keys, project=project),
+                     diff_entry(f"profile {label}",
+                                {"config": cur.get("config"), "devices": cur.get("devices")},
+                                {"config": wanted, "devices": devices}))
+            if not check_mode:
+                r.step = f"updating profile {label}"
+                client.query(f"/1.0/profiles/{qname(name)}", "PUT", project=project,
+                             what=r.step, data={"config": wanted, "devices": devices,
+                                                "description": desc})
+    targets = []
+    if p["state"] == "absent":
+        targets = ["{}/{}".format(x["project"], x["name"]) for x in p["profiles"]]
+    elif p["state"] == "pruned":
+        targets = r.orphans
+    for label in targets:
+        project, name = label.split("/", 1)
+        cur = current.get((project, name))
+        if cur is None:
+            continue
+        if not is_managed(cur, None):
+            r.warnings.append(f"profile {label} is not managed by anklume: not deleted")
+            continue
+        if cur.get("used_by") and not check_mode:
+            r.warnings.append("profile {} kept: still used by {}".format(label, ", ".join(cur["used_by"])))
+            r.plan.append(plan_entry("profile", label, "keep", project=project))
+            continue
+        r.change(plan_entry("profile", label, "remove", project=project))
+        if not check_mode:
+            r.step = f"deleting profile {label}"
+            client.query(f"/1.0/profiles/{qname(name)}", "DELETE", project=project,
+                         what=r.step)
+    if p["state"] == "present":
+        r.plan.extend(plan_entry("profile", n, "orphan") for n in r.orphans)
+
+
 def main(module=None):
     """Run as a module, or in the controller through the anklume action plugin."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    p = module.params
-    client = IncusClient(p["remote"])
-    plan, diffs, warnings, orphans = [], [], [], []
-    changed = False
-    step = "reading profiles"
-    try:
-        current = client.profiles()
-        if p["report_orphans"] or p["state"] == "pruned":
-            declared = set(p["declared"]) | {"{}/{}".format(x["project"], x["name"])
-                                             for x in p["profiles"]}
-            orphans = sorted("{}/{}".format(*key) for key, prof in current.items()
-                             if "{}/{}".format(*key) not in declared and key[1] != "default"
-                             and is_managed(prof, p["owner"] or None))
-        if p["state"] in ("present", "absent"):
-            # ADR-021: another anklume project's profile is never changed nor deleted.
-            conflicts = owner_conflicts(
-                "profile", [("{}/{}".format(x["project"], x["name"]),
-                             current.get((x["project"], x["name"])), x["project"])
-                            for x in p["profiles"]], p["owner"])
-            if conflicts:
-                module.fail_json(msg=conflict_message("incus_profile", conflicts),
-                                 plan=conflicts, step="checking owners")
-        if p["state"] == "present":
-            for prof in p["profiles"]:
-                project, name = prof["project"], prof["name"]
-                label = f"{project}/{name}"
-                wanted = stringify(prof.get("config"))
-                wanted.update(markers(p["owner"]))
-                devices = {k: stringify(v) for k, v in (prof.get("devices") or {}).items()}
-                desc = prof.get("description") or ""
-                cur = current.get((project, name))
-                if cur is None:
-                    plan.append(plan_entry("profile", label, "create", project=project))
-                    diffs.append(diff_entry(f"profile {label}", None,
-                                            {"config": wanted, "devices": devices}))
-                    changed = True
-                    if not module.check_mode:
-                        step = f"creating profile {label}"
-                        client.query("/1.0/profiles", "POST", project=project, what=step,
-                                     data={"name": name, "description": desc,
-                                           "config": wanted, "devices": devices})
-                    continue
-                if not is_managed(cur, None):
-                    warnings.append(f"profile {label} exists without the anklume marker: left alone")
-                    plan.append(plan_entry("profile", label, "foreign", project=project))
-                    continue
-                keys, removed = config_changes(cur.get("config"), wanted, ("",))
-                keys = [f"config.{k}" for k in keys + removed]
-                keys += devices_changes(cur.get("devices"), devices)
-                if cur.get("description", "") != desc:
-                    keys.append("description")
-                if not keys:
-                    continue
-                plan.append(plan_entry("profile", label, "change", keys, project=project))
-                diffs.append(diff_entry(f"profile {label}",
-                                        {"config": cur.get("config"), "devices": cur.get("devices")},
-                                        {"config": wanted, "devices": devices}))
-                changed = True
-                if not module.check_mode:
-                    step = f"updating profile {label}"
-                    client.query(f"/1.0/profiles/{qname(name)}", "PUT", project=project,
-                                 what=step, data={"config": wanted, "devices": devices,
-                                                  "description": desc})
-        targets = []
-        if p["state"] == "absent":
-            targets = ["{}/{}".format(x["project"], x["name"]) for x in p["profiles"]]
-        elif p["state"] == "pruned":
-            targets = orphans
-        for label in targets:
-            project, name = label.split("/", 1)
-            cur = current.get((project, name))
-            if cur is None:
-                continue
-            if not is_managed(cur, None):
-                warnings.append(f"profile {label} is not managed by anklume: not deleted")
-                continue
-            if cur.get("used_by") and not module.check_mode:
-                warnings.append("profile {} kept: still used by {}".format(label, ", ".join(cur["used_by"])))
-                plan.append(plan_entry("profile", label, "keep", project=project))
-                continue
-            plan.append(plan_entry("profile", label, "remove", project=project))
-            changed = True
-            if not module.check_mode:
-                step = f"deleting profile {label}"
-                client.query(f"/1.0/profiles/{qname(name)}", "DELETE", project=project,
-                             what=step)
-        if p["state"] == "present":
-            plan.extend(plan_entry("profile", n, "orphan") for n in orphans)
-    except IncusError as exc:
-        module.fail_json(msg=f"incus_profile: {exc}", plan=plan, step=step)
-    for w in warnings:
-        module.warn(w)
-    module.exit_json(changed=changed, plan=plan, orphans=orphans, diff=diffs,
-                     incus_calls=client.calls)
+    r = Reconciliation(module, "incus_profile", "reading profiles")
+    r.run(lambda: reconcile(r, module.params, module.check_mode))
 
 
 if __name__ == "__main__":

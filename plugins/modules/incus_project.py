@@ -55,15 +55,12 @@ orphans: {description: Managed projects no longer declared., type: list, returne
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
-    IncusClient,
-    IncusError,
+    Reconciliation,
     config_changes,
-    conflict_message,
     devices_changes,
     diff_entry,
     is_managed,
     markers,
-    owner_conflicts,
     plan_entry,
     qname,
     stringify,
@@ -90,121 +87,108 @@ ARGUMENT_SPEC = dict(
 )
 
 
+def reconcile(r, p, check_mode):
+    client = r.client
+    current = client.projects()
+    if p["report_orphans"] or p["state"] == "pruned":
+        declared = set(p["declared"]) | {x["name"] for x in p["projects"]}
+        r.orphans = sorted(n for n, proj in current.items()
+                           if n not in declared and n != "default"
+                           and is_managed(proj, p["owner"] or None))
+    if p["state"] in ("present", "absent"):
+        # ADR-021: another anklume project's project is never changed nor deleted.
+        r.check_owners("project", [(x["name"], current.get(x["name"]), None)
+                                   for x in p["projects"]])
+    if p["state"] == "present":
+        profiles = client.profiles() if current else {}
+        for proj in p["projects"]:
+            name = proj["name"]
+            wanted = stringify(proj.get("config"))
+            wanted.update(markers(p["owner"]))
+            desc = proj.get("description") or ""
+            devices = {k: stringify(v) for k, v in (proj.get("default_devices") or {}).items()}
+            cur = current.get(name)
+            if cur is None:
+                r.change(plan_entry("project", name, "create"),
+                         diff_entry(f"project {name}", None,
+                                    {"config": wanted, "description": desc,
+                                     "default_profile_devices": devices}))
+                if not check_mode:
+                    r.step = f"creating project {name}"
+                    client.query("/1.0/projects", "POST", what=r.step, data={
+                        "name": name, "description": desc, "config": wanted})
+                    r.step = f"setting the default profile of project {name}"
+                    client.query("/1.0/profiles/default", "PUT", project=name, what=r.step,
+                                 data={"config": {}, "devices": devices,
+                                       "description": "anklume: root disk and eth0 "
+                                                      f"on {name}"})
+                continue
+            if not is_managed(cur, None):
+                r.warnings.append(f"project {name} exists without the anklume marker: left alone")
+                r.plan.append(plan_entry("project", name, "foreign"))
+                continue
+            keys, removed = config_changes(cur.get("config"), wanted, ("user.anklume.",))
+            if cur.get("description", "") != desc:
+                keys.append("description")
+            if keys or removed:
+                new_config = {k: v for k, v in (cur.get("config") or {}).items()
+                              if k not in removed}
+                new_config.update(wanted)
+                r.change(plan_entry("project", name, "change", keys + removed),
+                         diff_entry(f"project {name}",
+                                    {"config": cur.get("config"),
+                                     "description": cur.get("description", "")},
+                                    {"config": new_config, "description": desc}))
+                if not check_mode:
+                    r.step = f"updating project {name}"
+                    client.query(f"/1.0/projects/{qname(name)}", "PUT", what=r.step,
+                                 data={"config": new_config, "description": desc})
+            prof = profiles.get((name, "default")) or {}
+            dkeys = devices_changes(prof.get("devices"), devices)
+            if dkeys:
+                r.change(plan_entry("profile", f"{name}/default", "change", dkeys,
+                                    project=name),
+                         diff_entry(f"profile {name}/default",
+                                    {"devices": prof.get("devices")},
+                                    {"devices": devices}))
+                if not check_mode:
+                    r.step = f"updating the default profile of project {name}"
+                    client.query("/1.0/profiles/default", "PUT", project=name, what=r.step,
+                                 data={"config": prof.get("config") or {},
+                                       "description": prof.get("description", ""),
+                                       "devices": devices})
+    targets = []
+    if p["state"] == "absent":
+        targets = [x["name"] for x in p["projects"]]
+    elif p["state"] == "pruned":
+        targets = r.orphans
+    for name in targets:
+        cur = current.get(name)
+        if cur is None:
+            continue
+        if not is_managed(cur, None):
+            r.warnings.append(f"project {name} is not managed by anklume: not deleted")
+            continue
+        r.step = f"reading project {name}"
+        leftovers = project_is_empty(client, name)
+        if leftovers and not check_mode:
+            r.warnings.append("project {} kept: it still holds {}".format(name, ", ".join(leftovers)))
+            r.plan.append(plan_entry("project", name, "keep"))
+            continue
+        r.change(plan_entry("project", name, "remove"),
+                 diff_entry(f"project {name}", {"config": cur.get("config")}, None))
+        if not check_mode:
+            r.step = f"deleting project {name}"
+            client.query(f"/1.0/projects/{qname(name)}", "DELETE", what=r.step)
+    if p["state"] == "present":
+        r.plan.extend(plan_entry("project", n, "orphan") for n in r.orphans)
+
+
 def main(module=None):
     """Run as a module, or in the controller through the anklume action plugin."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    p = module.params
-    client = IncusClient(p["remote"])
-    plan, diffs, warnings, orphans = [], [], [], []
-    changed = False
-    step = "reading projects"
-    try:
-        current = client.projects()
-        if p["report_orphans"] or p["state"] == "pruned":
-            declared = set(p["declared"]) | {x["name"] for x in p["projects"]}
-            orphans = sorted(n for n, proj in current.items()
-                             if n not in declared and n != "default"
-                             and is_managed(proj, p["owner"] or None))
-        if p["state"] in ("present", "absent"):
-            # ADR-021: another anklume project's project is never changed nor deleted.
-            conflicts = owner_conflicts("project", [(x["name"], current.get(x["name"]), None)
-                                                    for x in p["projects"]], p["owner"])
-            if conflicts:
-                module.fail_json(msg=conflict_message("incus_project", conflicts),
-                                 plan=conflicts, step="checking owners")
-        if p["state"] == "present":
-            profiles = client.profiles() if current else {}
-            for proj in p["projects"]:
-                name = proj["name"]
-                wanted = stringify(proj.get("config"))
-                wanted.update(markers(p["owner"]))
-                desc = proj.get("description") or ""
-                devices = {k: stringify(v) for k, v in (proj.get("default_devices") or {}).items()}
-                cur = current.get(name)
-                if cur is None:
-                    plan.append(plan_entry("project", name, "create"))
-                    diffs.append(diff_entry(f"project {name}", None,
-                                            {"config": wanted, "description": desc,
-                                             "default_profile_devices": devices}))
-                    changed = True
-                    if not module.check_mode:
-                        step = f"creating project {name}"
-                        client.query("/1.0/projects", "POST", what=step, data={
-                            "name": name, "description": desc, "config": wanted})
-                        step = f"setting the default profile of project {name}"
-                        client.query("/1.0/profiles/default", "PUT", project=name, what=step,
-                                     data={"config": {}, "devices": devices,
-                                           "description": "anklume: root disk and eth0 "
-                                                          f"on {name}"})
-                    continue
-                if not is_managed(cur, None):
-                    warnings.append(f"project {name} exists without the anklume marker: left alone")
-                    plan.append(plan_entry("project", name, "foreign"))
-                    continue
-                keys, removed = config_changes(cur.get("config"), wanted, ("user.anklume.",))
-                if cur.get("description", "") != desc:
-                    keys.append("description")
-                if keys or removed:
-                    new_config = {k: v for k, v in (cur.get("config") or {}).items()
-                                  if k not in removed}
-                    new_config.update(wanted)
-                    plan.append(plan_entry("project", name, "change", keys + removed))
-                    diffs.append(diff_entry(f"project {name}",
-                                            {"config": cur.get("config"),
-                                             "description": cur.get("description", "")},
-                                            {"config": new_config, "description": desc}))
-                    changed = True
-                    if not module.check_mode:
-                        step = f"updating project {name}"
-                        client.query(f"/1.0/projects/{qname(name)}", "PUT", what=step,
-                                     data={"config": new_config, "description": desc})
-                prof = profiles.get((name, "default")) or {}
-                dkeys = devices_changes(prof.get("devices"), devices)
-                if dkeys:
-                    plan.append(plan_entry("profile", f"{name}/default", "change", dkeys,
-                                           project=name))
-                    diffs.append(diff_entry(f"profile {name}/default",
-                                            {"devices": prof.get("devices")},
-                                            {"devices": devices}))
-                    changed = True
-                    if not module.check_mode:
-                        step = f"updating the default profile of project {name}"
-                        client.query("/1.0/profiles/default", "PUT", project=name, what=step,
-                                     data={"config": prof.get("config") or {},
-                                           "description": prof.get("description", ""),
-                                           "devices": devices})
-        targets = []
-        if p["state"] == "absent":
-            targets = [x["name"] for x in p["projects"]]
-        elif p["state"] == "pruned":
-            targets = orphans
-        for name in targets:
-            cur = current.get(name)
-            if cur is None:
-                continue
-            if not is_managed(cur, None):
-                warnings.append(f"project {name} is not managed by anklume: not deleted")
-                continue
-            step = f"reading project {name}"
-            leftovers = project_is_empty(client, name)
-            if leftovers and not module.check_mode:
-                warnings.append("project {} kept: it still holds {}".format(name, ", ".join(leftovers)))
-                plan.append(plan_entry("project", name, "keep"))
-                continue
-            plan.append(plan_entry("project", name, "remove"))
-            diffs.append(diff_entry(f"project {name}", {"config": cur.get("config")}, None))
-            changed = True
-            if not module.check_mode:
-                step = f"deleting project {name}"
-                client.query(f"/1.0/projects/{qname(name)}", "DELETE", what=step)
-        if p["state"] == "present":
-            plan.extend(plan_entry("project", n, "orphan") for n in orphans)
-    except IncusError as exc:
-        module.fail_json(msg=f"incus_project: {exc}", plan=plan, step=step)
-    for w in warnings:
-        module.warn(w)
-    module.exit_json(changed=changed, plan=plan, orphans=orphans, diff=diffs,
-                     incus_calls=client.calls)
+    r = Reconciliation(module, "incus_project", "reading projects")
+    r.run(lambda: reconcile(r, module.params, module.check_mode))
 
 
 if __name__ == "__main__":
