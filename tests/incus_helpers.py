@@ -121,3 +121,26 @@ def ansible_env() -> dict[str, str]:
     env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     env.setdefault("ANSIBLE_PYTHON_INTERPRETER", str(VENV_BIN / "python"))
     return env
+
+
+def lab_make(root: Path, *args: str, timeout: float = 300, **env: str) -> tuple[int, str]:
+    """Run `make ARGS` in a lab tree (its .venv already installed); return rc and output."""
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", **env},
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def recap(output: str) -> dict[str, int]:
+    """changed= count of every host in the PLAY RECAP lines."""
+    out = {}
+    for line in output.splitlines():
+        if " : ok=" in line and "changed=" in line:
+            out[line.split(":")[0].strip()] = int(line.split("changed=")[1].split()[0])
+    return out

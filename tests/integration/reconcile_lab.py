@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from tests.incus_helpers import lab_make
+
 REPO = Path(__file__).resolve().parents[2]
 OWNER = "t4test"
 PREFIX = "t4"
@@ -123,13 +125,9 @@ class Lab:
             allvars.write_text(text + f"incus_nftables_table: {NFT_TABLE}\n")
 
     def make(self, *args: str, check: bool = True, timeout: float = 300) -> str:
-        proc = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", *args],
-                              cwd=self.root, capture_output=True, text=True, timeout=timeout,
-                              check=False, env={**os.environ, "ANSIBLE_FORCE_COLOR": "0",
-                                                "ANSIBLE_NOCOLOR": "1"})
-        out = proc.stdout + proc.stderr
-        if check and proc.returncode != 0:
-            raise AssertionError(f"make {' '.join(args)} failed ({proc.returncode}):\n{out}")
+        rc, out = lab_make(self.root, *args, timeout=timeout)
+        if check and rc != 0:
+            raise AssertionError(f"make {' '.join(args)} failed ({rc}):\n{out}")
         return out
 
     def start_make(self, *args: str) -> subprocess.Popen[str]:
@@ -143,14 +141,6 @@ class Lab:
         proc.wait(timeout=30)
 
 
-def recap(output: str) -> dict[str, int]:
-    """changed= count of every host in the PLAY RECAP lines."""
-    out = {}
-    for line in output.splitlines():
-        if " : ok=" in line and "changed=" in line:
-            host = line.split(":")[0].strip()
-            out[host] = int(line.split("changed=")[1].split()[0])
-    return out
 
 
 def summary(output: str, label: str = "plan") -> str:

@@ -50,50 +50,31 @@ def test_container_from_local_image_gets_an_address_on_its_bridge(probe: str) ->
     assert address.startswith("10.150.0."), address
 
 
-def test_ansible_runs_a_command_through_the_incus_connection(probe: str) -> None:
-    out = run(
+def _ansible(probe: str, module: str, args: str, *extra: str, **env: str) -> str:
+    """One ad-hoc Ansible module run on the probe through the incus connection."""
+    return run(
         [
-            "ansible",
-            "all",
-            "-i",
-            f"{probe},",
-            "-c",
-            "community.general.incus",
-            "-e",
-            "ansible_python_interpreter=/usr/bin/python3",
-            "-m",
-            "ansible.builtin.command",
-            "-a",
-            "cat /etc/os-release",
-            "-o",
+            "ansible", "all", "-i", f"{probe},", "-c", "community.general.incus",
+            "-e", "ansible_python_interpreter=/usr/bin/python3",
+            "-m", module, "-a", args, *extra,
         ],
-        env=ansible_env(),
-    )
+        env={**ansible_env(), **env},
+    )  # fmt: skip
+
+
+def test_ansible_runs_a_command_through_the_incus_connection(probe: str) -> None:
+    out = _ansible(probe, "ansible.builtin.command", "cat /etc/os-release", "-o")
     assert f"{probe} | CHANGED | rc=0" in out, out
     assert "VERSION_CODENAME=bookworm" in out, out
 
 
 def test_ansible_gathers_facts_inside_the_container(probe: str) -> None:
-    out = run(
-        [
-            "ansible",
-            "all",
-            "-i",
-            f"{probe},",
-            "-c",
-            "community.general.incus",
-            "-e",
-            "ansible_python_interpreter=/usr/bin/python3",
-            "-m",
-            "ansible.builtin.setup",
-            "-a",
-            "filter=ansible_hostname",
-        ],
-        env={
-            **ansible_env(),
-            "ANSIBLE_STDOUT_CALLBACK": "json",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        },
+    out = _ansible(
+        probe,
+        "ansible.builtin.setup",
+        "filter=ansible_hostname",
+        ANSIBLE_STDOUT_CALLBACK="json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
     )
     result = json.loads(out)
     facts = result["plays"][0]["tasks"][0]["hosts"][probe]["ansible_facts"]

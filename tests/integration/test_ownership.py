@@ -13,7 +13,6 @@ Tests run in file order, each from the state the previous one left.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.incus_helpers import lab_make, recap
 from tests.integration.reconcile_lab import (
     LINKS,
     REPO,
     all_instances,
     cleanup,
     incus_query,
-    recap,
     summary,
 )
 
@@ -78,12 +77,7 @@ class OwnLab:
                                f"incus_nftables_file: {self.root}/{NFT_TABLE}.nft\n")
 
     def make(self, *args: str, timeout: float = 300) -> tuple[int, str]:
-        proc = subprocess.run(
-            ["make", "--no-print-directory", "-o", ".venv/.installed", *args],
-            cwd=self.root, capture_output=True, text=True, timeout=timeout, check=False,
-            env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
-                 "ANSIBLE_SKIP_TAGS": "nftables"})
-        return proc.returncode, proc.stdout + proc.stderr
+        return lab_make(self.root, *args, timeout=timeout, ANSIBLE_SKIP_TAGS="nftables")
 
     def ok(self, *args: str) -> str:
         rc, out = self.make(*args)

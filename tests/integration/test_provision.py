@@ -8,7 +8,6 @@ install is in the image or comes from the host (wheelhouse, collection tarball, 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.incus_helpers import REPO, delete_by_prefix, query, run
+from tests.incus_helpers import REPO, delete_by_prefix, lab_make, query, recap, run
 
 OWNER = "t5prov"
 DOMAIN = "t5a"
@@ -68,26 +67,8 @@ def cleanup() -> None:
 
 
 def make(root: Path, *args: str, timeout: float = 420) -> str:
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.installed", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"make {' '.join(args)} failed ({proc.returncode}):\n{out}"
-    return out
-
-
-def recap(output: str) -> dict[str, int]:
-    """changed= of every host in the PLAY RECAP."""
-    out = {}
-    for line in output.splitlines():
-        if " : ok=" in line and "changed=" in line:
-            out[line.split(":")[0].strip()] = int(line.split("changed=")[1].split()[0])
+    rc, out = lab_make(root, *args, timeout=timeout)
+    assert rc == 0, f"make {' '.join(args)} failed ({rc}):\n{out}"
     return out
 
 

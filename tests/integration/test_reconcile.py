@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.incus_helpers import recap
 from tests.integration.reconcile_lab import (
     BASE,
     PREFIX,
@@ -22,7 +23,6 @@ from tests.integration.reconcile_lab import (
     cleanup,
     incus_query,
     ipv4,
-    recap,
     summary,
     wait_for,
 )

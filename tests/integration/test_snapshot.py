@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.incus_helpers import REPO, delete_by_prefix, query, run
+from tests.incus_helpers import REPO, delete_by_prefix, lab_make, query, run
 
 OWNER = "t5snap"
 DOM_B, DOM_C = "t5b", "t5c"
@@ -78,17 +78,8 @@ def cleanup() -> None:
 
 
 def make(root: Path, *args: str, ok: bool = True, timeout: float = 300) -> str:
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.installed", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
-    )
-    out = proc.stdout + proc.stderr
-    assert (proc.returncode == 0) == ok, f"make {' '.join(args)} rc={proc.returncode}:\n{out}"
+    rc, out = lab_make(root, *args, timeout=timeout)
+    assert (rc == 0) == ok, f"make {' '.join(args)} rc={rc}:\n{out}"
     return out
 
 
