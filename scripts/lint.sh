@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every linter at zero: ansible-lint (production profile), yamllint, ruff,
-# and ShellCheck. Runs them all, then fails if any failed.
+# ShellCheck and mypy (strict, on the anklume package). Runs them all, then fails if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 bin=.venv/bin
@@ -13,6 +13,7 @@ step() {
 }
 
 step ruff "$bin/ruff" check .
+step mypy "$bin/mypy"
 step yamllint "$bin/yamllint" --strict .
 mapfile -t shell_files < <(find scripts roles .ci -type f \( -name '*.sh' -o -path .ci/run \) 2>/dev/null | sort)
 step shellcheck "$bin/shellcheck" "${shell_files[@]}"
