@@ -53,7 +53,7 @@ test: $(STAMP) ## Whole suite: unit + integration on the real Incus (sets up hos
 test-unit: $(STAMP) ## Unit tests only (no daemon)
 	@$(BIN)/pytest -m unit -q
 
-lint: $(STAMP) ## ansible-lint (production), yamllint, ruff, shellcheck: all at zero
+lint: $(STAMP) ## ansible-lint (production), yamllint, ruff, shellcheck, mypy: all at zero
 	@bash scripts/lint.sh
 
 bench: $(STAMP) ## Benchmarks (sync, apply, snapshots) with figures
