@@ -49,6 +49,8 @@ install_packages() {
   command -v ip >/dev/null || missing+=(iproute2)
   # Recommended by incus, needed for every managed bridge (DHCP and DNS).
   command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+  # Recommended by incus: gives containers a correct view of /proc.
+  command -v lxcfs >/dev/null || missing+=(lxcfs)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
   apt-get update -qq
@@ -93,11 +95,7 @@ start_daemon() {
   else
     log "starting incusd (no systemd as PID 1)"
     mkdir -p /var/log/incus
-    # lxcfs gives containers a correct view of /proc; optional.
-    if command -v lxcfs >/dev/null && ! pgrep -x lxcfs >/dev/null; then
-      mkdir -p /var/lib/incus-lxcfs
-      setsid nohup lxcfs /var/lib/incus-lxcfs >/var/log/incus/lxcfs.log 2>&1 &
-    fi
+    bash "$(dirname "$0")/start-lxcfs.sh"
     # setsid: the daemon must outlive the shell (and process group) that started it.
     setsid nohup /usr/libexec/incus/incusd --group root \
       --logfile /var/log/incus/incusd.log >/var/log/incus/incusd.out 2>&1 &
