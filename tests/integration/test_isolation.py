@@ -273,16 +273,39 @@ def test_isolation_off_then_on(work: Path) -> None:
     assert lab.ping("t6-adm", pro.ip)
 
 
-def incusd_pids() -> list[int]:
+def incusd_processes() -> dict[int, str]:
+    """pid -> role ("daemon", or the helper's subcommand such as forkproxy).
+
+    The helpers are also named incusd: killing them with the daemon would
+    break the proxy devices of every other instance on this machine."""
     out = subprocess.run(["pgrep", "-x", "incusd"], capture_output=True, text=True, check=False)
-    return [int(p) for p in out.stdout.split()]
+    found = {}
+    for pid in out.stdout.split():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # exited meanwhile
+        helper = len(argv) > 1 and argv[1].startswith(b"fork")
+        found[int(pid)] = argv[1].decode() if helper else "daemon"
+    return found
+
+
+def incusd_pids() -> list[int]:
+    return [pid for pid, role in incusd_processes().items() if role == "daemon"]
 
 
 def test_rules_survive_an_incusd_restart(boxes: dict[str, str], work: Path) -> None:
     """Last on purpose: kills the shared daemon and brings it back with scripts/host.sh."""
     if Path("/run/systemd/system").exists():
         pytest.skip("systemd manages incusd here: restart it with systemctl instead")
+    apply_ok(work)  # the rules in place, also when this test runs alone
     table = lab.live_table()
+    assert table, "no ruleset loaded before the restart"
+    # A proxy device of our own shows that other instances' proxies outlive the restart.
+    lab.run("incus", "config", "device", "add", "t6-adm", "t6-sock", "proxy", "bind=instance",
+            "listen=unix:/tmp/t6.sock", "connect=unix:/var/lib/incus/unix.socket")
+    proxies = [pid for pid, role in incusd_processes().items() if role == "forkproxy"]
+    assert proxies, "the proxy device started no forkproxy"
     pids = incusd_pids()
     assert pids, "no incusd process to restart"
     for pid in pids:
@@ -294,6 +317,7 @@ def test_rules_survive_an_incusd_restart(boxes: dict[str, str], work: Path) -> N
         ["bash", str(lab.ROOT / "scripts/host.sh")], capture_output=True, text=True, timeout=120
     )
     assert host.returncode == 0, host.stdout + host.stderr
+    assert all(Path(f"/proc/{pid}").exists() for pid in proxies), "a proxy device died"
     assert lab.live_table() == table
     lab.wait_addresses()
     got = lab.parallel(
