@@ -123,6 +123,18 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
+LAB_LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "scripts",
+             "Makefile", ".venv")
+
+
+def lab_tree(root: Path) -> Path:
+    """Turn ROOT into a throw-away project tree: the repository's playbooks, roles,
+    plugins, scripts, Makefile and venv linked in, so `make` runs on ROOT's infra.yml."""
+    for name in LAB_LINKS:
+        (root / name).symlink_to(REPO / name)
+    return root
+
+
 def lab_make(root: Path, *args: str, timeout: float = 300, **env: str) -> tuple[int, str]:
     """Run `make ARGS` in a lab tree (its .venv already installed); return rc and output."""
     proc = subprocess.run(

@@ -94,16 +94,18 @@ api_calls:
   type: int
 """
 
-from urllib.parse import quote  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.incus_client import IncusClient, IncusError  # noqa: E402
+from ansible.module_utils.incus_client import IncusClient, IncusError, qname  # noqa: E402
 
 ACTIONS = {"present": "created", "absent": "deleted", "restored": "restored"}
 
 
-def _q(name: str) -> str:
-    return quote(name, safe="")
+def _inventory(client: IncusClient, what: str) -> dict:
+    """Every instance with its snapshots, in one call: (project, name) -> instance."""
+    listing = client.get("/1.0/instances", params={"recursion": 2, "all-projects": "true"},
+                         what=what)
+    return {((i.get("project") or "default"), i["name"]): i for i in listing or []}
 
 
 def _date(value: str | None) -> str:
@@ -191,14 +193,9 @@ def main(module=None) -> None:
     client = IncusClient(remote=p["remote"], timeout=timeout + 30)
 
     try:
-        listing = client.get(
-            "/1.0/instances",
-            params={"recursion": 2, "all-projects": "true"},
-            what="listing instances and their snapshots",
-        )
+        inventory = _inventory(client, "listing instances and their snapshots")
     except IncusError as exc:
         module.fail_json(msg=str(exc))
-    inventory = {((i.get("project") or "default"), i["name"]): i for i in listing or []}
     targets = _targets(module, inventory)
 
     def names_of(key: tuple[str, str]) -> list[str]:
@@ -248,7 +245,7 @@ def main(module=None) -> None:
         errors: list[str] = []
 
         def base(r: dict) -> str:
-            return f"/1.0/instances/{_q(r['instance'])}"
+            return f"/1.0/instances/{qname(r['instance'])}"
 
         delete_first = [r for r in todo if r["action"] in ("deleted", "replaced")]
         if delete_first:
@@ -256,7 +253,7 @@ def main(module=None) -> None:
                 client,
                 [
                     (
-                        f"{base(r)}/snapshots/{_q(snap)}",
+                        f"{base(r)}/snapshots/{qname(snap)}",
                         "DELETE",
                         None,
                         r["project"],
@@ -305,14 +302,9 @@ def main(module=None) -> None:
             module.fail_json(msg="incus_snapshot: " + "; ".join(errors), results=results)
         # Re-read the snapshots, for a truthful returned list.
         try:
-            listing = client.get(
-                "/1.0/instances",
-                params={"recursion": 2, "all-projects": "true"},
-                what="listing snapshots after the change",
-            )
+            inventory = _inventory(client, "listing snapshots after the change")
         except IncusError as exc:
             module.fail_json(msg=str(exc), results=results)
-        inventory = {((i.get("project") or "default"), i["name"]): i for i in listing or []}
 
     rows = [row for key in targets if key in inventory for row in _snapshot_rows(inventory[key])]
     out = {"changed": bool(todo), "results": results, "snapshots": rows, "api_calls": client.calls}

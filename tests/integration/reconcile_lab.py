@@ -18,14 +18,12 @@ from typing import Any
 
 import yaml
 
-from tests.incus_helpers import lab_make
+from tests.incus_helpers import lab_make, lab_tree
 
-REPO = Path(__file__).resolve().parents[2]
 OWNER = "t4test"
 PREFIX = "t4"
 BASE = "10.140"
 NFT_TABLE = "anklumet4"
-LINKS = ("site.yml", "ansible.cfg", "roles", "plugins", "scripts", "Makefile", ".venv")
 
 
 def incus_query(path: str, method: str = "GET", data: Any = None) -> Any:
@@ -108,9 +106,7 @@ def cleanup(prefix: str = PREFIX, nft_table: str = NFT_TABLE) -> None:
 
 class Lab:
     def __init__(self, root: Path) -> None:
-        self.root = root
-        for name in LINKS:
-            (root / name).symlink_to(REPO / name)
+        self.root = lab_tree(root)
         self.domains = four_domains()
 
     def write(self) -> None:

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -60,8 +60,7 @@ def mount_dir(incus: str) -> Iterator[Path]:
     path.rmdir()
 
 
-def _wait(predicate: object, what: str) -> None:
-    assert callable(predicate)
+def _wait(predicate: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 10
     while not predicate():
         assert time.monotonic() < deadline, what

@@ -21,10 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.incus_helpers import lab_make, recap
+from tests.incus_helpers import lab_make, lab_tree, recap
 from tests.integration.reconcile_lab import (
-    LINKS,
-    REPO,
     all_instances,
     cleanup,
     incus_query,
@@ -57,9 +55,7 @@ class OwnLab:
     """A throw-away tree (see reconcile_lab.Lab) with its own owner and domains."""
 
     def __init__(self, root: Path, owner: str) -> None:
-        self.root, self.owner = root, owner
-        for name in LINKS:
-            (root / name).symlink_to(REPO / name)
+        self.root, self.owner = lab_tree(root), owner
         self.domains = domains()
 
     def write(self) -> None:

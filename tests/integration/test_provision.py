@@ -16,22 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.incus_helpers import REPO, delete_by_prefix, lab_make, query, recap, run
+from tests.incus_helpers import REPO, delete_by_prefix, lab_make, lab_tree, query, recap, run
 
 OWNER = "t5prov"
 DOMAIN = "t5a"
 ADMIN = "t5-prov-adm"
 BASE = "t5-prov-base"
-LINKS = (
-    "site.yml",
-    "snapshot.yml",
-    "ansible.cfg",
-    "roles",
-    "plugins",
-    "scripts",
-    "Makefile",
-    ".venv",
-)
 TIMEZONE = "Europe/Paris"
 NFT_TABLE = "anklumet5a"
 
@@ -89,9 +79,7 @@ def inside(name: str, *cmd: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    root = tmp_path_factory.mktemp("provision")
-    for name in LINKS:
-        (root / name).symlink_to(REPO / name)
+    root = lab_tree(tmp_path_factory.mktemp("provision"))
     (root / "infra.yml").write_text(yaml.safe_dump(INFRA, sort_keys=False))
     cleanup()
     try:

@@ -18,23 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.incus_helpers import REPO, delete_by_prefix, lab_make, query, run
+from tests.incus_helpers import REPO, delete_by_prefix, lab_make, lab_tree, query, run
 
 OWNER = "t5snap"
 DOM_B, DOM_C = "t5b", "t5c"
 B1, B2, C1 = "t5-snap-b1", "t5-snap-b2", "t5-snap-c1"
 PROJECT = {B1: DOM_B, B2: DOM_B, C1: DOM_C}
 NFT_TABLE = "anklumet5s"
-LINKS = (
-    "site.yml",
-    "snapshot.yml",
-    "ansible.cfg",
-    "roles",
-    "plugins",
-    "scripts",
-    "Makefile",
-    ".venv",
-)
 
 INFRA = {
     "project_name": OWNER,
@@ -109,9 +99,7 @@ def pull(name: str, path: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("snapshots")
-    for name in LINKS:
-        (root / name).symlink_to(REPO / name)
+    root = lab_tree(tmp_path_factory.mktemp("snapshots"))
     (root / "infra.yml").write_text(yaml.safe_dump(INFRA, sort_keys=False))
     cleanup()
     try:
