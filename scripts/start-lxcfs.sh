@@ -7,7 +7,12 @@
 # unmounted first, or even `mkdir -p` on it fails.
 set -uo pipefail
 
-dir=${1:-/var/lib/incus-lxcfs}
+default_dir=/var/lib/incus-lxcfs
+dir=${1:-$default_dir}
+# lxcfs locks its pid file and refuses to start while another lxcfs holds
+# it: an lxcfs for any other directory gets a pid file of its own.
+pidfile=/run/lxcfs.pid
+[[ $dir == "$default_dir" ]] || pidfile="/run/lxcfs${dir//\//-}.pid"
 log() { printf 'host: %s\n' "$*"; }
 
 command -v lxcfs >/dev/null || exit 0
@@ -23,7 +28,7 @@ if is_mounted; then
 fi
 mkdir -p "$dir" /var/log/incus || { log "warning: cannot create ${dir}; containers start without lxcfs"; exit 0; }
 # setsid: lxcfs must outlive the shell (and process group) that started it.
-setsid nohup lxcfs "$dir" >>/var/log/incus/lxcfs.log 2>&1 &
+setsid nohup lxcfs --pidfile="$pidfile" "$dir" >>/var/log/incus/lxcfs.log 2>&1 &
 for _ in $(seq 50); do
   is_mounted && stat "$dir" >/dev/null 2>&1 && { log "started lxcfs on ${dir}"; exit 0; }
   sleep 0.1

@@ -22,6 +22,7 @@ from tests.incus_helpers import run
 
 pytestmark = pytest.mark.incus
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "start-lxcfs.sh"
+HOST_LXCFS = Path("/var/lib/incus-lxcfs")
 
 
 def _mounted(path: Path) -> bool:
@@ -39,7 +40,7 @@ def _live(path: Path) -> bool:
 
 def _lxcfs_pids(path: Path) -> list[int]:
     found = subprocess.run(
-        ["pgrep", "-f", f"^lxcfs {path}$"], capture_output=True, text=True, check=False
+        ["pgrep", "-f", f"^lxcfs .*{path}$"], capture_output=True, text=True, check=False
     )
     return [int(pid) for pid in found.stdout.split()]
 
@@ -49,10 +50,15 @@ def _stop(path: Path) -> None:
         os.kill(pid, signal.SIGKILL)
     if _mounted(path):
         subprocess.run(["umount", "-l", str(path)], check=False)
+    Path(f"/run/lxcfs{str(path).replace('/', '-')}.pid").unlink(missing_ok=True)
 
 
 @pytest.fixture
 def mount_dir(incus: str) -> Iterator[Path]:
+    # The host's own lxcfs runs, as after `make host`: a second lxcfs must
+    # start beside it (they once collided on lxcfs's default pid file).
+    run(["bash", str(SCRIPT)])
+    assert _live(HOST_LXCFS), "the host's lxcfs should serve its mount"
     path = Path("/tmp/anklume-test-lxcfs")
     _stop(path)  # leftovers of an interrupted earlier run
     yield path
@@ -84,3 +90,4 @@ def test_stale_lxcfs_mount_is_replaced_by_a_live_one(mount_dir: Path) -> None:
     assert "started lxcfs" in out
     assert _live(mount_dir)
     assert (mount_dir / "proc" / "uptime").read_text(encoding="utf-8").strip()
+    assert _live(HOST_LXCFS), "the host's lxcfs is left alone"
