@@ -15,6 +15,7 @@ import os
 import sys
 
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 PLUGINS = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
@@ -44,6 +45,12 @@ class InProcessModule:
 
     def warn(self, msg):
         self.warnings.append(msg)
+
+    def progress(self, msg):
+        """A line shown at once while the task runs ("incus_instance: created 20/50").
+        AnsibleModule has no such method: modules call it through getattr, so under
+        AnsiballZ there is no progress line."""
+        Display().display(msg)
 
     def exit_json(self, **kwargs):
         raise _Done(kwargs)

@@ -16,15 +16,42 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlencode
 
 MANAGED_KEY = "user.anklume.managed"
 OWNER_KEY = "user.anklume.owner"
+# Operations one module runs at a time (ADR-022): measured on a 2-core machine, more
+# only queue up inside incusd; the make variable PARALLEL=n overrides it.
+DEFAULT_PARALLEL = 8
 
 
 class IncusError(Exception):
     """An Incus call failed; ``str()`` is Incus's own error text with context."""
+
+
+class OperationGone(IncusError):
+    """Incus no longer knows the operation: it ended and was dropped (after ~5 s)."""
+
+
+class Operation:
+    """One asynchronous Incus call for :meth:`IncusClient.run_operations`.
+
+    ``what`` names it in messages ("creating instance web in project pro"); the request
+    is ``method path`` with ``data`` in ``project``, or ``start()``, a callable returning
+    the operation id (an operation already running). ``verify()`` returns True once the
+    object is in the final state the operation was to reach (instance running, deleted,
+    snapshot present, ...), else False or a short reason; it is asked only when Incus
+    forgot the operation before its result was read. Without it such an outcome is
+    reported as unknown, a failure.
+    """
+
+    def __init__(self, what, path=None, method="POST", data=None, project=None,
+                 verify=None, start=None):
+        self.what, self.path, self.method, self.data = what, path, method, data
+        self.project, self.verify, self.start = project, verify, start
 
 
 class IncusClient:
@@ -35,6 +62,9 @@ class IncusClient:
         self.binary = binary
         self.timeout = timeout
         self.calls = 0
+        # Operations whose result Incus had dropped, settled by their verify().
+        self.recovered = 0
+        self._lock = threading.Lock()
 
     # -- low level -----------------------------------------------------------
     def _url(self, path, project=None, params=None):
@@ -55,7 +85,8 @@ class IncusClient:
         if data is not None:
             cmd += ["-d", json.dumps(data, sort_keys=True)]
         cmd.append(self._url(path, project, params))
-        self.calls += 1
+        with self._lock:
+            self.calls += 1
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True,
                                   timeout=self.timeout, check=False)
@@ -88,15 +119,100 @@ class IncusClient:
             return op["id"]
         return None
 
+    def find(self, path, project=None, what=None):
+        """GET one object; None when Incus answers that it does not exist."""
+        try:
+            return self.get(path, project=project, what=what)
+        except IncusError as exc:
+            if "not found" in str(exc).lower():
+                return None
+            raise
+
     def wait_operation(self, op_id, what=None, timeout=600):
-        """Wait for an operation; raise with its error text if it failed."""
+        """Wait for an operation; raise with its error text if it failed, and
+        :class:`OperationGone` when Incus has already dropped it."""
         if not op_id:
             return None
-        op = self.query(f"/1.0/operations/{op_id}/wait", params={"timeout": timeout},
-                        wait=False, what=what)
-        if isinstance(op, dict) and op.get("status_code", 200) >= 400:
+        try:
+            op = self.query(f"/1.0/operations/{op_id}/wait", params={"timeout": timeout},
+                            wait=False, what=what)
+        except IncusError as exc:
+            if "not found" in str(exc).lower():
+                raise OperationGone(str(exc)) from exc
+            raise
+        if not isinstance(op, dict):
+            return op
+        code = op.get("status_code", 200)
+        if code >= 400:
             raise IncusError("{}: {}".format(what or op_id, op.get("err") or op.get("status")))
+        if code < 200:
+            raise IncusError(f"{what or op_id}: still {op.get('status', 'running')} "
+                             f"after {timeout}s")
         return op
+
+    def run_operations(self, ops, parallel=DEFAULT_PARALLEL, progress=None, label="",
+                       timeout=600):
+        """Run every :class:`Operation`, at most ``parallel`` at a time (ADR-022).
+
+        Each worker starts one operation and waits on it at once, so a result cannot be
+        dropped while we wait on another one (Incus keeps a finished operation about
+        5 s). Should it be gone all the same, the operation's ``verify()`` reads the
+        object's final state and that is its outcome. ``progress(text)`` gets a line
+        such as "created 20/50" each time ``parallel`` more have ended, on runs longer
+        than one batch. Every operation runs; then :class:`IncusError` names each one
+        that failed, with Incus's own text.
+        """
+        parallel = DEFAULT_PARALLEL if parallel is None else parallel
+        if not isinstance(parallel, int) or parallel < 1:
+            raise IncusError(f"parallel must be a whole number of at least 1, not {parallel!r} "
+                             "(make PARALLEL=n, anklume_incus_parallel)")
+        ops = list(ops)
+        if not ops:
+            return
+        total, done, errors = len(ops), [0], []
+
+        def one(op):
+            error = self._run_one(op, timeout)
+            with self._lock:
+                done[0] += 1
+                if error:
+                    errors.append(error)
+                if progress and total > parallel and (done[0] % parallel == 0
+                                                      or done[0] == total):
+                    failed = f" ({len(errors)} failed)" if errors else ""
+                    progress(f"{label} {done[0]}/{total}{failed}".strip())
+
+        with ThreadPoolExecutor(max_workers=min(parallel, total)) as pool:
+            list(pool.map(one, ops))
+        if errors:
+            head = f"{len(errors)} of {total} operations failed: " if total > 1 else ""
+            raise IncusError(head + "; ".join(sorted(errors)))
+
+    def _run_one(self, op, timeout):
+        """Start and wait for one operation; its error text, or None when it succeeded."""
+        try:
+            if op.start is not None:
+                op_id = op.start()
+            else:
+                op_id = self.start_operation(op.path, op.method, op.data, op.project, op.what)
+            self.wait_operation(op_id, what=op.what, timeout=timeout)
+        except OperationGone:
+            try:
+                reached = op.verify() if op.verify else None
+            except IncusError as exc:
+                return f"{op.what}: Incus dropped the operation; reading the result failed: {exc}"
+            if reached is True:
+                with self._lock:
+                    self.recovered += 1
+                return None
+            if reached is None:
+                return (f"{op.what}: Incus dropped the operation before its result was read; "
+                        "its outcome is unknown: check the object and run again")
+            why = f" ({reached})" if isinstance(reached, str) and reached else ""
+            return f"{op.what}: the operation ended without the expected result{why}"
+        except IncusError as exc:
+            return str(exc)
+        return None
 
     # -- bulk reads ------------------------------------------------------------
     def networks(self):
@@ -152,6 +268,14 @@ class Reconciliation:
         if conflicts:
             self.module.fail_json(msg=conflict_message(self.name, conflicts),
                                   plan=conflicts, step="checking owners")
+
+    def run_operations(self, ops, label, timeout=600):
+        """Run ``ops`` with the module's ``parallel`` and a progress line per batch
+        ("incus_instance: created 20/50"); ``progress`` exists only when the module runs
+        in the controller (ADR-013)."""
+        self.client.run_operations(ops, self.module.params.get("parallel"),
+                                   progress=getattr(self.module, "progress", None),
+                                   label=f"{self.name}: {label}", timeout=timeout)
 
     def run(self, body):
         extra = {}

@@ -40,7 +40,7 @@ options:
       devices: {description: Instance-local devices (eth0 override included)., type: dict}
       description: {description: Free text., type: str}
       ip: {description: "Static IPv4 address to wait for, C('') for any address.", type: str}
-  declared: {description: Every instance name the infra declares., type: list, elements: str, default: []}
+  declared: {description: "Every instance the infra declares, as PROJECT/NAME (a bare NAME matches it in any project).", type: list, elements: str, default: []}
   report_orphans: {description: Compute orphans., type: bool, default: false}
   owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
   remote: {description: Incus remote., type: str, default: local}
@@ -48,6 +48,7 @@ options:
   force: {description: With I(state=absent), delete protected instances too., type: bool, default: false}
   wait: {description: Wait until every instance runs with its address., type: bool, default: true}
   timeout: {description: Seconds to wait for instances to run with their address., type: int, default: 120}
+  parallel: {description: "Incus operations (create, start, stop, delete) run at a time; each is awaited as soon as it starts, see ADR-022.", type: int, default: 8}
   ignored_config_prefixes:
     description: Config keys we leave alone (C(user.anklume.*) is always ours).
     type: list
@@ -76,11 +77,12 @@ addresses: {description: Instance name to the IPv4 addresses seen., type: dict, 
 """
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.incus_client import (
+    DEFAULT_PARALLEL,
     IncusError,
+    Operation,
     Reconciliation,
     devices_changes,
     diff_entry,
@@ -140,34 +142,29 @@ class Reconciler(Reconciliation):
         config.update(markers(self.p["owner"]))
         return config
 
-    def run_ops(self, ops):
-        """Wait for every (operation id, what) pair in parallel; collect the failures.
+    def status(self, name, project):
+        """The instance's status now ("Running", "Stopped"), None when it does not exist."""
+        inst = self.client.find(self.url(name), project=project, what=f"reading instance {name}")
+        return inst.get("status") if inst else None
 
-        Waiting one after the other would lose the result of an operation that ended
-        while we waited on another (Incus forgets finished operations after a while).
-        """
-        ops = [op for op in ops if op[0]]
-        if not ops:
-            return
-        errors = []
-
-        def wait(op):
-            try:
-                self.client.wait_operation(op[0], what=op[1], timeout=self.p["timeout"] + 60)
-            except IncusError as exc:
-                errors.append(str(exc))
-
-        with ThreadPoolExecutor(max_workers=min(16, len(ops))) as pool:
-            list(pool.map(wait, ops))
-        if errors:
-            raise IncusError("; ".join(sorted(errors)))
+    def expect(self, name, project, status):
+        """verify() for an operation: True once the instance has ``status``."""
+        def verify():
+            now = self.status(name, project)
+            return now == status or f"instance {name} is {now or 'absent'}, not {status or 'absent'}"
+        return verify
 
     def state_op(self, inst, action, what):
         data = {"action": action, "timeout": 30}
         if action in ("stop", "restart"):
             data["force"] = True
-        return (self.client.start_operation(self.url(inst["name"], "/state"), "PUT", data,
-                                            project=inst["project"], what=what), what)
+        status = "Stopped" if action == "stop" else "Running"
+        return Operation(what, self.url(inst["name"], "/state"), "PUT", data,
+                         project=inst["project"],
+                         verify=self.expect(inst["name"], inst["project"], status))
+
+    def run_ops(self, ops, label):
+        self.run_operations(ops, label, timeout=self.p["timeout"] + 60)
 
     # -- present ------------------------------------------------------------------
     def busy_operations(self, keys):
@@ -184,11 +181,14 @@ class Reconciler(Reconciliation):
                 continue
             urls = set((op.get("resources") or {}).get("instances") or [])
             if urls & wanted:
-                busy.append((op["id"], f"waiting for a running operation ({op.get('description')})"))
+                # If it ends before we wait, fine: the instances are read again after.
+                busy.append(Operation(f"waiting for a running operation "
+                                      f"({op.get('description')})",
+                                      start=lambda i=op["id"]: i, verify=lambda: True))
         return busy
 
     def present(self, current):
-        ops, to_wait = [], []
+        creates, ops, to_wait = [], [], []
         unsettled = [(s["project"], s["name"]) for s in self.p["instances"]
                      if (s["project"], s["name"]) in current
                      and current[(s["project"], s["name"])].get("status") != "Running"]
@@ -197,7 +197,7 @@ class Reconciler(Reconciliation):
             if busy:
                 self.step = "waiting for operations started by an earlier run"
                 try:
-                    self.run_ops(busy)
+                    self.run_ops(busy, "waited for")
                 except IncusError as exc:
                     self.warnings.append(f"an earlier operation failed: {exc}")
                 current = self.client.instances(state=True)
@@ -218,11 +218,12 @@ class Reconciler(Reconciliation):
                 if not self.m.check_mode:
                     what = f"creating instance {name} in project {project}"
                     self.step = what
-                    ops.append((self.client.start_operation("/1.0/instances", "POST", {
+                    creates.append(Operation(what, "/1.0/instances", "POST", {
                         "name": name, "type": itype, "description": desc,
                         "source": image_source(spec.get("image") or ""),
                         "profiles": profiles, "config": config, "devices": devices,
-                        "start": True}, project=project, what=what), what))
+                        "start": True}, project=project,
+                        verify=self.expect(name, project, "Running")))
                 continue
             if not is_managed(cur, None):
                 self.warnings.append(f"instance {name} exists without the anklume marker: left "
@@ -275,10 +276,12 @@ class Reconciler(Reconciliation):
                 ops.append(self.state_op(cur, "restart", f"restarting instance {name}"))
         if self.m.check_mode:
             return
-        self.step = "waiting for operations"
-        self.run_ops(ops)
+        self.step = "creating instances"
+        self.run_ops(creates, "created")
+        self.step = "starting instances"
+        self.run_ops(ops, "started")
         if self.p["wait"] and to_wait:
-            self.wait_ready(to_wait, current if not ops else None)
+            self.wait_ready(to_wait, current if not (creates or ops) else None)
 
     def wait_ready(self, specs, current):
         self.step = "waiting for instances to run with their address"
@@ -333,14 +336,20 @@ class Reconciler(Reconciliation):
                 stops.append(self.state_op(cur, "stop", f"stopping instance {name}"))
             deletes.append(cur)
         self.step = "stopping instances"
-        self.run_ops(stops)
-        ops = []
-        for cur in deletes:
-            what = "deleting instance {}".format(cur["name"])
-            ops.append((self.client.start_operation(self.url(cur["name"]), "DELETE", None,
-                                                    project=cur["project"], what=what), what))
+        self.run_ops(stops, "stopped")
         self.step = "deleting instances"
-        self.run_ops(ops)
+        self.run_ops([Operation("deleting instance {}".format(c["name"]), self.url(c["name"]),
+                                "DELETE", project=c["project"],
+                                verify=self.expect(c["name"], c["project"], None))
+                      for c in deletes], "deleted")
+
+    def is_declared(self, key):
+        """ADR-053: a machine is declared in its domain's project only; the instance a
+        moved machine left in its old project is an orphan (kept when protected)."""
+        project, name = key
+        declared = set(self.p["declared"]) | {
+            "{}/{}".format(s["project"], s["name"]) for s in self.p["instances"]}
+        return f"{project}/{name}" in declared or name in declared
 
     def reconcile(self):
         p = self.p
@@ -348,9 +357,8 @@ class Reconciler(Reconciliation):
         current = self.client.instances(state=True)
         orphans = []
         if p["report_orphans"] or p["state"] == "pruned":
-            declared = set(p["declared"]) | {s["name"] for s in p["instances"]}
             orphans = sorted(k for k, inst in current.items()
-                             if k[1] not in declared and is_managed(inst, p["owner"] or None))
+                             if not self.is_declared(k) and is_managed(inst, p["owner"] or None))
         if p["state"] in ("present", "absent"):
             # ADR-021: another anklume project's instance is never changed nor deleted.
             self.check_owners("instance", [(s["name"], current.get((s["project"], s["name"])),
@@ -378,6 +386,7 @@ ARGUMENT_SPEC = dict(
     force=dict(type="bool", default=False),
     wait=dict(type="bool", default=True),
     timeout=dict(type="int", default=120),
+    parallel=dict(type="int", default=DEFAULT_PARALLEL),
     ignored_config_prefixes=dict(type="list", elements="str",
                                  default=["volatile.", "image.", "user."]),
 )

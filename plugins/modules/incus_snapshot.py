@@ -11,8 +11,9 @@ short_description: Create, restore, delete or list snapshots of many Incus insta
 description:
   - Reads every instance of every project, with its snapshots, in one
     C(GET /1.0/instances?all-projects=true&recursion=2) query, then acts on all the
-    targeted instances in parallel (one Incus operation each, started together and
-    awaited together), so one Ansible task covers the whole scope, not one per instance.
+    targeted instances in parallel (one Incus operation each, at most O(parallel) at a
+    time, each awaited as soon as it starts), so one Ansible task covers the whole scope,
+    not one per instance.
   - C(state=present) creates the snapshot where it is missing (a no-op where it exists;
     O(force=true) replaces it). C(state=restored) and C(state=absent) fail, before
     touching anything, when an instance lacks the snapshot, naming the instance and the
@@ -54,6 +55,12 @@ options:
     description: Seconds to wait for each Incus operation.
     type: int
     default: 600
+  parallel:
+    description:
+      - Incus operations run at a time; each is awaited as soon as it starts, so none is
+        lost (ADR-022).
+    type: int
+    default: 8
 author:
   - AnKLuMe
 """
@@ -96,7 +103,13 @@ api_calls:
 
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.incus_client import IncusClient, IncusError, qname  # noqa: E402
+from ansible.module_utils.incus_client import (  # noqa: E402
+    DEFAULT_PARALLEL,
+    IncusClient,
+    IncusError,
+    Operation,
+    qname,
+)
 
 ACTIONS = {"present": "created", "absent": "deleted", "restored": "restored"}
 
@@ -152,20 +165,26 @@ def _targets(module: AnsibleModule, inventory: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _run_parallel(client: IncusClient, calls: list[tuple], timeout: int) -> list[str]:
-    """Start every operation, then wait for each; return the error texts."""
-    started, errors = [], []
-    for path, method, data, project, what in calls:
-        try:
-            started.append((client.start_operation(path, method, data, project, what), what))
-        except IncusError as exc:
-            errors.append(str(exc))
-    for op_id, what in started:
-        try:
-            client.wait_operation(op_id, what=what, timeout=timeout)
-        except IncusError as exc:
-            errors.append(str(exc))
-    return errors
+def _operation(client: IncusClient, r: dict, snap: str, action: str, stateful: bool) -> Operation:
+    """The Incus operation for one instance, with how to check its result (ADR-022)."""
+    inst, project = r["instance"], r["project"]
+    base = f"/1.0/instances/{qname(inst)}"
+    path = f"{base}/snapshots/{qname(snap)}"
+    where = f"of instance '{inst}' (project {project})"
+
+    def exists() -> bool:
+        return client.find(path, project=project, what=f"reading snapshot '{snap}' {where}") \
+            is not None
+
+    if action == "delete":
+        return Operation(f"deleting snapshot '{snap}' {where}", path, "DELETE", project=project,
+                         verify=lambda: not exists())
+    if action == "create":
+        return Operation(f"creating snapshot '{snap}' {where}", f"{base}/snapshots", "POST",
+                         {"name": snap, "stateful": stateful}, project=project, verify=exists)
+    # A restore leaves nothing to read back: a dropped one is reported as unknown.
+    return Operation(f"restoring instance '{inst}' (project {project}) from snapshot '{snap}'",
+                     base, "PUT", {"restore": snap}, project=project)
 
 
 ARGUMENT_SPEC = {
@@ -180,6 +199,7 @@ ARGUMENT_SPEC = {
     "stateful": {"type": "bool", "default": False},
     "remote": {"type": "str", "default": "local"},
     "timeout": {"type": "int", "default": 600},
+    "parallel": {"type": "int", "default": DEFAULT_PARALLEL},
 }
 
 
@@ -242,64 +262,19 @@ def main(module=None) -> None:
             diff["after"][key] = [*after, f"(restored from {snap})"]
 
     if todo and not module.check_mode:
-        errors: list[str] = []
-
-        def base(r: dict) -> str:
-            return f"/1.0/instances/{qname(r['instance'])}"
-
-        delete_first = [r for r in todo if r["action"] in ("deleted", "replaced")]
-        if delete_first:
-            errors += _run_parallel(
-                client,
-                [
-                    (
-                        f"{base(r)}/snapshots/{qname(snap)}",
-                        "DELETE",
-                        None,
-                        r["project"],
-                        f"deleting snapshot '{snap}' of instance '{r['instance']}' "
-                        f"(project {r['project']})",
-                    )
-                    for r in delete_first
-                ],
-                timeout,
-            )
-        create = [r for r in todo if r["action"] in ("created", "replaced")]
-        if create and not errors:
-            errors += _run_parallel(
-                client,
-                [
-                    (
-                        f"{base(r)}/snapshots",
-                        "POST",
-                        {"name": snap, "stateful": p["stateful"]},
-                        r["project"],
-                        f"creating snapshot '{snap}' of instance '{r['instance']}' "
-                        f"(project {r['project']})",
-                    )
-                    for r in create
-                ],
-                timeout,
-            )
-        restore = [r for r in todo if r["action"] == "restored"]
-        if restore:
-            errors += _run_parallel(
-                client,
-                [
-                    (
-                        base(r),
-                        "PUT",
-                        {"restore": snap},
-                        r["project"],
-                        f"restoring instance '{r['instance']}' (project {r['project']}) "
-                        f"from snapshot '{snap}'",
-                    )
-                    for r in restore
-                ],
-                timeout,
-            )
-        if errors:
-            module.fail_json(msg="incus_snapshot: " + "; ".join(errors), results=results)
+        progress = getattr(module, "progress", None)
+        steps = [("delete", "deleted", ("deleted", "replaced")),
+                 ("create", "created", ("created", "replaced")),
+                 ("restore", "restored", ("restored",))]
+        try:
+            for action, label, wanted in steps:
+                client.run_operations(
+                    [_operation(client, r, snap, action, p["stateful"])
+                     for r in todo if r["action"] in wanted],
+                    p["parallel"], progress=progress, label=f"incus_snapshot: {label}",
+                    timeout=timeout)
+        except IncusError as exc:
+            module.fail_json(msg=f"incus_snapshot: {exc}", results=results)
         # Re-read the snapshots, for a truthful returned list.
         try:
             inventory = _inventory(client, "listing snapshots after the change")
