@@ -66,13 +66,17 @@ clean: ## Remove caches (keeps .venv)
 # PRUNE=1 removes orphans (managed objects infra.yml no longer declares, never protected
 # ones); FORCE=1 lets destroy delete protected instances. The anklume_plan callback prints
 # what was (or, for plan, would be) created, changed and removed, then a one-line count.
+# PARALLEL=n: Incus operations (create, start, stop, delete, snapshot) run at a time
+# (anklume_incus_parallel, default 8, ADR-022), for apply, destroy and the snapshot targets.
 PRUNE   ?=
 FORCE   ?=
+PARALLEL ?=
+PARALLEL_VARS := $(if $(PARALLEL),-e anklume_incus_parallel=$(PARALLEL))
 # Action and callback plugins come from ansible.cfg.
 APPLY_ENV := $(PLAYBOOK_ENV)
-APPLY_VARS := $(if $(filter 1 true yes,$(PRUNE)),-e anklume_prune=true)
+APPLY_VARS := $(if $(filter 1 true yes,$(PRUNE)),-e anklume_prune=true) $(PARALLEL_VARS)
 
-apply: $(STAMP) ## Sync then reconcile Incus and provision (TAGS=networks, LIMIT=<domain>, PRUNE=1)
+apply: $(STAMP) ## Sync then reconcile Incus and provision (TAGS=networks, LIMIT=<domain>, PRUNE=1, PARALLEL=n)
 	@$(GENERATE)
 	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml $(ANSIBLE_ARGS) $(APPLY_VARS)
 
@@ -91,7 +95,7 @@ status: $(STAMP) ## Table of the declared instances: domain, instance, type, sta
 
 destroy: $(STAMP) ## Delete what infra.yml declares (LIMIT=<domain>; protected instances need FORCE=1)
 	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --tags destroy $(if $(LIMIT),--limit $(LIMIT)) \
-		$(if $(filter 1 true yes,$(FORCE)),-e anklume_force=true)
+		$(if $(filter 1 true yes,$(FORCE)),-e anklume_force=true) $(PARALLEL_VARS)
 
 # Host nftables isolation between domains (docs/network-isolation.md). BOOT=1 also installs
 # the ruleset to be loaded at boot. From the admin container: MODE=file renders only, then
@@ -114,7 +118,7 @@ nftables-deploy: ## On the host: check and load nftables/anklume.nft if it diffe
 SNAPSHOT_ARGS = $(if $(NAME),-e incus_snapshots_name=$(NAME)) \
 	$(if $(DOMAIN),-e incus_snapshots_domain=$(DOMAIN)) \
 	$(if $(I),-e incus_snapshots_instance=$(I)) \
-	$(if $(filter 1 true yes,$(FORCE)),-e '{"incus_snapshots_force": true}')
+	$(if $(filter 1 true yes,$(FORCE)),-e '{"incus_snapshots_force": true}') $(PARALLEL_VARS)
 SNAPSHOT_RUN = $(PLAYBOOK_ENV) $(BIN)/ansible-playbook snapshot.yml $(SNAPSHOT_ARGS) -e incus_snapshots_action=
 
 .PHONY: snapshot restore snapshot-delete snapshot-list
