@@ -14,3 +14,7 @@ for part in scripts/bench_apply.sh scripts/bench_snapshots.sh; do
     bash "$part"
   fi
 done
+
+echo
+echo "== bench: scale (4, 12, 50 instances; BENCH_SCALE_SIZES to change) =="
+.venv/bin/python scripts/bench_scale.py
