@@ -15,7 +15,7 @@ LIMIT   ?=
 GENERATE := $(PY) scripts/generate.py $(INFRA) --output $(CURDIR)
 ANSIBLE_ARGS := $(if $(TAGS),--tags $(TAGS)) $(if $(LIMIT),--limit $(LIMIT))
 
-.PHONY: help venv host image up sync sync-dry sync-clean test test-unit test-incus lint bench \
+.PHONY: help venv host image up sync sync-dry sync-clean test test-unit test-incus lint bench soak \
 	apply apply-infra apply-provision plan status destroy clean
 
 help: ## List the targets
@@ -59,6 +59,10 @@ lint: $(STAMP) ## ansible-lint (production), yamllint, ruff, shellcheck, mypy: a
 bench: $(STAMP) ## Benchmarks (sync, apply, snapshots) with figures
 	@bash scripts/bench.sh
 
+N       ?= 5
+soak: $(STAMP) ## N cold applies in a row of INFRA, each from nothing (N=20; FORCE=1 if it exists)
+	@bash scripts/soak.sh $(INFRA) $(N) $(if $(filter 1 true yes,$(FORCE)),1)
+
 clean: ## Remove caches (keeps .venv)
 	@rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis
 
@@ -87,13 +91,14 @@ apply-provision: ## Provision phase only (make apply TAGS=provision)
 	@$(MAKE) --no-print-directory apply TAGS=provision
 
 plan: $(STAMP) ## What apply would do: check mode + diff, ends with a one-line count
-	@$(GENERATE) >/dev/null
+	@$(GENERATE) --quiet
 	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --check --diff $(if $(TAGS),--tags $(TAGS),--tags infra) $(if $(LIMIT),--limit $(LIMIT)) $(APPLY_VARS)
 
 status: $(STAMP) ## Table of the declared instances: domain, instance, type, state, IP
 	@$(PY) scripts/status.py
 
 destroy: $(STAMP) ## Delete what infra.yml declares (LIMIT=<domain>; protected instances need FORCE=1)
+	@$(GENERATE) --quiet
 	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --tags destroy $(if $(LIMIT),--limit $(LIMIT)) \
 		$(if $(filter 1 true yes,$(FORCE)),-e anklume_force=true) $(PARALLEL_VARS)
 
@@ -124,10 +129,12 @@ SNAPSHOT_RUN = $(PLAYBOOK_ENV) $(BIN)/ansible-playbook snapshot.yml $(SNAPSHOT_A
 .PHONY: snapshot restore snapshot-delete snapshot-list
 
 snapshot: $(STAMP) ## Snapshot instances (NAME=x, default timestamped; DOMAIN=d or I=i; FORCE=1 replaces)
+	@$(GENERATE) --quiet
 	@$(SNAPSHOT_RUN)create
 
 restore: $(STAMP) ## Restore snapshot NAME=x (DOMAIN=d or I=i; protected instances too)
 	@test -n "$(NAME)" || { echo "restore: NAME=<snapshot> is required (see: make snapshot-list)" >&2; exit 2; }
+	@$(GENERATE) --quiet
 	@$(SNAPSHOT_RUN)restore
 
 snapshot-delete: $(STAMP) ## Delete snapshot NAME=x (DOMAIN=d or I=i)

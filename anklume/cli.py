@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="delete generated files of domains/machines no longer in infra.yml")
     p.add_argument("--force", action="store_true",
                    help="with --clean-orphans, also delete protected (ephemeral: false) ones")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only what needs attention (orphans, stale inventory), no summary")
     p.add_argument("--output", metavar="DIR",
                    help="where to write the tree (default: the infra file's directory)")
     return p
@@ -46,20 +48,29 @@ def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     bodies = render.render(infra)
     changes, unchanged = writer.plan(outdir, bodies)
     found = orphans.find(outdir, bodies)
+    stale = orphans.stale_inventory(outdir, found)
+    found = [o for o in found if o not in stale]
     if args.dry_run:
+        for o in stale:
+            print(f"would remove from the inventory: {o.rel} ({o.kind} {o.name} is no longer "
+                  "in infra.yml)", file=out)
         out.write(writer.diff(changes))
         for o in found:
             print(o.describe(), file=out)
             if args.clean_orphans:
                 verb = "would keep" if o.protected and not args.force else "would delete"
                 print(f"{verb}: {o.rel}", file=out)
-        if changes:
-            print(f"sync-dry: {len(changes)} files would be written, "
+        if changes or stale:
+            removed = f"{len(stale)} removed, " if stale else ""
+            print(f"sync-dry: {len(changes)} files would be written, {removed}"
                   f"{len(unchanged)} unchanged", file=out)
         else:
             print(f"sync-dry: no changes ({len(unchanged)} files up to date)", file=out)
         return EXIT_OK
     written = writer.apply(outdir, changes)
+    for o in orphans.retire(outdir, stale):
+        print(f"removed from the inventory: {o.rel} ({o.kind} {o.name} is no longer in "
+              "infra.yml; Ansible no longer acts on its hosts)", file=out)
     for o in found:
         print(o.describe(), file=out)
     tail = ""
@@ -70,6 +81,10 @@ def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         for o in kept:
             print(f"kept: {o.rel} (protected: use FORCE=1 with make sync-clean)", file=out)
         tail = f", {len(deleted)} orphans deleted" if deleted else ""
+    if stale:
+        tail = f", {len(stale)} stale inventory files removed" + tail
+    if args.quiet:
+        return EXIT_OK
     if written:
         print(f"sync: {written} files written, {len(unchanged)} unchanged{tail}", file=out)
     else:

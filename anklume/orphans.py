@@ -3,6 +3,11 @@
 Only files with a managed section are ours. A domain or machine is protected
 when its own managed section says ``ephemeral: false`` (or cannot be read):
 deleting it then needs ``--force``.
+
+Inventory files are the exception (ADR-053): Ansible acts on every host they
+list, so an orphan one leaves the inventory at each sync. It holds nothing but
+its generated section, so nothing of the user's is lost; one that holds the
+user's own lines stops the sync instead.
 """
 
 from __future__ import annotations
@@ -79,6 +84,47 @@ def find(outdir: str, expected: Iterable[str]) -> list[Orphan]:
                 flag = gv.get("anklume_domain_ephemeral")
             found.append(Orphan(rel, kind, name, protected=flag is not True))
     return found
+
+
+def _generated_only(parts: managed.Split | None) -> bool:
+    """True when a file holds nothing but its managed section (and the header we wrote)."""
+    if parts is None:
+        return False
+    before = parts.before.strip()
+    return before in ("", "---") and not parts.after.strip()
+
+
+def stale_inventory(outdir: str, found: Iterable[Orphan]) -> list[Orphan]:
+    """The orphan inventory files sync removes; raise before any write when one of them
+    holds the user's own lines (Ansible would still act on its hosts)."""
+    stale: list[Orphan] = []
+    problems: list[Problem] = []
+    for o in found:
+        if o.kind != "domain" or not o.rel.startswith("inventory/"):
+            continue
+        text = writer.read(os.path.join(outdir, o.rel), o.rel) or ""
+        try:
+            parts = managed.split(text, o.rel)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        if _generated_only(parts):
+            stale.append(o)
+        else:
+            problems.append(Problem(
+                o.rel, None, "", f"domain {o.name} is no longer in infra.yml but this inventory "
+                "file holds lines of yours outside the managed section, so Ansible would still "
+                "act on its hosts", "move your lines elsewhere and delete the file"))
+    if problems:
+        raise InputError(problems)
+    return stale
+
+
+def retire(outdir: str, stale: Iterable[Orphan]) -> list[Orphan]:
+    """Delete the stale inventory files; return them."""
+    done = list(stale)
+    clean(outdir, done, force=True)
+    return done
 
 
 def clean(outdir: str, orphans: Iterable[Orphan], force: bool) -> tuple[list[Orphan],

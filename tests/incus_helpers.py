@@ -124,7 +124,7 @@ def ansible_env() -> dict[str, str]:
 
 
 LAB_LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "scripts",
-             "Makefile", ".venv")
+             "templates", "Makefile", ".venv")
 
 
 def lab_tree(root: Path) -> Path:

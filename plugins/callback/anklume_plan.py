@@ -68,9 +68,11 @@ class CallbackModule(CallbackBase):
         if not self.summarise:
             return
         check = bool(context.CLIARGS.get("check"))
-        removed = {(e["kind"], e["name"]) for e in self.entries if e["action"] == "remove"}
+        removed = {(e["kind"], e["name"], e.get("project")) for e in self.entries
+                   if e["action"] == "remove"}
         entries = [e for e in self.entries
-                   if not (e["action"] == "orphan" and (e["kind"], e["name"]) in removed)]
+                   if not (e["action"] == "orphan"
+                           and (e["kind"], e["name"], e.get("project")) in removed)]
         count = {a: sum(1 for e in entries if e["action"] == a)
                  for a in ("create", "change", "remove", "orphan", "keep")}
         label = "plan" if check else "apply"
@@ -80,6 +82,9 @@ class CallbackModule(CallbackBase):
             if e["action"] == "change":
                 what += ": " + ", ".join(e.get("keys") or [])
             elif e["action"] == "orphan":
+                # The project tells a moved machine's old instance from its new one.
+                if e.get("project"):
+                    what += " in project {}".format(e["project"])
                 what += " (orphan: no longer in infra.yml)"
             elif e["action"] == "keep":
                 what += " (kept)"

@@ -135,9 +135,42 @@ def test_orphans_are_listed_on_every_sync(tmp_path: Path) -> None:
         assert result.code == 0
         assert "orphan: host_vars/pro-dev.yml (machine pro-dev, ephemeral: make sync-clean " \
                "deletes it)" in result.out
-        assert "orphan: inventory/pro.yml (domain pro, ephemeral" in result.out
         assert "orphan: group_vars/pro.yml (domain pro, ephemeral" in result.out
     assert "host_vars/pro-dev.yml" in tree(tmp_path)
+
+
+def test_a_stale_inventory_file_leaves_the_inventory_at_sync(tmp_path: Path) -> None:
+    """ADR-053: Ansible acts on every host an inventory file lists, so the file of a
+    removed domain goes at once (it holds only generated lines), even when protected."""
+    sync(tmp_path, VALID)
+    without_admin = VALID.replace(VALID[VALID.index("  admin:"):VALID.index("  pro:")], "")
+    dry = sync(tmp_path, without_admin, "--dry-run")
+    assert "would remove from the inventory: inventory/admin.yml" in dry.out
+    assert "inventory/admin.yml" in tree(tmp_path)
+    result = sync(tmp_path, without_admin)
+    assert result.code == 0, result.err
+    assert "removed from the inventory: inventory/admin.yml (domain admin" in result.out
+    assert "1 stale inventory files removed" in result.out
+    files = tree(tmp_path)
+    assert "inventory/admin.yml" not in files
+    assert {"group_vars/admin.yml", "host_vars/admin-ansible.yml"} <= set(files)
+    again = sync(tmp_path, without_admin)
+    assert "inventory" not in again.out
+    assert "orphan: host_vars/admin-ansible.yml" in again.out
+
+
+def test_a_stale_inventory_file_with_user_lines_stops_sync(tmp_path: Path) -> None:
+    sync(tmp_path, VALID)
+    inv = tmp_path / "inventory/pro.yml"
+    inv.write_text(inv.read_text() + "# my note about pro\n")
+    before = tree(tmp_path)
+    result = sync(tmp_path, VALID.split("  pro:\n")[0])
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "inventory/pro.yml: domain pro is no longer in infra.yml but this inventory file "
+        "holds lines of yours outside the managed section, so Ansible would still act on "
+        "its hosts; move your lines elsewhere and delete the file"]
+    assert tree(tmp_path) == before
 
 
 def test_clean_orphans_deletes_ephemeral_ones(tmp_path: Path) -> None:
@@ -146,7 +179,7 @@ def test_clean_orphans_deletes_ephemeral_ones(tmp_path: Path) -> None:
     assert result.code == 0
     assert set(tree(tmp_path)) == EXPECTED - {"inventory/pro.yml", "group_vars/pro.yml",
                                               "host_vars/pro-dev.yml"}
-    assert "3 orphans deleted" in result.out
+    assert "1 stale inventory files removed, 2 orphans deleted" in result.out
 
 
 def test_protected_orphans_need_force(tmp_path: Path) -> None:

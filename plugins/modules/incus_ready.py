@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402, E501
+"""Before provisioning: is each instance declared, present, running and booted?"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incus_ready
+short_description: Check, before provisioning, that each instance exists, runs and has booted
+description:
+  - Reads every instance of every project in one C(recursion=1) query, then, in parallel,
+    runs one short C(incus exec) in each running instance that waits until its init has
+    finished booting (C(systemctl is-system-running --wait), bounded) and prints a marker.
+    A probe whose answer is lost or incomplete is simply run again until I(timeout).
+  - Never fails by itself. It returns, per host, one line saying what is wrong and how to
+    fix it (not declared in infra.yml, instance or project missing, instance stopped, not
+    answering), so the provision play can stop exactly those hosts with a readable message.
+  - Changes nothing; check mode runs the same read-only probes.
+options:
+  instances:
+    description: The hosts to check.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      host: {description: Inventory host name., type: str, required: true}
+      name: {description: Instance name., type: str, required: true}
+      project: {description: Incus project., type: str, required: true}
+      declared: {description: False when infra.yml (group_vars/all.yml) no longer declares the host., type: bool, default: true}
+  remote: {description: Incus remote., type: str, default: local}
+  timeout: {description: Seconds to wait for every instance to finish booting., type: int, default: 120}
+  parallel: {description: Probes run at a time., type: int, default: 8}
+author: AnKLuMe
+"""
+
+EXAMPLES = r"""
+- name: Check the instances before provisioning
+  incus_ready:
+    instances: [{host: pro-dev, name: pro-dev, project: pro}]
+  register: ready
+"""
+
+RETURN = r"""
+problems: {description: Host to a one-line reason it cannot be provisioned (absent when ready)., type: dict, returned: always}
+ready: {description: Hosts that are ready., type: list, returned: always}
+probes: {description: incus exec probes run (more than one per host means a retry)., type: int, returned: always}
+"""
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.incus_client import IncusClient, IncusError
+
+MARKER = "anklume-ready"
+# Wait (bounded) for the init to finish booting where it is systemd; print the marker in
+# every case: a probe answer without it was lost or cut, and is asked again.
+PROBE = ("if command -v systemctl >/dev/null 2>&1; then "
+         "timeout {wait} systemctl is-system-running --wait >/dev/null 2>&1; fi; "
+         f"echo {MARKER}")
+
+
+def probe(client, name, project, wait):
+    """One `incus exec`: (True, '') when the instance answered with the marker."""
+    cmd = [client.binary, "exec", "--project", project,
+           f"{client.remote}:{name}", "--", "/bin/sh", "-c", PROBE.format(wait=wait)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=wait + 30,
+                              check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return False, "no answer"
+    if MARKER in proc.stdout:
+        return True, ""
+    err = (proc.stderr or "").strip().removeprefix("Error: ")
+    return False, err or "empty answer"
+
+
+def fix_line(spec, inst, why=""):
+    """What is wrong with one host and how to fix it, on one line."""
+    name, project = spec["name"], spec["project"]
+    if not spec.get("declared", True):
+        return (f"{spec['host']}: not declared in infra.yml (stale inventory): run `make sync`, "
+                "which removes its inventory entry")
+    if inst is None:
+        return (f"{spec['host']}: instance {name} does not exist in Incus project {project}: "
+                "run `make apply` (its infra phase creates it)")
+    status = inst.get("status")
+    if status != "Running":
+        return (f"{spec['host']}: instance {name} (project {project}) is {status}: "
+                f"run `make apply` (it starts it) or `incus start --project {project} {name}`")
+    return (f"{spec['host']}: instance {name} (project {project}) runs but does not answer "
+            f"`incus exec` ({why}): see `incus info --show-log --project {project} {name}`")
+
+
+def check(module, client):
+    p = module.params
+    specs = p["instances"]
+    current = client.instances(state=False)
+    problems, pending = {}, []
+    for spec in specs:
+        inst = current.get((spec["project"], spec["name"]))
+        if not spec.get("declared", True) or inst is None or inst.get("status") != "Running":
+            problems[spec["host"]] = fix_line(spec, inst)
+        else:
+            pending.append(spec)
+    deadline = time.monotonic() + p["timeout"]
+    probes, why = 0, {}
+    while pending:
+        wait = max(1, int(deadline - time.monotonic()))
+        with ThreadPoolExecutor(max_workers=max(1, min(p["parallel"], len(pending)))) as pool:
+            answers = list(pool.map(lambda s, w=wait: probe(client, s["name"], s["project"], w),
+                                    pending))
+        probes += len(pending)
+        why.update({s["host"]: a[1] for s, a in zip(pending, answers, strict=True)})
+        pending = [s for s, a in zip(pending, answers, strict=True) if not a[0]]
+        if pending and time.monotonic() >= deadline:
+            break
+        if pending:
+            time.sleep(0.5)
+    if pending:
+        current = client.instances(state=False)
+        for spec in pending:
+            problems[spec["host"]] = fix_line(spec, current.get((spec["project"], spec["name"])),
+                                              why.get(spec["host"], ""))
+    ready = [s["host"] for s in specs if s["host"] not in problems]
+    return {"changed": False, "problems": problems, "ready": ready, "probes": probes}
+
+
+ARGUMENT_SPEC = dict(
+    instances=dict(type="list", elements="dict", default=[], options=dict(
+        host=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        project=dict(type="str", required=True),
+        declared=dict(type="bool", default=True),
+    )),
+    remote=dict(type="str", default="local"),
+    timeout=dict(type="int", default=120),
+    parallel=dict(type="int", default=8),
+)
+
+
+def main(module=None):
+    """Run as a module, or in the controller through the anklume action plugin."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    client = IncusClient(module.params["remote"])
+    try:
+        result = check(module, client)
+    except IncusError as exc:
+        module.fail_json(msg=f"incus_ready: {exc}")
+    module.exit_json(**result, incus_calls=client.calls)
+
+
+if __name__ == "__main__":
+    main()
