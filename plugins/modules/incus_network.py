@@ -95,6 +95,22 @@ ARGUMENT_SPEC = dict(
 )
 
 
+def delete(client, name, what, tries=5):
+    """Delete a bridge. Right after its instances went, Incus can trip on one of their
+    veths that is still vanishing ("Failed to delete bridge children interfaces"): wait
+    and try again, a few times; a bridge already gone is deleted."""
+    for attempt in range(1, tries + 1):
+        try:
+            client.query(f"/1.0/networks/{qname(name)}", "DELETE", what=what)
+            return
+        except IncusError as exc:
+            if "children interfaces" not in str(exc) or attempt == tries:
+                raise
+        time.sleep(attempt)
+        if name not in client.networks():
+            return
+
+
 def reconcile(r, p, check_mode):
     client = r.client
     current = client.networks()
@@ -173,7 +189,7 @@ def reconcile(r, p, check_mode):
                  diff_entry(f"network {name}", {"config": cur.get("config")}, None))
         if not check_mode:
             r.step = f"deleting network {name}"
-            client.query(f"/1.0/networks/{qname(name)}", "DELETE", what=r.step)
+            delete(client, name, r.step)
     if p["state"] == "present":
         r.plan.extend(plan_entry(KIND, name, "orphan") for name in r.orphans)
 
