@@ -4,14 +4,14 @@
 # repository's playbooks. Reports every failure with its task and host, the time of each
 # run, the answers the connection had to read again (ADR-046), and a summary line.
 # The infra's own Incus objects are deleted before each run: FORCE=1 is needed when some
-# already exist. The last run's instances are left up. Logs: .soak/run-<i>.log.
+# already exist. The last run's instances are left up. Logs: .soak/<infra name>/run-<i>.log.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 infra=${1:-infra.yml}
 runs=${2:-5}
 force=${3:-}
-log_dir="$repo/.soak"
+log_dir="$repo/.soak/$(basename "$infra" .yml)"
 lab=$(mktemp -d /tmp/anklume-soak.XXXXXX)
 trap 'rm -rf "$lab"; nft delete table inet anklumesoak 2>/dev/null' EXIT
 
