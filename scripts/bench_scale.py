@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PREFIX, OWNER, BASE, NFT = "b19d", "b19bench", "10.191", "anklumeb19"
 LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "scripts",
-         "Makefile", ".venv")
+         "templates", "Makefile", ".venv")
 SHAPES = {4: (4, 1), 12: (4, 3), 50: (10, 5), 100: (10, 10)}
 COLUMNS = ("cold", "plain", "noop", "noop-infra", "plan", "snapshot", "restore", "destroy")
 
@@ -93,7 +93,8 @@ def cleanup() -> None:
 
 def write_lab(root: Path, size: int) -> None:
     for name in LINKS:
-        (root / name).symlink_to(REPO / name)
+        if (REPO / name).exists():
+            (root / name).symlink_to(REPO / name)
     lines = [f"project_name: {OWNER}", "global:", f'  base_subnet: "{BASE}"',
              "  default_os_image: anklume/debian-12", '  admin_domain: ""', "domains:"]
     current = -1
