@@ -15,6 +15,10 @@ log_dir="$repo/.soak/$(basename "$infra" .yml)"
 lab=$(mktemp -d /tmp/anklume-soak.XXXXXX)
 trap 'rm -rf "$lab"; nft delete table inet anklumesoak 2>/dev/null' EXIT
 
+# The runs below are make calls of their own in the lab: nothing of this make's command
+# line (INFRA=..., N=...) may leak into them.
+unset MAKEFLAGS MAKELEVEL MFLAGS
+
 die() { printf 'soak: %s\n' "$*" >&2; exit 2; }
 now() { date +%s.%N; }
 
