@@ -187,20 +187,26 @@ class Reconciler(Reconciliation):
                                       start=lambda i=op["id"]: i, verify=lambda: True))
         return busy
 
+    def settle(self, current, keys):
+        """Wait for the operations an earlier run left going on ``keys`` (a create that
+        timed out on our side goes on in Incus); return the instances read again."""
+        busy = self.busy_operations(keys)
+        if not busy:
+            return current
+        self.step = "waiting for operations started by an earlier run"
+        try:
+            self.run_ops(busy, "waited for")
+        except IncusError as exc:
+            self.warnings.append(f"an earlier operation failed: {exc}")
+        return self.client.instances(state=True)
+
     def present(self, current):
         creates, ops, to_wait = [], [], []
         unsettled = [(s["project"], s["name"]) for s in self.p["instances"]
                      if (s["project"], s["name"]) in current
                      and current[(s["project"], s["name"])].get("status") != "Running"]
         if unsettled and not self.m.check_mode:
-            busy = self.busy_operations(unsettled)
-            if busy:
-                self.step = "waiting for operations started by an earlier run"
-                try:
-                    self.run_ops(busy, "waited for")
-                except IncusError as exc:
-                    self.warnings.append(f"an earlier operation failed: {exc}")
-                current = self.client.instances(state=True)
+            current = self.settle(current, unsettled)
         for spec in self.p["instances"]:
             name, project = spec["name"], spec["project"]
             itype = TYPES.get(spec.get("type") or "lxc", "container")
@@ -308,6 +314,8 @@ class Reconciler(Reconciliation):
     # -- absent / pruned -------------------------------------------------------
     def remove(self, current, targets, force):
         stops, deletes = [], []
+        if not self.m.check_mode:
+            current = self.settle(current, [k for k in targets if k in current])
         for key in targets:
             cur = current.get(key)
             if cur is None:
