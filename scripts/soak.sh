@@ -15,9 +15,9 @@ log_dir="$repo/.soak/$(basename "$infra" .yml)"
 lab=$(mktemp -d /tmp/anklume-soak.XXXXXX)
 trap 'rm -rf "$lab"; nft delete table inet anklumesoak 2>/dev/null' EXIT
 
-# The runs below are make calls of their own in the lab: nothing of this make's command
-# line (INFRA=..., N=...) may leak into them.
-unset MAKEFLAGS MAKELEVEL MFLAGS
+# The runs below are make calls of their own in the lab, on the lab's infra.yml: nothing
+# of this make's command line (INFRA=..., N=...) may leak into them.
+unset MAKEFLAGS MAKELEVEL MFLAGS INFRA N
 
 die() { printf 'soak: %s\n' "$*" >&2; exit 2; }
 now() { date +%s.%N; }
@@ -57,10 +57,10 @@ failed=0
 reread=0
 for ((i = 1; i <= runs; i++)); do
   log="$log_dir/run-$i.log"
-  (cd "$lab" && make --no-print-directory -o .venv/.installed destroy FORCE=1) >"$log.destroy" 2>&1 ||
+  (cd "$lab" && make --no-print-directory -o .venv/.installed destroy FORCE=1 INFRA=infra.yml) >"$log.destroy" 2>&1 ||
     { echo "soak: run $i: make destroy failed, see $log.destroy" >&2; exit 1; }
   start=$(now)
-  (cd "$lab" && ANSIBLE_NOCOLOR=1 make --no-print-directory -o .venv/.installed apply) >"$log" 2>&1
+  (cd "$lab" && ANSIBLE_NOCOLOR=1 make --no-print-directory -o .venv/.installed apply INFRA=infra.yml) >"$log" 2>&1
   rc=$?
   secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
   times+=("$secs")
