@@ -144,11 +144,11 @@ class Connection(IncusConnection):
                     f"[incus: {text[len('Error: '):]}]")
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
+        if self.get_option("remote_user") != "root":
+            return super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         # The base class of Incus's connection only records the call; the command runs here.
         super(IncusConnection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
         self._display.vvv(f"EXEC {cmd}", host=self._instance())
-        if self.get_option("remote_user") != "root":
-            return super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         for _ in range(2):
             token = uuid.uuid4().hex[:16]
             rc, out, err = self._run(wrap(cmd, token), in_data)

@@ -351,13 +351,12 @@ class Reconciler(Reconciliation):
                                 verify=self.expect(c["name"], c["project"], None))
                       for c in deletes], "deleted")
 
-    def is_declared(self, key):
-        """ADR-053: a machine is declared in its domain's project only; the instance a
-        moved machine left in its old project is an orphan (kept when protected)."""
-        project, name = key
-        declared = set(self.p["declared"]) | {
+    def declared(self):
+        """ADR-053: a machine is declared in its domain's project only (PROJECT/NAME; a
+        bare NAME matches any project), so the instance a moved machine left in its old
+        project is an orphan (kept when protected)."""
+        return set(self.p["declared"]) | {
             "{}/{}".format(s["project"], s["name"]) for s in self.p["instances"]}
-        return f"{project}/{name}" in declared or name in declared
 
     def reconcile(self):
         p = self.p
@@ -365,8 +364,10 @@ class Reconciler(Reconciliation):
         current = self.client.instances(state=True)
         orphans = []
         if p["report_orphans"] or p["state"] == "pruned":
+            declared = self.declared()
             orphans = sorted(k for k, inst in current.items()
-                             if not self.is_declared(k) and is_managed(inst, p["owner"] or None))
+                             if f"{k[0]}/{k[1]}" not in declared and k[1] not in declared
+                             and is_managed(inst, p["owner"] or None))
         if p["state"] in ("present", "absent"):
             # ADR-021: another anklume project's instance is never changed nor deleted.
             self.check_owners("instance", [(s["name"], current.get((s["project"], s["name"])),

@@ -31,7 +31,7 @@ options:
       declared: {description: False when infra.yml (group_vars/all.yml) no longer declares the host., type: bool, default: true}
   remote: {description: Incus remote., type: str, default: local}
   timeout: {description: Seconds to wait for every instance to finish booting., type: int, default: 120}
-  parallel: {description: Probes run at a time., type: int, default: 8}
+  parallel: {description: "Probes run at a time (anklume_incus_parallel, make PARALLEL=n).", type: int, default: 8}
 author: AnKLuMe
 """
 
@@ -53,7 +53,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.incus_client import IncusClient, IncusError
+from ansible.module_utils.incus_client import DEFAULT_PARALLEL, IncusClient, IncusError
 
 MARKER = "anklume-ready"
 # Wait (bounded) for the init to finish booting where it is systemd; print the marker in
@@ -138,7 +138,7 @@ ARGUMENT_SPEC = dict(
     )),
     remote=dict(type="str", default="local"),
     timeout=dict(type="int", default=120),
-    parallel=dict(type="int", default=8),
+    parallel=dict(type="int", default=DEFAULT_PARALLEL),
 )
 
 

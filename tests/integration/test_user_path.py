@@ -101,11 +101,6 @@ class Tree:
         return None if inst is None else str(inst.get("status"))
 
 
-def state(project: str, name: str) -> str | None:
-    inst = all_instances().get((project, name))
-    return None if inst is None else str(inst.get("status"))
-
-
 def snapshots(project: str, name: str) -> list[str]:
     out = run(["incus", "query", f"/1.0/instances/{name}/snapshots?project={project}"])
     return sorted(p.split("?")[0].rsplit("/", 1)[-1] for p in json.loads(out) or [])
@@ -187,7 +182,7 @@ def test_snapshot_and_restore_touch_only_declared_instances(tree: Tree) -> None:
     for project, name in (("t9dev", "t9-dev-b"), ("t9pro", "t9-pro-dev")):
         assert snapshots(project, name) == [], name
     tree.make("restore", "restore", "NAME=t9s")
-    assert state("t9dev", "t9-dev-a") == "Running"
+    assert tree.status("restore", "t9dev", "t9-dev-a") == "Running"
 
 
 def test_a_stopped_instance_is_named_then_started_again(tree: Tree) -> None:
@@ -197,14 +192,14 @@ def test_a_stopped_instance_is_named_then_started_again(tree: Tree) -> None:
             "starts it) or `incus start --project t9dev t9-dev-a`") in out
     assert recap(out)["t9-web-a"] == 0
     tree.make("apply stopped", "apply")
-    assert state("t9dev", "t9-dev-a") == "Running"
+    assert tree.status("apply stopped", "t9dev", "t9-dev-a") == "Running"
 
 
 def test_destroy_touches_only_declared_instances(tree: Tree) -> None:
     tree.make("destroy", "destroy", "FORCE=1")
     for project, name in (("t9adm", ADM), ("t9dev", "t9-dev-a"), ("t9dev", "t9-web-b"),
                           ("t9web", "t9-web-a")):
-        assert state(project, name) is None, name
+        assert tree.status("destroy", project, name) is None, name
     for project, name in (("t9dev", "t9-dev-b"), ("t9pro", "t9-pro-dev"),
                           ("t9per", "t9-per-desktop"), ("t9lab", "t9-lab-llm")):
-        assert state(project, name) == "Running", name
+        assert tree.status("destroy", project, name) == "Running", name
