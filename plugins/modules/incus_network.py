@@ -66,6 +66,7 @@ orphans:
   returned: always
 """
 
+import ipaddress
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -111,6 +112,31 @@ def delete(client, name, what, tries=5):
             return
 
 
+def subnet_clashes(wanted, current):
+    """One line per declared bridge to create whose IPv4 subnet an existing bridge already
+    holds (a removed domain's bridge still up, say): Incus would fail half-way with a
+    dnsmasq "Address already in use"; we stop before any change and say what to do."""
+    def subnet(config):
+        addr = (config or {}).get("ipv4.address") or ""
+        try:
+            return ipaddress.ip_interface(addr).network if "/" in addr else None
+        except ValueError:
+            return None
+    taken = {name: subnet(net.get("config")) for name, net in current.items()}
+    out = []
+    for net in wanted:
+        mine = subnet(net.get("config"))
+        if net["name"] in current or mine is None:
+            continue
+        for other, theirs in sorted(taken.items()):
+            if theirs is not None and mine.overlaps(theirs):
+                out.append(f"network {net['name']}: its subnet {mine} overlaps {theirs} of the "
+                           f"existing bridge {other}: give the domain another subnet_id, or "
+                           f"delete {other} first (a removed domain's bridge goes with "
+                           "`make apply PRUNE=1` once its instances are gone)")
+    return out
+
+
 def reconcile(r, p, check_mode):
     client = r.client
     current = client.networks()
@@ -123,6 +149,10 @@ def reconcile(r, p, check_mode):
         # ADR-021: another anklume project's bridge is never changed nor deleted.
         r.check_owners(KIND, [(n["name"], current.get(n["name"]), None) for n in p["networks"]])
     if p["state"] == "present":
+        clashes = subnet_clashes(p["networks"], current)
+        if clashes:
+            r.module.fail_json(msg="incus_network: nothing was changed:\n" + "\n".join(clashes),
+                               step="checking subnets")
         for net in p["networks"]:
             name = net["name"]
             wanted = stringify(net.get("config"))

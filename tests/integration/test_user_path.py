@@ -123,6 +123,14 @@ def tree(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]
         t.make("own plan", "plan")
         t.make("own apply", "apply")
         t.make("own apply again", "apply")
+        # A new domain on the subnet of a removed one whose bridge is still up: plan and
+        # apply stop before any change and say what to do.
+        clash = copy.deepcopy(own)
+        clash["domains"]["t9new"] = {"subnet_id": 1, "ephemeral": True, "machines": {
+            "t9-new": {"type": "lxc", "ip": f"{BASE}.1.10"}}}
+        t.write(clash)
+        t.make("clash plan", "plan", rc=2)
+        t.make("clash apply", "apply", rc=2)
         t.write(edited_infra(own))
         t.make("edited apply", "apply")
         t.make("edited prune", "apply", "PRUNE=1")
@@ -149,6 +157,15 @@ def test_own_infra_yml_in_a_synced_tree_plans_and_applies(tree: Tree) -> None:
     # The old domains' instances are protected orphans: reported, kept, never provisioned.
     assert tree.status("own apply", "t9pro", "t9-pro-dev") == "Running"
     assert ORPHAN.format("t9pro", "t9-pro-dev") in tree.outputs["own apply"]
+
+
+def test_a_subnet_still_held_by_a_removed_domain_stops_before_any_change(tree: Tree) -> None:
+    line = (f"network net-t9new: its subnet {BASE}.1.0/24 overlaps {BASE}.1.0/24 of the "
+            "existing bridge net-t9per: give the domain another subnet_id")
+    for step in ("clash plan", "clash apply"):
+        assert line in tree.outputs[step], tree.outputs[step]
+    assert "apply: 0 created, 0 changed, 0 removed" in tree.outputs["clash apply"]
+    assert not any(p == "t9new" for p, _ in tree.states["clash apply"])
 
 
 def test_second_apply_of_the_own_infra_changes_nothing(tree: Tree) -> None:
