@@ -123,8 +123,8 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
-LAB_LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "scripts",
-             "templates", "Makefile", ".venv")
+LAB_LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "collections",
+             "scripts", "templates", "Makefile", ".venv")
 
 
 def lab_tree(root: Path) -> Path:

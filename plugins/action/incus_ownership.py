@@ -1,17 +1,10 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Run the incus_ownership module in the controller process (see _incus_inprocess.py)."""
+"""Run the incus_ownership module in the controller process (plugin_utils/inprocess.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
-_SPEC = importlib.util.spec_from_file_location(
-    "anklume_incus_inprocess",
-    os.path.join(os.path.dirname(os.path.realpath(__file__)), "_incus_inprocess.py"))
-_BASE = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_BASE)
+from ansible_collections.anklume.incus.plugins.plugin_utils.inprocess import InProcessAction
 
 
-class ActionModule(_BASE.InProcessAction):
+class ActionModule(InProcessAction):
     MODULE = "incus_ownership"

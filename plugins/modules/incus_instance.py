@@ -79,7 +79,7 @@ addresses: {description: Instance name to the IPv4 addresses seen., type: dict, 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.incus_client import (
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     DEFAULT_PARALLEL,
     IncusError,
     Operation,

@@ -70,7 +70,7 @@ import ipaddress
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.incus_client import (
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     IncusError,
     Reconciliation,
     config_changes,

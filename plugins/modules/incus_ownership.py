@@ -51,7 +51,7 @@ conflicts: {description: One line per conflict., type: list, returned: always}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.incus_client import (
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     IncusClient,
     IncusError,
     ownership_problem,

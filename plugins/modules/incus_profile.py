@@ -50,7 +50,7 @@ orphans: {description: "Managed profiles no longer declared (project/name).", ty
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.incus_client import (
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     Reconciliation,
     config_changes,
     devices_changes,

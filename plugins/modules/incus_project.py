@@ -54,7 +54,7 @@ orphans: {description: Managed projects no longer declared., type: list, returne
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.incus_client import (
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     Reconciliation,
     config_changes,
     devices_changes,

@@ -53,7 +53,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.incus_client import DEFAULT_PARALLEL, IncusClient, IncusError
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
+    DEFAULT_PARALLEL,
+    IncusClient,
+    IncusError,
+)
 
 MARKER = "anklume-ready"
 # Wait (bounded) for the init to finish booting where it is systemd; print the marker in

@@ -103,7 +103,7 @@ api_calls:
 
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.incus_client import (  # noqa: E402
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (  # noqa: E402
     DEFAULT_PARALLEL,
     IncusClient,
     IncusError,

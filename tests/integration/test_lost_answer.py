@@ -100,7 +100,7 @@ def test_upstream_connection_fails_on_the_lost_answer(container: str, tmp_path: 
 def test_anklume_incus_reads_the_lost_answer_back_without_rerunning(
         container: str, tmp_path: Path) -> None:
     run(["incus", "exec", NAME, "--", "rm", "-f", RUNS])
-    rc, out = play(tmp_path, "anklume_incus")
+    rc, out = play(tmp_path, "anklume.incus.anklume_incus")
     assert rc == 0, out
     assert (tmp_path / "dropped").exists()
     assert f"{NAME}: incus exec lost the answer (exit 0, 0 bytes); reading it again" in out
@@ -109,7 +109,7 @@ def test_anklume_incus_reads_the_lost_answer_back_without_rerunning(
 
 
 def test_anklume_incus_names_a_missing_project_and_the_fix(container: str, tmp_path: Path) -> None:
-    rc, out = play(tmp_path, "anklume_incus", project="t17-no-such-project")
+    rc, out = play(tmp_path, "anklume.incus.anklume_incus", project="t17-no-such-project")
     assert rc != 0
     assert (f"{NAME} (project t17-no-such-project): its Incus project does not exist: run "
             "`make apply`, or `make sync` if infra.yml no longer declares it") in " ".join(

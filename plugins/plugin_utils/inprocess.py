@@ -10,23 +10,12 @@ code, same result. Any other connection falls back to ordinary module execution.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
+import importlib
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-PLUGINS = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-
-
-def _load(path, name):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+MODULES = "ansible_collections.anklume.incus.plugins.modules."
 
 
 class _Done(Exception):
@@ -70,10 +59,7 @@ class InProcessAction(ActionBase):
         if self._connection.transport not in ("local", "ansible.builtin.local"):
             result.update(self._execute_module(module_name=self.MODULE, task_vars=task_vars))
             return result
-        _load(os.path.join(PLUGINS, "module_utils", "incus_client.py"),
-              "ansible.module_utils.incus_client")
-        mod = _load(os.path.join(PLUGINS, "modules", self.MODULE + ".py"),
-                    "anklume_inprocess_" + self.MODULE)
+        mod = importlib.import_module(MODULES + self.MODULE)
         _, args = self.validate_argument_spec(argument_spec=mod.ARGUMENT_SPEC)
         fake = InProcessModule(args, bool(self._task.check_mode))
         try:
