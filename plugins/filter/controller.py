@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Facts read on the controller, in process, for roles that copy from it (ADR-058).
+
+A templated value costs nothing next to a task (`ansible-galaxy collection list` took
+about 1.2 s here), so a role can compare what the controller holds with what an instance
+holds in a single probe, and run its converging tasks only when they differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from ansible.errors import AnsibleFilterError
+from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+
+def controller_collection(name: str) -> dict[str, str]:
+    """{name, path (its ansible_collections folder), version, manifest_sha256} of NAME as
+    the controller loads it; the checksum tells an instance's copy from another build."""
+    relative = os.path.join("ansible_collections", *str(name).split("."))
+    for base in AnsibleCollectionConfig.collection_paths:
+        manifest = os.path.join(base, relative, "MANIFEST.json")
+        if os.path.isfile(manifest):
+            with open(manifest, encoding="utf-8") as handle:
+                version = json.load(handle)["collection_info"]["version"]
+            return {"name": name, "path": os.path.join(base, "ansible_collections"),
+                    "version": version, "manifest_sha256": controller_sha256(manifest)}
+    raise AnsibleFilterError(
+        f"collection {name} is not installed on the controller: install it "
+        f"(ansible-galaxy collection install {name}) or remove it from admin_bootstrap_collections")
+
+
+def controller_sha256(path: str) -> str:
+    """SHA-256 of a file on the controller."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise AnsibleFilterError(f"cannot read {path} on the controller: {exc.strerror}") from exc
+    return digest.hexdigest()
+
+
+class FilterModule:
+    def filters(self):
+        return {"controller_collection": controller_collection,
+                "controller_sha256": controller_sha256}
