@@ -8,10 +8,16 @@ skipped on a developer's machine with the reason shown, and they FAIL when
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.incus_helpers import image_exists, incus_available
+
+# The repository is the collection anklume.incus (collections/ links it in): unit tests
+# import its plugins by their collection path, as Ansible does.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
 
 LOCAL_IMAGE = os.environ.get("ANKLUME_IMAGE", "anklume/debian-12")
 

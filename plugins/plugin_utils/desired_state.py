@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The Incus objects infra.yml asks for, from the variables `make sync` writes (ADR-055).
+
+Pure functions, no Ansible import: the filter plugin plugins/filter/desired_state.py hands
+them the play's variables, and tests/unit/test_desired_state.py calls them directly.
+``domains`` is ``anklume_domains`` (docs/generated-vars.md): a record names its own bridge
+(``network``) and project (``project``); nothing here derives a name again. ``hostvars``
+is any mapping host -> variables (Ansible's lazy ``hostvars`` included: each host's
+variables are read once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_TRUE = {"yes", "on", "true", "1"}
+_FALSE = {"no", "off", "false", "0"}
+# What a machine without host variables gets (the generator writes them all: these are
+# the fallbacks for a hand-written host; tests/unit/test_defaults.py ties them to schema.py).
+MACHINE_TYPE = "lxc"
+MACHINE_PROFILES = ("default",)
+
+
+class DesiredStateError(ValueError):
+    """The variables cannot describe an object; the message is one line with the fix."""
+
+
+def as_bool(value: Any) -> bool:
+    """Ansible's `bool` filter: yes/on/true/1 (any case) and 1 are true."""
+    if isinstance(value, bool):
+        return value
+    text = value
+    if isinstance(value, str):
+        text = value.lower()
+    elif isinstance(value, int):
+        text = str(value)
+    try:
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    except TypeError:  # unhashable: a list or a mapping is not a boolean
+        return False
+    return bool(text == 1)
+
+
+def plain(value: Any) -> Any:
+    """A copy made of dicts and lists, so no caller shares (or mutates) a variable's data."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _or(variables: Mapping[str, Any], key: str, default: Any) -> Any:
+    """Jinja's ``default(x, true)``: the default also replaces an empty or false value."""
+    value = variables.get(key)
+    return value if value else default
+
+
+def _required(name: str, record: Mapping[str, Any], key: str) -> str:
+    """A key every generated domain record holds; a clear line when a hand-written one lacks it."""
+    value = record.get(key)
+    if not value or not isinstance(value, str):
+        raise DesiredStateError(
+            f"anklume_domains.{name} has no {key} (docs/generated-vars.md): "
+            f"run `make sync` to rewrite group_vars/all.yml")
+    return value
+
+
+def network_of(name: str, record: Mapping[str, Any]) -> str:
+    """The bridge of domain ``name``: its record's ``network`` (the generator's name)."""
+    return _required(name, record, "network")
+
+
+def project_of(name: str, record: Mapping[str, Any]) -> str:
+    """The Incus project of domain ``name``: its record's ``project``."""
+    return _required(name, record, "project")
+
+
+# -- bridges, projects, profiles (one per domain in scope) --------------------------------
+
+def networks(domains: Mapping[str, Any], nat: Any, ipv6_address: str,
+             extra_config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One bridge per domain: gateway/prefix, NAT (the domain's ``nat``, else ``nat``), DHCP."""
+    out = []
+    for name, d in domains.items():
+        prefix = str(d.get("subnet", "x/24")).partition("/")[2]
+        if not prefix:
+            raise DesiredStateError(
+                f"anklume_domains.{name}.subnet has no /prefix: run `make sync`")
+        description = d.get("description", "")
+        config = {
+            "ipv4.address": f"{_required(name, d, 'gateway')}/{prefix}",
+            "ipv4.nat": "true" if as_bool(nat if d.get("nat") is None else d["nat"]) else "false",
+            "ipv4.dhcp.ranges": _required(name, d, "dhcp_range"),
+            "ipv6.address": ipv6_address,
+            **plain(extra_config),
+        }
+        out.append({
+            "name": network_of(name, d),
+            "description": f"anklume domain {name}" + (f": {description}" if description else ""),
+            "config": config,
+        })
+    return out
+
+
+def projects(domains: Mapping[str, Any], config: Mapping[str, Any],
+             storage_pool: str) -> list[dict[str, Any]]:
+    """One project per domain; its default profile holds the root disk and eth0 on the bridge."""
+    return [{
+        "name": project_of(name, d),
+        "description": d.get("description", ""),
+        "config": plain(config),
+        "default_devices": {
+            "root": {"type": "disk", "path": "/", "pool": storage_pool},
+            "eth0": {"type": "nic", "name": "eth0", "network": network_of(name, d)},
+        },
+    } for name, d in domains.items()]
+
+
+def _domain_profiles(domains: Mapping[str, Any]) -> Iterable[tuple[str, str, Mapping[str, Any]]]:
+    for name, d in domains.items():
+        project = project_of(name, d)
+        for pname, profile in (d.get("profiles") or {}).items():
+            yield project, pname, profile or {}
+
+
+def profiles(domains: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The extra profiles each domain declares, in its project."""
+    return [{
+        "project": project,
+        "name": pname,
+        "description": p.get("description", ""),
+        "config": plain(_or(p, "config", {})),
+        "devices": plain(_or(p, "devices", {})),
+    } for project, pname, p in _domain_profiles(domains)]
+
+
+def profile_refs(domains: Mapping[str, Any]) -> list[str]:
+    """Every extra profile as ``project/name``: the declared set for orphan detection."""
+    return [f"{project}/{pname}" for project, pname, _ in _domain_profiles(domains)]
+
+
+# -- instances (one per host in scope whose domain is declared) -----------------------------
+
+def _declared_hosts(hosts: Iterable[str], hostvars: Mapping[str, Any],
+                    domains: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any], str]]:
+    """(host, its variables, its domain) for the hosts whose domain infra.yml declares.
+
+    A host of an undeclared domain (stale generated files) is not ours to reconcile: its
+    instance is an orphan (ADR-053).
+    """
+    for host in hosts:
+        v = hostvars[host]
+        domain = v.get("instance_domain", "")
+        if domain in domains:
+            yield host, v, domain
+
+
+def instance_refs(domains: Mapping[str, Any]) -> list[str]:
+    """Every machine the whole infra declares, as ``project/name`` (orphan detection)."""
+    return [f"{project_of(name, d)}/{machine}"
+            for name, d in domains.items() for machine in d.get("machines", [])]
+
+
+def admin_socket_device(host_path: str, path: str) -> dict[str, str]:
+    """The proxy to the host's Incus socket given to the admin domain's machines (ADR-019)."""
+    return {"type": "proxy", "bind": "instance", "connect": f"unix:{host_path}",
+            "listen": f"unix:{path}", "uid": "0", "gid": "0", "mode": "0660"}
+
+
+def _instance(host: str, v: Mapping[str, Any], domain: str, d: Mapping[str, Any],
+              image: str, admin_device: Mapping[str, str] | None) -> dict[str, Any]:
+    ip = _or(v, "instance_ip", "")
+    devices = plain(_or(v, "instance_devices", {}))
+    if ip:
+        # The static address is set on eth0 itself, replacing any eth0 the machine declares.
+        devices["eth0"] = {"type": "nic", "name": "eth0", "network": network_of(domain, d),
+                           "ipv4.address": ip}
+    if admin_device is not None:
+        devices["incus-socket"] = dict(admin_device)
+    ephemeral = as_bool(v.get("instance_ephemeral", d.get("ephemeral", False)))
+    config = plain(_or(v, "instance_config", {}))
+    config["security.protection.delete"] = "false" if ephemeral else "true"
+    for key, var in (("snapshots.schedule", "instance_snapshots_schedule"),
+                     ("snapshots.expiry", "instance_snapshots_expiry")):
+        if v.get(var):
+            config[key] = v[var]
+    return {
+        "name": v.get("instance_name", host),
+        "project": project_of(domain, d),
+        "type": v.get("instance_type", MACHINE_TYPE),
+        "image": _or(v, "instance_os_image", image),
+        "profiles": plain(_or(v, "instance_profiles", list(MACHINE_PROFILES))),
+        "description": v.get("instance_description", ""),
+        "config": config,
+        "devices": devices,
+        "ip": ip,
+    }
+
+
+def instances(hosts: Iterable[str], hostvars: Mapping[str, Any], domains: Mapping[str, Any],
+              image: str, admin_domain: str = "",
+              admin_device: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The instances of ``hosts``: eth0 with the static address, the protection flag from
+    ``instance_ephemeral``, the snapshot keys, and ``admin_device`` for ``admin_domain``."""
+    return [_instance(host, v, domain, domains[domain], image,
+                      admin_device if admin_domain and domain == admin_domain else None)
+            for host, v, domain in _declared_hosts(hosts, hostvars, domains)]
+
+
+def owned_names(domains: Mapping[str, Any], hosts: Iterable[str], hostvars: Mapping[str, Any],
+                all_domains: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The names the object roles reconcile, for the ownership check (ADR-021): bridges,
+    projects and profiles of ``domains`` (the scope), instances of ``hosts``."""
+    return {
+        "networks": [network_of(name, d) for name, d in domains.items()],
+        "projects": [project_of(name, d) for name, d in domains.items()],
+        "profiles": profile_refs(domains),
+        "instances": [f"{project_of(domain, all_domains[domain])}/{v.get('instance_name', host)}"
+                      for host, v, domain in _declared_hosts(hosts, hostvars, all_domains)],
+    }
+
+
+# -- existing instances addressed by host (provisioning, snapshots) ------------------------
+
+def instance_target(host: str, v: Mapping[str, Any], domains: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a host's instance lives, and whether infra.yml still declares it (ADR-053).
+
+    The project is the connection's ``ansible_incus_project`` (group_vars/<domain>.yml),
+    else the domain's project, else the domain name, else Incus's ``default``.
+    """
+    domain = v.get("instance_domain", "")
+    d = domains.get(domain) if domain else None
+    name = v.get("instance_name", host)
+    if "ansible_incus_project" in v:
+        project = v["ansible_incus_project"]
+    else:
+        project = project_of(domain, d) if d is not None else domain or "default"
+    return {"host": host, "name": name, "project": project,
+            "declared": d is not None and name in d.get("machines", [])}
+
+
+def instance_targets(hosts: Iterable[str], hostvars: Mapping[str, Any],
+                     domains: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """:func:`instance_target` of every host, in the given order."""
+    return [instance_target(host, hostvars[host], domains) for host in hosts]
