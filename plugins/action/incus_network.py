@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Run the incus_network module in the controller process (plugin_utils/inprocess.py)."""
+"""Run the module of this file's name in the controller process (plugin_utils/inprocess.py)."""
 
 from __future__ import annotations
 
@@ -7,4 +7,4 @@ from ansible_collections.anklume.incus.plugins.plugin_utils.inprocess import InP
 
 
 class ActionModule(InProcessAction):
-    MODULE = "incus_network"
+    """The module is named after this file (ADR-013)."""

@@ -10,17 +10,18 @@ mode it prints what apply would do; otherwise what apply did. The last line is a
 
 from __future__ import annotations
 
-import os
-
 DOCUMENTATION = r"""
 name: anklume_plan
 type: aggregate
 short_description: Print the anklume plan (objects to create, change, remove; orphans)
 description:
-  - Collects the C(plan) list that the incus_* modules return and prints one line per
-    object, then a one-line count.
+  - Collects the C(plan) list that the incus_* modules return (ADR-056) and prints one
+    line per object, then a one-line count.
 requirements: []
+author: AnKLuMe contributors (!UNKNOWN)
 """
+
+import os
 
 from ansible import context
 from ansible.plugins.callback import CallbackBase
@@ -82,9 +83,11 @@ class CallbackModule(CallbackBase):
             if e["action"] == "change":
                 what += ": " + ", ".join(e.get("keys") or [])
             elif e["action"] == "orphan":
-                # The project tells a moved machine's old instance from its new one.
-                if e.get("project"):
-                    what += " in project {}".format(e["project"])
+                # The project tells a moved machine's old instance from its new one; a
+                # profile's name already starts with it.
+                project = e.get("project")
+                if project and not e["name"].startswith(f"{project}/"):
+                    what += f" in project {project}"
                 what += " (orphan: no longer in infra.yml)"
             elif e["action"] == "keep":
                 what += " (kept)"

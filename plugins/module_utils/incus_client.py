@@ -8,8 +8,8 @@ the local socket. Every call that fails raises :class:`IncusError` with the
 text Incus itself returned plus what we were doing, so a module can hand it
 straight to ``fail_json``.
 
-The reconciliation helpers below (markers, config and device diffs, plan
-entries) keep the four object modules small and consistent.
+The helpers below (markers, ownership, config and device diffs, plan entries) are
+shared by the modules; module_utils/reconcile.py holds the reconcile skeleton (ADR-056).
 """
 
 from __future__ import annotations
@@ -216,12 +216,12 @@ class IncusClient:
 
     # -- bulk reads ------------------------------------------------------------
     def networks(self):
-        return {n["name"]: n for n in self.get("/1.0/networks", params={"recursion": 1},
-                                              what="listing networks") or []}
+        items = self.get("/1.0/networks", params={"recursion": 1}, what="listing networks")
+        return {n["name"]: n for n in items or []}
 
     def projects(self):
-        return {p["name"]: p for p in self.get("/1.0/projects", params={"recursion": 1},
-                                              what="listing projects") or []}
+        items = self.get("/1.0/projects", params={"recursion": 1}, what="listing projects")
+        return {p["name"]: p for p in items or []}
 
     def profiles(self):
         """Every profile of every project, keyed by (project, name)."""
@@ -235,58 +235,6 @@ class IncusClient:
                          params={"recursion": 2 if state else 1, "all-projects": "true"},
                          what="listing instances") or []
         return {(i.get("project") or "default", i["name"]): i for i in items}
-
-
-class Reconciliation:
-    """One object module run: the plan, diffs, warnings and orphans it returns.
-
-    ``run(body)`` calls ``body()``; an :class:`IncusError` becomes ``fail_json`` with
-    the plan so far and ``step`` (what we were doing), anything else ends with the
-    usual ``exit_json`` (changed, plan, orphans, diff, the extra keys ``body``
-    returns, incus_calls).
-    """
-
-    def __init__(self, module, name, step):
-        self.module = module
-        self.name = name
-        self.client = IncusClient(module.params["remote"])
-        self.plan, self.diffs, self.warnings, self.orphans = [], [], [], []
-        self.changed = False
-        self.step = step
-
-    def change(self, entry, diff=None):
-        """Record one create, change or remove (and its --diff block)."""
-        self.plan.append(entry)
-        if diff is not None:
-            self.diffs.append(diff)
-        self.changed = True
-
-    def check_owners(self, kind, objects):
-        """ADR-021: fail before any write when another anklume project owns one of
-        ``objects`` ((name, current object or None, project) triples)."""
-        conflicts = owner_conflicts(kind, objects, self.module.params["owner"])
-        if conflicts:
-            self.module.fail_json(msg=conflict_message(self.name, conflicts),
-                                  plan=conflicts, step="checking owners")
-
-    def run_operations(self, ops, label, timeout=600):
-        """Run ``ops`` with the module's ``parallel`` and a progress line per batch
-        ("incus_instance: created 20/50"); ``progress`` exists only when the module runs
-        in the controller (ADR-013)."""
-        self.client.run_operations(ops, self.module.params.get("parallel"),
-                                   progress=getattr(self.module, "progress", None),
-                                   label=f"{self.name}: {label}", timeout=timeout)
-
-    def run(self, body):
-        extra = {}
-        try:
-            extra = body() or {}
-        except IncusError as exc:
-            self.module.fail_json(msg=f"{self.name}: {exc}", plan=self.plan, step=self.step)
-        for w in self.warnings:
-            self.module.warn(w)
-        self.module.exit_json(changed=self.changed, plan=self.plan, orphans=self.orphans,
-                              diff=self.diffs, **extra, incus_calls=self.client.calls)
 
 
 def qname(name):

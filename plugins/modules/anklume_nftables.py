@@ -10,9 +10,9 @@ DOCUMENTATION = r"""
 module: anklume_nftables
 short_description: Write a rendered nftables table file, check it and load it only when needed
 description:
-  - Writes I(content) to I(path) (atomically, mode 0644) when it differs.
-  - With I(load=true) the ruleset must also be in the kernel. The canonical listing of
-    I(content) (loaded into a throwaway network namespace with C(unshare --net) and listed
+  - Writes O(content) to O(path) (atomically, mode 0644) when it differs.
+  - With O(load=true) the ruleset must also be in the kernel. The canonical listing of
+    O(content) (loaded into a throwaway network namespace with C(unshare --net) and listed
     back with C(nft -s)) is cached next to the file (C(.NAME.loaded), keyed by the content's
     sha256). When the file is unchanged and C(nft -s list table inet TABLE) equals the cached
     listing, nothing else runs. Otherwise the content is checked with C(nft -c), loaded in
@@ -20,20 +20,26 @@ description:
     with C(nft -f PATH) (one atomic transaction); the kernel must then hold exactly that listing.
   - Any nft error fails the task with nft's message; the file is not replaced when C(nft -c)
     or the scratch load rejects the content, and the kernel is not touched.
-  - Supports check mode (writes and loads nothing, reports the lines it would add and remove)
-    and diff (the file, and the kernel table).
+  - Check mode writes and loads nothing and reports the lines it would add and remove;
+    diff shows the file and the kernel table.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: full}
+  platform: {platforms: posix}
 options:
   content: {description: The rendered ruleset., type: str, required: true}
   path: {description: File the ruleset is written to., type: path, required: true}
   table: {description: Name of the C(inet) table the ruleset replaces., type: str, required: true}
   load: {description: Check and load into this host's kernel; false only writes the file., type: bool, default: true}
   nft: {description: Path of the nft binary., type: path, default: /usr/sbin/nft}
-author: AnKLuMe
+author: AnKLuMe contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Render, check and load the isolation table
-  anklume_nftables:
+  anklume.incus.anklume_nftables:
     content: "{{ lookup('ansible.builtin.template', 'anklume.nft.j2') }}"
     path: /srv/anklume/nftables/anklume.nft
     table: anklume
@@ -42,8 +48,8 @@ EXAMPLES = r"""
 RETURN = r"""
 file_changed: {description: The file was (or would be) rewritten., type: bool, returned: always}
 reload: {description: The kernel's table differed and was (or would be) reloaded., type: bool, returned: always}
-add: {description: Listing lines the reload adds to the kernel's table., type: list, returned: always}
-remove: {description: Listing lines the reload removes from the kernel's table., type: list, returned: always}
+add: {description: Listing lines the reload adds to the kernel's table., type: list, elements: str, returned: always}
+remove: {description: Listing lines the reload removes from the kernel's table., type: list, elements: str, returned: always}
 """
 
 import hashlib

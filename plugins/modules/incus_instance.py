@@ -15,51 +15,64 @@ description:
     (asynchronous operations), existing ones get the declared config, devices,
     profiles and description, stopped ones are started, then one polling loop
     waits until each is running with its address.
-  - Config keys we do not own (I(ignored_config_prefixes), e.g. C(volatile.*)) are
+  - Config keys we do not own (O(ignored_config_prefixes), e.g. C(volatile.*)) are
     left alone; every other key not declared is drift and is removed. Local devices
     must be exactly the declared ones.
-  - Managed instances of I(owner) that are no longer declared are orphans; I(state=pruned)
+  - Managed instances of O(owner) that are no longer declared are orphans; O(state=pruned)
     deletes them except protected ones (C(security.protection.delete=true)).
-  - I(state=absent) deletes the listed instances; protected ones are kept unless I(force).
-  - A declared instance that carries the anklume marker with another I(owner) fails the
+  - O(state=absent) deletes the listed instances; protected ones are kept unless O(force).
+  - A declared instance that carries the anklume marker with another O(owner) fails the
     task before anything is written (ADR-021); one without the marker is left alone.
-  - Supports check mode and diff; every result carries a C(plan) list.
+  - Every result carries a RV(plan) list (ADR-056).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: full}
+  platform: {platforms: posix}
 options:
   instances:
-    description: Instances to reconcile (or delete with I(state=absent)).
+    description: Instances to reconcile (or delete with O(state=absent)).
     type: list
     elements: dict
     default: []
     suboptions:
       name: {description: Instance name., type: str, required: true}
       project: {description: Incus project., type: str, required: true}
-      type: {description: C(lxc) or C(vm)., type: str, default: lxc}
+      type: {description: V(lxc) or V(vm)., type: str, default: lxc}
       image: {description: "Image alias (C(alias), C(local:alias) or C(images:alias)).", type: str}
-      profiles: {description: Profiles in order., type: list, elements: str}
+      profiles: {description: "Profiles in order; V([default]) when not given.", type: list, elements: str}
       config: {description: Instance config keys., type: dict}
       devices: {description: Instance-local devices (eth0 override included)., type: dict}
       description: {description: Free text., type: str}
-      ip: {description: "Static IPv4 address to wait for, C('') for any address.", type: str}
-  declared: {description: "Every instance the infra declares, as PROJECT/NAME (a bare NAME matches it in any project).", type: list, elements: str, default: []}
+      ip: {description: "Static IPv4 address to wait for, V('') for any address.", type: str}
+  declared: {description: "Every instance the infra declares, as C(PROJECT/NAME) (a bare C(NAME) matches it in any project).", type: list, elements: str, default: []}
   report_orphans: {description: Compute orphans., type: bool, default: false}
   owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
   remote: {description: Incus remote., type: str, default: local}
-  state: {description: present, absent or pruned., type: str, choices: [present, absent, pruned], default: present}
-  force: {description: With I(state=absent), delete protected instances too., type: bool, default: false}
+  state:
+    description: V(present) reconciles, V(absent) deletes O(instances), V(pruned) deletes orphans.
+    type: str
+    choices: [present, absent, pruned]
+    default: present
+  force: {description: "With O(state=absent), delete protected instances too.", type: bool, default: false}
   wait: {description: Wait until every instance runs with its address., type: bool, default: true}
   timeout: {description: Seconds to wait for instances to run with their address., type: int, default: 120}
-  parallel: {description: "Incus operations (create, start, stop, delete) run at a time; each is awaited as soon as it starts, see ADR-022.", type: int, default: 8}
+  parallel:
+    description: Incus operations (create, start, stop, delete) run at a time; each is awaited as soon as it starts, see ADR-022.
+    type: int
+    default: 8
   ignored_config_prefixes:
     description: Config keys we leave alone (C(user.anklume.*) is always ours).
     type: list
     elements: str
     default: [volatile., image., user.]
-author: AnKLuMe
+author: AnKLuMe contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Reconcile instances
-  incus_instance:
+  anklume.incus.incus_instance:
     instances:
       - name: pro-dev
         project: pro
@@ -71,9 +84,23 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-plan: {description: One entry per object (kind, name, action, keys)., type: list, returned: always}
-orphans: {description: Managed instances no longer declared., type: list, returned: always}
+plan:
+  description: One entry per instance created, changed, removed, kept, left alone or orphaned.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    kind: {description: V(instance)., type: str, returned: always}
+    name: {description: The instance., type: str, returned: always}
+    project: {description: Its project., type: str, returned: always}
+    action: {description: "V(create), V(change), V(remove), V(keep) (protected), V(foreign) (not ours), V(orphan) or V(conflict).", type: str, returned: always}
+    keys: {description: "What a change touches (C(config.*), C(devices.*), C(profiles), C(description), C(state)).", type: list, elements: str, returned: when action is change}
+    reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
+  sample: [{kind: instance, name: pro-dev, project: pro, action: change, keys: [state]}]
+orphans: {description: "Managed instances no longer declared (C(project/name)).", type: list, elements: str, returned: always}
 addresses: {description: Instance name to the IPv4 addresses seen., type: dict, returned: always}
+incus_calls: {description: Incus REST calls made., type: int, returned: always}
+step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
 import time
@@ -83,7 +110,6 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     DEFAULT_PARALLEL,
     IncusError,
     Operation,
-    Reconciliation,
     devices_changes,
     diff_entry,
     is_managed,
@@ -91,6 +117,10 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     plan_entry,
     qname,
     stringify,
+)
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    ObjectReconciler,
+    run_module,
 )
 
 TYPES = {"lxc": "container", "container": "container",
@@ -123,11 +153,46 @@ def ready(inst, ip):
     return ip in addrs if ip else bool(addrs)
 
 
-class Reconciler(Reconciliation):
-    def __init__(self, module):
-        super().__init__(module, "incus_instance", "reading instances")
-        self.m = module
+class Instances(ObjectReconciler):
+    """The skeleton's orphans, owner check and managed check; instances are created,
+    started, stopped and deleted in parallel operations (ADR-022), so ``present`` and
+    ``remove`` are their own."""
+
+    KIND = "instance"
+    ITEMS = "instances"
+    READING = "reading instances"
+
+    def __init__(self, module, name, client=None):
+        super().__init__(module, name, client)
         self.p = module.params
+        self.addresses = {}
+
+    def read(self):
+        return self.client.instances(state=True)
+
+    def key(self, spec):
+        return (spec["project"], spec["name"])
+
+    def ident(self, key):
+        return "{}/{}".format(*key)
+
+    def plan_name(self, key):
+        return key[1]
+
+    def project(self, key):
+        return key[0]
+
+    def is_declared(self, key, declared):
+        """ADR-053: a machine is declared in its domain's project only (PROJECT/NAME; a
+        bare NAME matches any project), so the instance a moved machine left in its old
+        project is an orphan (kept when protected)."""
+        return self.ident(key) in declared or key[1] in declared
+
+    def orphan_order(self, key):
+        return key
+
+    def extra(self):
+        return {"addresses": self.addresses}
 
     def url(self, name, suffix=""):
         return f"/1.0/instances/{qname(name)}{suffix}"
@@ -200,14 +265,15 @@ class Reconciler(Reconciliation):
             self.warnings.append(f"an earlier operation failed: {exc}")
         return self.client.instances(state=True)
 
-    def present(self, current):
+    def present(self, specs):
         creates, ops, to_wait = [], [], []
-        unsettled = [(s["project"], s["name"]) for s in self.p["instances"]
+        current = self.current
+        unsettled = [(s["project"], s["name"]) for s in specs
                      if (s["project"], s["name"]) in current
                      and current[(s["project"], s["name"])].get("status") != "Running"]
-        if unsettled and not self.m.check_mode:
+        if unsettled and not self.check_mode:
             current = self.settle(current, unsettled)
-        for spec in self.p["instances"]:
+        for spec in specs:
             name, project = spec["name"], spec["project"]
             itype = TYPES.get(spec.get("type") or "lxc", "container")
             config = self.wanted_config(spec)
@@ -221,7 +287,7 @@ class Reconciler(Reconciliation):
                             diff_entry(f"instance {name}", None, {
                                 "type": itype, "image": spec.get("image"),
                                 "profiles": profiles, "config": config, "devices": devices}))
-                if not self.m.check_mode:
+                if not self.check_mode:
                     what = f"creating instance {name} in project {project}"
                     self.step = what
                     creates.append(Operation(what, "/1.0/instances", "POST", {
@@ -232,9 +298,8 @@ class Reconciler(Reconciliation):
                         verify=self.expect(name, project, "Running")))
                 continue
             if not is_managed(cur, None):
-                self.warnings.append(f"instance {name} exists without the anklume marker: left "
-                                     "alone")
-                self.plan.append(plan_entry("instance", name, "foreign", project=project))
+                self.note(plan_entry("instance", name, "foreign", project=project),
+                          f"instance {name} exists without the anklume marker: left alone")
                 to_wait.pop()
                 continue
             if cur.get("type") != itype:
@@ -266,7 +331,7 @@ class Reconciler(Reconciliation):
                      "status": cur.get("status")},
                     {"config": {k: v for k, v in new_config.items() if self.owned_key(k)},
                      "devices": devices, "profiles": profiles, "status": "Running"}))
-            if self.m.check_mode:
+            if self.check_mode:
                 continue
             if keys != ["state"]:
                 self.step = f"updating instance {name}"
@@ -280,7 +345,7 @@ class Reconciler(Reconciliation):
             elif any(k.startswith("devices.eth") for k in dkeys):
                 # A new static lease reaches the instance through a fresh DHCP request.
                 ops.append(self.state_op(cur, "restart", f"restarting instance {name}"))
-        if self.m.check_mode:
+        if self.check_mode:
             return
         self.step = "creating instances"
         self.run_ops(creates, "created")
@@ -312,9 +377,12 @@ class Reconciler(Reconciliation):
             current = None
 
     # -- absent / pruned -------------------------------------------------------
-    def remove(self, current, targets, force):
+    def remove(self, keys):
+        # Protected instances go only with force, and only when named (state absent).
+        targets, force = keys, self.p["force"] and self.p["state"] == "absent"
         stops, deletes = [], []
-        if not self.m.check_mode:
+        current = self.current
+        if not self.check_mode:
             current = self.settle(current, [k for k in targets if k in current])
         for key in targets:
             cur = current.get(key)
@@ -326,15 +394,15 @@ class Reconciler(Reconciliation):
                 continue
             protected = (cur.get("config") or {}).get(PROTECT) == "true"
             if protected and not force:
-                self.warnings.append(f"instance {name} kept: it is protected (ephemeral: false); "
-                                     "FORCE=1 deletes it")
-                self.plan.append(plan_entry("instance", name, "keep", project=project))
+                self.note(plan_entry("instance", name, "keep", project=project),
+                          f"instance {name} kept: it is protected (ephemeral: false); "
+                          "FORCE=1 deletes it")
                 continue
             self.change(plan_entry("instance", name, "remove", project=project),
                         diff_entry(f"instance {name}",
                                    {"status": cur.get("status"),
                                     "profiles": cur.get("profiles")}, None))
-            if self.m.check_mode:
+            if self.check_mode:
                 continue
             if protected:
                 self.step = f"lifting the delete protection of {name}"
@@ -351,42 +419,19 @@ class Reconciler(Reconciliation):
                                 verify=self.expect(c["name"], c["project"], None))
                       for c in deletes], "deleted")
 
-    def declared(self):
-        """ADR-053: a machine is declared in its domain's project only (PROJECT/NAME; a
-        bare NAME matches any project), so the instance a moved machine left in its old
-        project is an orphan (kept when protected)."""
-        return set(self.p["declared"]) | {
-            "{}/{}".format(s["project"], s["name"]) for s in self.p["instances"]}
-
-    def reconcile(self):
-        p = self.p
-        self.addresses = {}
-        current = self.client.instances(state=True)
-        orphans = []
-        if p["report_orphans"] or p["state"] == "pruned":
-            declared = self.declared()
-            orphans = sorted(k for k, inst in current.items()
-                             if f"{k[0]}/{k[1]}" not in declared and k[1] not in declared
-                             and is_managed(inst, p["owner"] or None))
-        if p["state"] in ("present", "absent"):
-            # ADR-021: another anklume project's instance is never changed nor deleted.
-            self.check_owners("instance", [(s["name"], current.get((s["project"], s["name"])),
-                                            s["project"]) for s in p["instances"]])
-        if p["state"] == "present":
-            self.present(current)
-            self.plan.extend(plan_entry("instance", k[1], "orphan", project=k[0])
-                             for k in orphans)
-        elif p["state"] == "absent":
-            self.remove(current, [(s["project"], s["name"]) for s in p["instances"]],
-                        p["force"])
-        else:
-            self.remove(current, orphans, False)
-        self.orphans = ["{}/{}".format(*k) for k in orphans]
-        return {"addresses": self.addresses}
-
 
 ARGUMENT_SPEC = dict(
-    instances=dict(type="list", elements="dict", default=[]),
+    instances=dict(type="list", elements="dict", default=[], options=dict(
+        name=dict(type="str", required=True),
+        project=dict(type="str", required=True),
+        type=dict(type="str", default="lxc"),
+        image=dict(type="str"),
+        profiles=dict(type="list", elements="str"),
+        config=dict(type="dict"),
+        devices=dict(type="dict"),
+        description=dict(type="str"),
+        ip=dict(type="str"),
+    )),
     declared=dict(type="list", elements="str", default=[]),
     report_orphans=dict(type="bool", default=False),
     owner=dict(type="str", default=""),
@@ -401,11 +446,10 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def main(module=None):
+def main(module=None, client=None):
     """Run as a module, or in the controller through the anklume action plugin."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    rec = Reconciler(module)
-    rec.run(rec.reconcile)
+    run_module(module, Instances, "incus_instance", client)
 
 
 if __name__ == "__main__":

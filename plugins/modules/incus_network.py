@@ -12,15 +12,23 @@ short_description: Reconcile a set of Incus networks (bridges) with their declar
 description:
   - Reads every network with one C(recursion=1) query, creates the missing
     bridges, updates the declared keys that differ, and reports (or, with
-    I(state=pruned), deletes) bridges that carry the anklume marker for this
-    I(owner) but are no longer declared.
-  - Supports check mode and diff; every result carries a C(plan) list.
+    O(state=pruned), deletes) bridges that carry the anklume marker for this
+    O(owner) but are no longer declared.
+  - Every result carries a RV(plan) list (ADR-056).
   - Objects without the C(user.anklume.managed) marker are never modified or deleted.
-  - A declared bridge that carries the marker with another I(owner) (another anklume
+  - A declared bridge that carries the marker with another O(owner) (another anklume
     project) fails the task before anything is written (ADR-021).
+  - A bridge to create whose IPv4 subnet overlaps an existing bridge's fails the task
+    before anything is written, naming both bridges.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: full}
+  platform: {platforms: posix}
 options:
   networks:
-    description: Networks to reconcile (or delete with I(state=absent)).
+    description: Networks to reconcile (or delete with O(state=absent)).
     type: list
     elements: dict
     default: []
@@ -29,8 +37,8 @@ options:
       description: {description: Free text., type: str, default: ""}
       config: {description: Incus network config keys., type: dict, default: {}}
   declared:
-    description: Every network name the whole infra declares; with I(report_orphans) the
-      managed ones outside it (and matching I(prefix)) are orphans.
+    description: Every network name the whole infra declares; with O(report_orphans) the
+      managed ones outside it (and matching O(prefix)) are orphans.
     type: list
     elements: str
     default: []
@@ -39,16 +47,16 @@ options:
   owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
   remote: {description: Incus remote., type: str, default: local}
   state:
-    description: C(present) reconciles, C(absent) deletes I(networks), C(pruned) deletes orphans.
+    description: V(present) reconciles, V(absent) deletes O(networks), V(pruned) deletes orphans.
     type: str
     choices: [present, absent, pruned]
     default: present
-author: AnKLuMe
+author: AnKLuMe contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Reconcile the domain bridges
-  incus_network:
+  anklume.incus.incus_network:
     networks:
       - name: net-pro
         config: {ipv4.address: 10.100.2.254/24, ipv4.nat: "true", ipv6.address: none}
@@ -57,13 +65,24 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: One entry per object (kind, name, action, keys); action is create, change, remove, orphan or keep.
+  description: One entry per network created, changed, removed, kept, left alone or orphaned.
   type: list
+  elements: dict
   returned: always
+  contains:
+    kind: {description: V(network)., type: str, returned: always}
+    name: {description: The bridge., type: str, returned: always}
+    action: {description: "V(create), V(change), V(remove), V(keep) (still in use), V(foreign) (not ours), V(orphan) or V(conflict).", type: str, returned: always}
+    keys: {description: The config keys a change touches., type: list, elements: str, returned: when action is change}
+    reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
+  sample: [{kind: network, name: net-pro, action: change, keys: [ipv4.nat]}]
 orphans:
   description: Managed networks no longer declared.
   type: list
+  elements: str
   returned: always
+incus_calls: {description: Incus REST calls made., type: int, returned: always}
+step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
 import ipaddress
@@ -72,21 +91,23 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     IncusError,
-    Reconciliation,
     config_changes,
     diff_entry,
-    is_managed,
     markers,
-    plan_entry,
     qname,
     stringify,
 )
-
-KIND = "network"
-
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    ObjectReconciler,
+    run_module,
+)
 
 ARGUMENT_SPEC = dict(
-    networks=dict(type="list", elements="dict", default=[]),
+    networks=dict(type="list", elements="dict", default=[], options=dict(
+        name=dict(type="str", required=True),
+        description=dict(type="str", default=""),
+        config=dict(type="dict", default={}),
+    )),
     declared=dict(type="list", elements="str", default=[]),
     report_orphans=dict(type="bool", default=False),
     prefix=dict(type="str", default="net-"),
@@ -96,36 +117,22 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def delete(client, name, what, tries=5):
-    """Delete a bridge. Right after its instances went, Incus can trip on one of their
-    veths that is still vanishing ("Failed to delete bridge children interfaces"): wait
-    and try again, a few times; a bridge already gone is deleted."""
-    for attempt in range(1, tries + 1):
-        try:
-            client.query(f"/1.0/networks/{qname(name)}", "DELETE", what=what)
-            return
-        except IncusError as exc:
-            if "children interfaces" not in str(exc) or attempt == tries:
-                raise
-        time.sleep(attempt)
-        if name not in client.networks():
-            return
+def subnet_of(config):
+    addr = (config or {}).get("ipv4.address") or ""
+    try:
+        return ipaddress.ip_interface(addr).network if "/" in addr else None
+    except ValueError:
+        return None
 
 
 def subnet_clashes(wanted, current):
     """One line per declared bridge to create whose IPv4 subnet an existing bridge already
     holds (a removed domain's bridge still up, say): Incus would fail half-way with a
     dnsmasq "Address already in use"; we stop before any change and say what to do."""
-    def subnet(config):
-        addr = (config or {}).get("ipv4.address") or ""
-        try:
-            return ipaddress.ip_interface(addr).network if "/" in addr else None
-        except ValueError:
-            return None
-    taken = {name: subnet(net.get("config")) for name, net in current.items()}
+    taken = {name: subnet_of(net.get("config")) for name, net in current.items()}
     out = []
     for net in wanted:
-        mine = subnet(net.get("config"))
+        mine = subnet_of(net.get("config"))
         if net["name"] in current or mine is None:
             continue
         for other, theirs in sorted(taken.items()):
@@ -137,98 +144,91 @@ def subnet_clashes(wanted, current):
     return out
 
 
-def reconcile(r, p, check_mode):
-    client = r.client
-    current = client.networks()
-    if p["report_orphans"] or p["state"] == "pruned":
-        declared = set(p["declared"]) | {n["name"] for n in p["networks"]}
-        r.orphans = sorted(name for name, net in current.items()
-                           if name.startswith(p["prefix"]) and name not in declared
-                           and is_managed(net, p["owner"] or None))
-    if p["state"] in ("present", "absent"):
-        # ADR-021: another anklume project's bridge is never changed nor deleted.
-        r.check_owners(KIND, [(n["name"], current.get(n["name"]), None) for n in p["networks"]])
-    if p["state"] == "present":
-        clashes = subnet_clashes(p["networks"], current)
+class Networks(ObjectReconciler):
+    KIND = "network"
+    ITEMS = "networks"
+    READING = "reading networks"
+
+    def read(self):
+        return self.client.networks()
+
+    def may_be_orphan(self, key, obj):
+        return key.startswith(self.params["prefix"])
+
+    def before_changes(self, specs):
+        clashes = subnet_clashes(specs, self.current)
         if clashes:
-            r.module.fail_json(msg="incus_network: nothing was changed:\n" + "\n".join(clashes),
-                               step="checking subnets")
-        for net in p["networks"]:
-            name = net["name"]
-            wanted = stringify(net.get("config"))
-            wanted.update(markers(p["owner"]))
-            desc = net.get("description") or ""
-            cur = current.get(name)
-            if cur is None:
-                r.change(plan_entry(KIND, name, "create"),
-                         diff_entry(f"network {name}", None,
-                                    {"config": wanted, "description": desc}))
-                if not check_mode:
-                    r.step = f"creating network {name}"
-                    data = {"name": name, "type": "bridge", "description": desc,
-                            "config": wanted}
-                    try:
-                        client.query("/1.0/networks", "POST", what=r.step, data=data)
-                    except IncusError:
-                        # A bridge re-created right after its previous self was deleted
-                        # can trip on veths that are still vanishing: one retry.
-                        time.sleep(1)
-                        if name in client.networks():
-                            raise
-                        client.query("/1.0/networks", "POST", what=r.step, data=data)
-                continue
-            if not is_managed(cur, None):
-                r.warnings.append(f"network {name} exists without the anklume marker: left alone")
-                r.plan.append(plan_entry(KIND, name, "foreign"))
-                continue
-            keys, removed = config_changes(cur.get("config"), wanted, ("user.anklume.",))
-            if cur.get("description", "") != desc:
-                keys.append("description")
-            if not keys and not removed:
-                continue
-            new_config = {k: v for k, v in (cur.get("config") or {}).items()
-                          if k not in removed}
-            new_config.update(wanted)
-            r.change(plan_entry(KIND, name, "change", keys + removed),
-                     diff_entry(f"network {name}",
-                                {"config": cur.get("config"),
-                                 "description": cur.get("description", "")},
-                                {"config": new_config, "description": desc}))
-            if not check_mode:
-                r.step = f"updating network {name}"
-                client.query(f"/1.0/networks/{qname(name)}", "PUT", what=r.step,
-                             data={"config": new_config, "description": desc})
-    targets = []
-    if p["state"] == "absent":
-        targets = [n["name"] for n in p["networks"]]
-    elif p["state"] == "pruned":
-        targets = r.orphans
-    for name in targets:
-        cur = current.get(name)
-        if cur is None:
-            continue
-        if not is_managed(cur, None):
-            r.warnings.append(f"network {name} is not managed by anklume: not deleted")
-            continue
-        used = [u for u in cur.get("used_by") or []]
-        if used and not check_mode:
-            r.warnings.append("network {} kept: still used by {}".format(name, ", ".join(used)))
-            r.plan.append(plan_entry(KIND, name, "keep"))
-            continue
-        r.change(plan_entry(KIND, name, "remove"),
-                 diff_entry(f"network {name}", {"config": cur.get("config")}, None))
-        if not check_mode:
-            r.step = f"deleting network {name}"
-            delete(client, name, r.step)
-    if p["state"] == "present":
-        r.plan.extend(plan_entry(KIND, name, "orphan") for name in r.orphans)
+            self.fail("incus_network: nothing was changed:\n" + "\n".join(clashes),
+                      step="checking subnets")
+
+    def wanted(self, spec):
+        config = stringify(spec.get("config"))
+        config.update(markers(self.params["owner"]))
+        return config, spec.get("description") or ""
+
+    def create(self, spec):
+        name = spec["name"]
+        config, desc = self.wanted(spec)
+        self.change(self.entry(name, "create"),
+                    diff_entry(f"network {name}", None, {"config": config, "description": desc}))
+        if self.check_mode:
+            return
+        self.step = f"creating network {name}"
+        data = {"name": name, "type": "bridge", "description": desc, "config": config}
+        try:
+            self.client.query("/1.0/networks", "POST", what=self.step, data=data)
+        except IncusError:
+            # A bridge re-created right after its previous self was deleted can trip on
+            # veths that are still vanishing: one retry.
+            time.sleep(1)
+            if name in self.client.networks():
+                raise
+            self.client.query("/1.0/networks", "POST", what=self.step, data=data)
+
+    def update(self, spec, cur):
+        name = spec["name"]
+        config, desc = self.wanted(spec)
+        keys, removed = config_changes(cur.get("config"), config, ("user.anklume.",))
+        if cur.get("description", "") != desc:
+            keys.append("description")
+        if not keys and not removed:
+            return
+        new_config = {k: v for k, v in (cur.get("config") or {}).items() if k not in removed}
+        new_config.update(config)
+        self.change(self.entry(name, "change", keys + removed),
+                    diff_entry(f"network {name}",
+                               {"config": cur.get("config"),
+                                "description": cur.get("description", "")},
+                               {"config": new_config, "description": desc}))
+        if not self.check_mode:
+            self.step = f"updating network {name}"
+            self.client.query(f"/1.0/networks/{qname(name)}", "PUT", what=self.step,
+                              data={"config": new_config, "description": desc})
+
+    def in_use(self, key, cur):
+        used = list(cur.get("used_by") or [])
+        return "still used by " + ", ".join(used) if used else ""
+
+    def delete(self, key, cur, tries=5):
+        """Right after its instances went, Incus can trip on one of their veths that is
+        still vanishing ("Failed to delete bridge children interfaces"): wait and try
+        again, a few times; a bridge already gone is deleted."""
+        for attempt in range(1, tries + 1):
+            try:
+                self.client.query(f"/1.0/networks/{qname(key)}", "DELETE", what=self.step)
+                return
+            except IncusError as exc:
+                if "children interfaces" not in str(exc) or attempt == tries:
+                    raise
+            time.sleep(attempt)
+            if key not in self.client.networks():
+                return
 
 
-def main(module=None):
+def main(module=None, client=None):
     """Run as a module, or in the controller through the anklume action plugin."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    r = Reconciliation(module, "incus_network", "reading networks")
-    r.run(lambda: reconcile(r, module.params, module.check_mode))
+    run_module(module, Networks, "incus_network", client)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,17 @@ description:
   - Reads the networks, projects, profiles and instances (one query per kind named) and
     compares each declared name with what exists. An object that carries the
     C(user.anklume.managed) marker with another C(user.anklume.owner) (another anklume
-    project) is a conflict; so is, with I(unmarked=fail), an object without the marker.
+    project) is a conflict; so is, with O(unmarked=fail), an object without the marker.
   - Fails with one line per conflict (object, owner, how to fix it) and returns them as
-    C(plan) entries with action C(conflict); never writes anything (ADR-021).
+    RV(plan) entries with action V(conflict); never writes anything (ADR-021).
   - Runs first in the infra and destroy plays, so C(make plan), C(make apply) and
     C(make destroy) stop before changing anything.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: none}
+  platform: {platforms: posix}
 options:
   networks: {description: Declared bridge names., type: list, elements: str, default: []}
   projects: {description: Declared project names., type: list, elements: str, default: []}
@@ -25,19 +31,19 @@ options:
   instances: {description: "Declared instances, as C(project/name).", type: list, elements: str, default: []}
   owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
   unmarked:
-    description: What an existing object without the anklume marker is. C(fail) stops the run
-      (apply and plan); C(ignore) leaves the verdict to the object modules, which leave it
+    description: What an existing object without the anklume marker is. V(fail) stops the run
+      (apply and plan); V(ignore) leaves the verdict to the object modules, which leave it
       alone and say so (destroy).
     type: str
     choices: [fail, ignore]
     default: fail
   remote: {description: Incus remote., type: str, default: local}
-author: AnKLuMe
+author: AnKLuMe contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Refuse objects of another owner
-  incus_ownership:
+  anklume.incus.incus_ownership:
     networks: [net-pro]
     projects: [pro]
     profiles: [pro/nvidia-compute]
@@ -46,8 +52,20 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-plan: {description: "One C(conflict) entry per object (kind, name, reason).", type: list, returned: always}
-conflicts: {description: One line per conflict., type: list, returned: always}
+plan:
+  description: One V(conflict) entry per object that is not ours.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    kind: {description: "V(network), V(project), V(profile) or V(instance).", type: str, returned: always}
+    name: {description: The object., type: str, returned: always}
+    project: {description: The project of a profile or an instance., type: str, returned: when the object lives in a project}
+    action: {description: V(conflict)., type: str, returned: always}
+    reason: {description: "One line: object, owner, how to fix it.", type: str, returned: always}
+conflicts: {description: One line per conflict (the entries' reasons)., type: list, elements: str, returned: always}
+incus_calls: {description: Incus REST calls made., type: int, returned: success}
+step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -70,8 +88,9 @@ ARGUMENT_SPEC = dict(
 
 
 def split(label):
-    project, _, name = label.partition("/")
-    return project, name
+    """``project/name`` to (project, name)."""
+    project, sep, name = label.partition("/")
+    return project, name if sep else ""
 
 
 def main(module=None):

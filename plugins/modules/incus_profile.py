@@ -12,14 +12,20 @@ short_description: Reconcile a set of Incus profiles (GPU, nesting, ...) with th
 description:
   - Reads every profile of every project with one query, creates the missing ones and
     makes the existing ones hold exactly the declared config and devices.
-  - Profiles with the anklume marker for I(owner) that are no longer declared are orphans;
-    I(state=pruned) deletes them (Incus refuses while an instance still uses one).
-  - A declared profile that carries the anklume marker with another I(owner) fails the
+  - Profiles with the anklume marker for O(owner) that are no longer declared are orphans;
+    O(state=pruned) deletes them (not while an instance still uses one).
+  - A declared profile that carries the anklume marker with another O(owner) fails the
     task before anything is written (ADR-021); one without the marker is left alone.
-  - Supports check mode and diff; every result carries a C(plan) list.
+  - Every result carries a RV(plan) list (ADR-056).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: full}
+  platform: {platforms: posix}
 options:
   profiles:
-    description: Profiles to reconcile (or delete with I(state=absent)).
+    description: Profiles to reconcile (or delete with O(state=absent)).
     type: list
     elements: dict
     default: []
@@ -33,37 +39,62 @@ options:
   report_orphans: {description: Compute orphans., type: bool, default: false}
   owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
   remote: {description: Incus remote., type: str, default: local}
-  state: {description: present, absent or pruned., type: str, choices: [present, absent, pruned], default: present}
-author: AnKLuMe
+  state:
+    description: V(present) reconciles, V(absent) deletes O(profiles), V(pruned) deletes orphans.
+    type: str
+    choices: [present, absent, pruned]
+    default: present
+author: AnKLuMe contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Reconcile extra profiles
-  incus_profile:
+  anklume.incus.incus_profile:
     profiles:
       - {project: homelab, name: nesting, config: {security.nesting: "true"}}
 """
 
 RETURN = r"""
-plan: {description: One entry per object (kind, name, action, keys)., type: list, returned: always}
-orphans: {description: "Managed profiles no longer declared (project/name).", type: list, returned: always}
+plan:
+  description: One entry per profile created, changed, removed, kept, left alone or orphaned.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    kind: {description: V(profile)., type: str, returned: always}
+    name: {description: "The profile, as C(project/name).", type: str, returned: always}
+    project: {description: Its project., type: str, returned: always}
+    action: {description: "V(create), V(change), V(remove), V(keep) (still in use), V(foreign) (not ours), V(orphan) or V(conflict).", type: str, returned: always}
+    keys: {description: "The keys a change touches (C(config.*), C(devices.*), C(description)).", type: list, elements: str, returned: when action is change}
+    reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
+  sample: [{kind: profile, name: homelab/nesting, project: homelab, action: create}]
+orphans: {description: "Managed profiles no longer declared (C(project/name)).", type: list, elements: str, returned: always}
+incus_calls: {description: Incus REST calls made., type: int, returned: always}
+step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    Reconciliation,
     config_changes,
     devices_changes,
     diff_entry,
-    is_managed,
     markers,
-    plan_entry,
     qname,
     stringify,
 )
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    ObjectReconciler,
+    run_module,
+)
 
 ARGUMENT_SPEC = dict(
-    profiles=dict(type="list", elements="dict", default=[]),
+    profiles=dict(type="list", elements="dict", default=[], options=dict(
+        project=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        description=dict(type="str", default=""),
+        config=dict(type="dict", default={}),
+        devices=dict(type="dict", default={}),
+    )),
     declared=dict(type="list", elements="str", default=[]),
     report_orphans=dict(type="bool", default=False),
     owner=dict(type="str", default=""),
@@ -72,90 +103,77 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def reconcile(r, p, check_mode):
-    client = r.client
-    current = client.profiles()
-    if p["report_orphans"] or p["state"] == "pruned":
-        declared = set(p["declared"]) | {"{}/{}".format(x["project"], x["name"])
-                                         for x in p["profiles"]}
-        r.orphans = sorted("{}/{}".format(*key) for key, prof in current.items()
-                           if "{}/{}".format(*key) not in declared and key[1] != "default"
-                           and is_managed(prof, p["owner"] or None))
-    if p["state"] in ("present", "absent"):
-        # ADR-021: another anklume project's profile is never changed nor deleted.
-        r.check_owners("profile", [("{}/{}".format(x["project"], x["name"]),
-                                    current.get((x["project"], x["name"])), x["project"])
-                                   for x in p["profiles"]])
-    if p["state"] == "present":
-        for prof in p["profiles"]:
-            project, name = prof["project"], prof["name"]
-            label = f"{project}/{name}"
-            wanted = stringify(prof.get("config"))
-            wanted.update(markers(p["owner"]))
-            devices = {k: stringify(v) for k, v in (prof.get("devices") or {}).items()}
-            desc = prof.get("description") or ""
-            cur = current.get((project, name))
-            if cur is None:
-                r.change(plan_entry("profile", label, "create", project=project),
-                         diff_entry(f"profile {label}", None,
-                                    {"config": wanted, "devices": devices}))
-                if not check_mode:
-                    r.step = f"creating profile {label}"
-                    client.query("/1.0/profiles", "POST", project=project, what=r.step,
-                                 data={"name": name, "description": desc,
-                                       "config": wanted, "devices": devices})
-                continue
-            if not is_managed(cur, None):
-                r.warnings.append(f"profile {label} exists without the anklume marker: left alone")
-                r.plan.append(plan_entry("profile", label, "foreign", project=project))
-                continue
-            keys, removed = config_changes(cur.get("config"), wanted, ("",))
-            keys = [f"config.{k}" for k in keys + removed]
-            keys += devices_changes(cur.get("devices"), devices)
-            if cur.get("description", "") != desc:
-                keys.append("description")
-            if not keys:
-                continue
-            r.change(plan_entry("profile", label, "change", keys, project=project),
-                     diff_entry(f"profile {label}",
-                                {"config": cur.get("config"), "devices": cur.get("devices")},
-                                {"config": wanted, "devices": devices}))
-            if not check_mode:
-                r.step = f"updating profile {label}"
-                client.query(f"/1.0/profiles/{qname(name)}", "PUT", project=project,
-                             what=r.step, data={"config": wanted, "devices": devices,
-                                                "description": desc})
-    targets = []
-    if p["state"] == "absent":
-        targets = ["{}/{}".format(x["project"], x["name"]) for x in p["profiles"]]
-    elif p["state"] == "pruned":
-        targets = r.orphans
-    for label in targets:
-        project, name = label.split("/", 1)
-        cur = current.get((project, name))
-        if cur is None:
-            continue
-        if not is_managed(cur, None):
-            r.warnings.append(f"profile {label} is not managed by anklume: not deleted")
-            continue
-        if cur.get("used_by") and not check_mode:
-            r.warnings.append("profile {} kept: still used by {}".format(label, ", ".join(cur["used_by"])))
-            r.plan.append(plan_entry("profile", label, "keep", project=project))
-            continue
-        r.change(plan_entry("profile", label, "remove", project=project))
-        if not check_mode:
-            r.step = f"deleting profile {label}"
-            client.query(f"/1.0/profiles/{qname(name)}", "DELETE", project=project,
-                         what=r.step)
-    if p["state"] == "present":
-        r.plan.extend(plan_entry("profile", n, "orphan") for n in r.orphans)
+class Profiles(ObjectReconciler):
+    KIND = "profile"
+    ITEMS = "profiles"
+    READING = "reading profiles"
+    DIFF_ON_REMOVE = False
+
+    def read(self):
+        return self.client.profiles()
+
+    def key(self, spec):
+        return (spec["project"], spec["name"])
+
+    def ident(self, key):
+        return "{}/{}".format(*key)
+
+    def project(self, key):
+        return key[0]
+
+    def may_be_orphan(self, key, obj):
+        return key[1] != "default"
+
+    def wanted(self, spec):
+        config = stringify(spec.get("config"))
+        config.update(markers(self.params["owner"]))
+        devices = {k: stringify(v) for k, v in (spec.get("devices") or {}).items()}
+        return config, devices, spec.get("description") or ""
+
+    def create(self, spec):
+        key = self.key(spec)
+        config, devices, desc = self.wanted(spec)
+        self.change(self.entry(key, "create"),
+                    diff_entry(self.label(key), None, {"config": config, "devices": devices}))
+        if not self.check_mode:
+            self.step = f"creating {self.label(key)}"
+            self.client.query("/1.0/profiles", "POST", project=key[0], what=self.step,
+                              data={"name": key[1], "description": desc,
+                                    "config": config, "devices": devices})
+
+    def update(self, spec, cur):
+        key = self.key(spec)
+        config, devices, desc = self.wanted(spec)
+        keys, removed = config_changes(cur.get("config"), config, ("",))
+        keys = [f"config.{k}" for k in keys + removed]
+        keys += devices_changes(cur.get("devices"), devices)
+        if cur.get("description", "") != desc:
+            keys.append("description")
+        if not keys:
+            return
+        self.change(self.entry(key, "change", keys),
+                    diff_entry(self.label(key),
+                               {"config": cur.get("config"), "devices": cur.get("devices")},
+                               {"config": config, "devices": devices}))
+        if not self.check_mode:
+            self.step = f"updating {self.label(key)}"
+            self.client.query(f"/1.0/profiles/{qname(key[1])}", "PUT", project=key[0],
+                              what=self.step, data={"config": config, "devices": devices,
+                                                    "description": desc})
+
+    def in_use(self, key, cur):
+        used = cur.get("used_by") or []
+        return "still used by " + ", ".join(used) if used else ""
+
+    def delete(self, key, cur):
+        self.client.query(f"/1.0/profiles/{qname(key[1])}", "DELETE", project=key[0],
+                          what=self.step)
 
 
-def main(module=None):
+def main(module=None, client=None):
     """Run as a module, or in the controller through the anklume action plugin."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    r = Reconciliation(module, "incus_profile", "reading profiles")
-    r.run(lambda: reconcile(r, module.params, module.check_mode))
+    run_module(module, Profiles, "incus_profile", client)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,17 @@ description:
   - Reads every instance of every project in one C(recursion=1) query, then, in parallel,
     runs one short C(incus exec) in each running instance that waits until its init has
     finished booting (C(systemctl is-system-running --wait), bounded) and prints a marker.
-    A probe whose answer is lost or incomplete is simply run again until I(timeout).
+    A probe whose answer is lost or incomplete is simply run again until O(timeout).
   - Never fails by itself. It returns, per host, one line saying what is wrong and how to
     fix it (not declared in infra.yml, instance or project missing, instance stopped, not
     answering), so the provision play can stop exactly those hosts with a readable message.
   - Changes nothing; check mode runs the same read-only probes.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: none}
+  platform: {platforms: posix}
 options:
   instances:
     description: The hosts to check.
@@ -32,20 +38,21 @@ options:
   remote: {description: Incus remote., type: str, default: local}
   timeout: {description: Seconds to wait for every instance to finish booting., type: int, default: 120}
   parallel: {description: "Probes run at a time (anklume_incus_parallel, make PARALLEL=n).", type: int, default: 8}
-author: AnKLuMe
+author: AnKLuMe contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Check the instances before provisioning
-  incus_ready:
+  anklume.incus.incus_ready:
     instances: [{host: pro-dev, name: pro-dev, project: pro}]
   register: ready
 """
 
 RETURN = r"""
 problems: {description: Host to a one-line reason it cannot be provisioned (absent when ready)., type: dict, returned: always}
-ready: {description: Hosts that are ready., type: list, returned: always}
-probes: {description: incus exec probes run (more than one per host means a retry)., type: int, returned: always}
+ready: {description: Hosts that are ready., type: list, elements: str, returned: always}
+probes: {description: C(incus exec) probes run (more than one per host means a retry)., type: int, returned: always}
+incus_calls: {description: Incus REST calls made., type: int, returned: success}
 """
 
 import subprocess

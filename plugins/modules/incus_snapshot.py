@@ -1,6 +1,8 @@
-# AnKLuMe: create, restore, delete and list Incus snapshots, in bulk.
+#!/usr/bin/python
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Ansible module ``incus_snapshot``: one call for every targeted instance."""
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402, E501
+"""Create, restore, delete and list Incus snapshots, one call for every targeted instance."""
 
 from __future__ import annotations
 
@@ -14,25 +16,34 @@ description:
     targeted instances in parallel (one Incus operation each, at most O(parallel) at a
     time, each awaited as soon as it starts), so one Ansible task covers the whole scope,
     not one per instance.
-  - C(state=present) creates the snapshot where it is missing (a no-op where it exists;
-    O(force=true) replaces it). C(state=restored) and C(state=absent) fail, before
+  - O(state=present) creates the snapshot where it is missing (a no-op where it exists;
+    O(force=true) replaces it). O(state=restored) and O(state=absent) fail, before
     touching anything, when an instance lacks the snapshot, naming the instance and the
-    snapshot. C(state=listed) changes nothing and returns the snapshots.
+    snapshot. O(state=listed) changes nothing and returns the snapshots.
   - Protection (C(security.protection.delete)) guards the instance, not its history, so
     restoring a protected instance and deleting its snapshots are allowed.
-  - Supports check mode and C(--diff) (the snapshot names of each instance, before and
-    after).
+  - With C(--diff), the snapshot names of each instance, before and after.
+  - Every result carries a RV(plan) list, one entry per snapshot created, replaced,
+    removed or restored (ADR-056).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: full}
+  platform: {platforms: posix}
 options:
   instances:
     description:
-      - The instances to act on, each C({name, project}); the project defaults to
-        C(default).
-      - With C(state=listed), instances that do not exist are left out instead of failing.
+      - The instances to act on.
+      - With O(state=listed), instances that do not exist are left out instead of failing.
     type: list
     elements: dict
     default: []
+    suboptions:
+      name: {description: Instance name., type: str, required: true}
+      project: {description: Its Incus project., type: str, default: default}
   name:
-    description: Snapshot name; required unless C(state=listed).
+    description: Snapshot name; required unless O(state=listed).
     type: str
   state:
     description: What to do with the snapshot.
@@ -40,7 +51,7 @@ options:
     choices: [present, absent, restored, listed]
     default: present
   force:
-    description: With C(state=present), replace a snapshot that already exists.
+    description: With O(state=present), replace a snapshot that already exists.
     type: bool
     default: false
   stateful:
@@ -48,7 +59,7 @@ options:
     type: bool
     default: false
   remote:
-    description: Incus remote (C(local) is the local socket).
+    description: Incus remote (V(local) is the local socket).
     type: str
     default: local
   timeout:
@@ -61,33 +72,37 @@ options:
         lost (ADR-022).
     type: int
     default: 8
-author:
-  - AnKLuMe
+author: AnKLuMe contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Snapshot two instances in one call
-  incus_snapshot:
+  anklume.incus.incus_snapshot:
     instances:
       - {name: pro-dev, project: pro}
       - {name: perso-desk, project: perso}
     name: before-upgrade
 
 - name: Roll them back
-  incus_snapshot:
+  anklume.incus.incus_snapshot:
     instances: [{name: pro-dev, project: pro}]
     name: before-upgrade
     state: restored
 """
 
 RETURN = r"""
-results:
-  description: One entry per targeted instance.
+plan:
+  description: One entry per snapshot created, replaced, removed or restored (none for a no-op).
   returned: always
   type: list
   elements: dict
+  contains:
+    kind: {description: V(snapshot)., type: str, returned: always}
+    name: {description: "The snapshot, as C(INSTANCE/SNAPSHOT).", type: str, returned: always}
+    project: {description: The instance's project., type: str, returned: always}
+    action: {description: "V(create), V(replace), V(remove) or V(restore).", type: str, returned: always}
   sample:
-    - {instance: pro-dev, project: pro, snapshot: s1, action: created}
+    - {kind: snapshot, name: pro-dev/s1, project: pro, action: create}
 snapshots:
   description: The snapshots of the targeted instances after the call, oldest first.
   returned: always
@@ -95,23 +110,33 @@ snapshots:
   elements: dict
   sample:
     - {instance: pro-dev, project: pro, name: s1, created_at: "2026-01-01T10:00:00Z"}
-api_calls:
-  description: Number of Incus REST calls the module made.
+incus_calls:
+  description: Incus REST calls made.
   returned: always
   type: int
+step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     DEFAULT_PARALLEL,
     IncusClient,
     IncusError,
     Operation,
+    plan_entry,
     qname,
 )
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    Reconciliation,
+)
 
-ACTIONS = {"present": "created", "absent": "deleted", "restored": "restored"}
+# The plan action each state takes where the instance has (or lacks) the snapshot.
+ACTIONS = {"absent": "remove", "restored": "restore"}
+# Operations run in this order; each wave's operations are awaited together (ADR-022).
+WAVES = (("delete", "deleted", ("remove", "replace")),
+         ("create", "created", ("create", "replace")),
+         ("restore", "restored", ("restore",)))
 
 
 def _inventory(client: IncusClient, what: str) -> dict:
@@ -143,31 +168,25 @@ def _snapshot_rows(inst: dict) -> list[dict]:
     return rows
 
 
-def _targets(module: AnsibleModule, inventory: dict) -> list[tuple[str, str]]:
+def _targets(run: Reconciliation, inventory: dict) -> list[tuple[str, str]]:
     """Resolve the requested instances to (project, name), failing on unknown ones."""
-    wanted = module.params["instances"]
     out, missing = [], []
-    for item in wanted:
-        name = str(item.get("name") or "")
-        project = str(item.get("project") or "default")
-        if not name:
-            module.fail_json(msg=f"incus_snapshot: an entry of 'instances' has no name: {item}")
-        if (project, name) not in inventory:
-            missing.append(f"{name} (project {project})")
-        elif (project, name) not in out:
-            out.append((project, name))
-    if missing and module.params["state"] != "listed":
-        module.fail_json(
-            msg="incus_snapshot: instance not found in Incus: "
-            + ", ".join(missing)
-            + " (create it first: make apply)"
-        )
+    for item in run.params["instances"]:
+        key = (item["project"] or "default", item["name"])
+        if key not in inventory:
+            missing.append(f"{key[1]} (project {key[0]})")
+        elif key not in out:
+            out.append(key)
+    if missing and run.params["state"] != "listed":
+        run.fail("incus_snapshot: instance not found in Incus: " + ", ".join(missing)
+                 + " (create it first: make apply)")
     return out
 
 
-def _operation(client: IncusClient, r: dict, snap: str, action: str, stateful: bool) -> Operation:
+def _operation(client: IncusClient, entry: dict, snap: str, action: str,
+               stateful: bool) -> Operation:
     """The Incus operation for one instance, with how to check its result (ADR-022)."""
-    inst, project = r["instance"], r["project"]
+    inst, project = entry["name"].split("/", 1)[0], entry["project"]
     base = f"/1.0/instances/{qname(inst)}"
     path = f"{base}/snapshots/{qname(snap)}"
     where = f"of instance '{inst}' (project {project})"
@@ -187,8 +206,70 @@ def _operation(client: IncusClient, r: dict, snap: str, action: str, stateful: b
                      base, "PUT", {"restore": snap}, project=project)
 
 
+def _decide(run: Reconciliation, inventory: dict, targets: list) -> None:
+    """One plan entry per instance to act on; a missing snapshot fails the whole call
+    before any change."""
+    p = run.params
+    state, snap = p["state"], p["name"]
+    missing = []
+    for project, name in targets:
+        has = snap in [r["name"] for r in _snapshot_rows(inventory[(project, name)])]
+        if state == "present":
+            action = ("replace" if p["force"] else None) if has else "create"
+        elif not has:
+            missing.append(f"instance '{name}' (project {project}) has no snapshot '{snap}'")
+            action = None
+        else:
+            action = ACTIONS[state]
+        if action:
+            run.change(plan_entry("snapshot", f"{name}/{snap}", action, project=project))
+    if missing:
+        run.fail(f"incus_snapshot: cannot {'restore' if state == 'restored' else 'delete'} "
+                 f"snapshot '{snap}': " + "; ".join(missing) + " (see: make snapshot-list)",
+                 step="checking the snapshots")
+
+
+def _diff(run: Reconciliation, inventory: dict, targets: list) -> dict:
+    """The snapshot names of each targeted instance, before and after."""
+    snap, state = run.params["name"], run.params["state"]
+    actions = {(e["project"], e["name"].split("/", 1)[0]): e["action"] for e in run.plan}
+    before, after = {}, {}
+    for project, name in targets:
+        key = f"{project}/{name}"
+        names = [r["name"] for r in _snapshot_rows(inventory[(project, name)])]
+        action = actions.get((project, name))
+        now = list(names)
+        if action == "create":
+            now.append(snap)
+        elif action == "remove":
+            now.remove(snap)
+        elif action == "replace":
+            now = [n for n in now if n != snap] + [snap]
+        elif action == "restore":
+            now.append(f"(restored from {snap})")
+        before[key], after[key] = names, now
+    header = f"snapshots ({state} {snap})"
+    return {"before_header": header, "after_header": header,
+            "before": _yaml(before), "after": _yaml(after)}
+
+
+def _apply(run: Reconciliation) -> None:
+    """Run each wave's operations together, at most ``parallel`` at a time (ADR-022)."""
+    p = run.params
+    for action, label, wanted in WAVES:
+        run.step = f"{label} snapshots" if action != "restore" else "restoring instances"
+        run.client.run_operations(
+            [_operation(run.client, e, p["name"], action, p["stateful"])
+             for e in run.plan if e["action"] in wanted],
+            p["parallel"], progress=getattr(run.module, "progress", None),
+            label=f"incus_snapshot: {label}", timeout=p["timeout"])
+
+
 ARGUMENT_SPEC = {
-    "instances": {"type": "list", "elements": "dict", "default": []},
+    "instances": {"type": "list", "elements": "dict", "default": [], "options": {
+        "name": {"type": "str", "required": True},
+        "project": {"type": "str", "default": "default"},
+    }},
     "name": {"type": "str"},
     "state": {
         "type": "str",
@@ -203,93 +284,45 @@ ARGUMENT_SPEC = {
 }
 
 
-def main(module=None) -> None:
+def main(module=None, client=None) -> None:
     """Run as a module, or in the controller through the anklume action plugin (ADR-013)."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if module.params["state"] != "listed" and not module.params["name"]:
-        module.fail_json(msg=f"incus_snapshot: state={module.params['state']} needs a name")
     p = module.params
-    state, snap, timeout = p["state"], p["name"], p["timeout"]
-    client = IncusClient(remote=p["remote"], timeout=timeout + 30)
+    client = client or IncusClient(remote=p["remote"], timeout=p["timeout"] + 30)
+    run = Reconciliation(module, "incus_snapshot", "listing instances and their snapshots",
+                         client)
+    if p["state"] != "listed" and not p["name"]:
+        run.fail(f"incus_snapshot: state={p['state']} needs a name")
 
     try:
-        inventory = _inventory(client, "listing instances and their snapshots")
+        inventory = _inventory(client, run.step)
     except IncusError as exc:
-        module.fail_json(msg=str(exc))
-    targets = _targets(module, inventory)
+        run.fail(str(exc))
+    targets = _targets(run, inventory)
 
-    def names_of(key: tuple[str, str]) -> list[str]:
-        return [r["name"] for r in _snapshot_rows(inventory[key])]
-
-    if state == "listed":
+    if p["state"] == "listed":
         rows = [row for key in targets for row in _snapshot_rows(inventory[key])]
-        module.exit_json(changed=False, results=[], snapshots=rows, api_calls=client.calls)
+        module.exit_json(changed=False, plan=[], snapshots=rows, incus_calls=client.calls)
 
-    # Decide everything first: a missing snapshot fails the whole call before any change.
-    results, missing = [], []
-    for project, name in targets:
-        has = snap in names_of((project, name))
-        if state == "present":
-            action = ("replaced" if p["force"] else "none") if has else "created"
-        elif not has:
-            missing.append(f"instance '{name}' (project {project}) has no snapshot '{snap}'")
-            action = "none"
-        else:
-            action = ACTIONS[state]
-        results.append({"instance": name, "project": project, "snapshot": snap, "action": action})
-    if missing:
-        module.fail_json(
-            msg=f"incus_snapshot: cannot {'restore' if state == 'restored' else 'delete'} "
-            f"snapshot '{snap}': " + "; ".join(missing) + " (see: make snapshot-list)",
-            results=results,
-        )
-
-    todo = [r for r in results if r["action"] != "none"]
-    diff = {"before": {}, "after": {}}
-    for r in results:
-        key = f"{r['project']}/{r['instance']}"
-        before = names_of((r["project"], r["instance"]))
-        after = list(before)
-        if r["action"] == "created":
-            after.append(snap)
-        elif r["action"] == "deleted":
-            after.remove(snap)
-        elif r["action"] == "replaced":
-            after = [n for n in after if n != snap] + [snap]
-        diff["before"][key] = before
-        diff["after"][key] = after
-        if r["action"] == "restored":
-            diff["after"][key] = [*after, f"(restored from {snap})"]
-
-    if todo and not module.check_mode:
-        progress = getattr(module, "progress", None)
-        steps = [("delete", "deleted", ("deleted", "replaced")),
-                 ("create", "created", ("created", "replaced")),
-                 ("restore", "restored", ("restored",))]
+    _decide(run, inventory, targets)
+    diff = _diff(run, inventory, targets)
+    if run.plan and not module.check_mode:
         try:
-            for action, label, wanted in steps:
-                client.run_operations(
-                    [_operation(client, r, snap, action, p["stateful"])
-                     for r in todo if r["action"] in wanted],
-                    p["parallel"], progress=progress, label=f"incus_snapshot: {label}",
-                    timeout=timeout)
+            _apply(run)
         except IncusError as exc:
-            module.fail_json(msg=f"incus_snapshot: {exc}", results=results)
+            run.fail(f"incus_snapshot: {exc}")
         # Re-read the snapshots, for a truthful returned list.
+        run.step = "listing snapshots after the change"
         try:
-            inventory = _inventory(client, "listing snapshots after the change")
+            inventory = _inventory(client, run.step)
         except IncusError as exc:
-            module.fail_json(msg=str(exc), results=results)
+            run.fail(str(exc))
 
     rows = [row for key in targets if key in inventory for row in _snapshot_rows(inventory[key])]
-    out = {"changed": bool(todo), "results": results, "snapshots": rows, "api_calls": client.calls}
-    if getattr(module, "_diff", True) and todo:
-        out["diff"] = {
-            "before_header": f"snapshots ({state} {snap})",
-            "after_header": f"snapshots ({state} {snap})",
-            "before": _yaml(diff["before"]),
-            "after": _yaml(diff["after"]),
-        }
+    out = {"changed": run.changed, "plan": run.plan, "snapshots": rows,
+           "incus_calls": client.calls}
+    if getattr(module, "_diff", True) and run.plan:
+        out["diff"] = diff
     module.exit_json(**out)
 
 

@@ -50,21 +50,31 @@ class InProcessModule:
 
 
 class InProcessAction(ActionBase):
-    MODULE = ""
+    """Base of every action plugin in plugins/action/: each one is the same few lines, and
+    the module it runs is the one named like its file (plugins/action/incus_network.py
+    runs plugins/modules/incus_network.py)."""
+
     TRANSFERS_FILES = False
     _requires_connection = False
 
+    @property
+    def module_name(self):
+        return type(self).__module__.rsplit(".", 1)[-1]
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        name = self.module_name
         if self._connection.transport not in ("local", "ansible.builtin.local"):
-            result.update(self._execute_module(module_name=self.MODULE, task_vars=task_vars))
+            result.update(self._execute_module(module_name=f"anklume.incus.{name}",
+                                               task_vars=task_vars))
             return result
-        mod = importlib.import_module(MODULES + self.MODULE)
-        _, args = self.validate_argument_spec(argument_spec=mod.ARGUMENT_SPEC)
+        mod = importlib.import_module(MODULES + name)
+        # A bad argument or list entry fails here with Ansible's own one-line message.
+        args = self.validate_argument_spec(argument_spec=mod.ARGUMENT_SPEC)[1]
         fake = InProcessModule(args, bool(self._task.check_mode))
         try:
             mod.main(fake)
-            done = {"failed": True, "msg": f"{self.MODULE} returned nothing"}
+            done = {"failed": True, "msg": f"{name} returned nothing"}
         except _Done as exc:
             done = exc.result
         if fake.warnings:
