@@ -56,6 +56,10 @@ test-unit: $(STAMP) ## Unit tests only (no daemon)
 lint: $(STAMP) ## ansible-lint (production), yamllint, ruff, shellcheck, mypy: all at zero
 	@bash scripts/lint.sh
 
+.PHONY: collection
+collection: $(STAMP) ## Build the collection anklume.incus, install it apart, run a module, ansible-test sanity
+	@bash scripts/collection.sh
+
 bench: $(STAMP) ## Benchmarks (sync, apply, snapshots) with figures
 	@bash scripts/bench.sh
 

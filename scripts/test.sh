@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests, then integration tests on the real Incus.
+# The whole test suite: unit tests, then integration tests on the real Incus, then
+# `make collection` (scripts/collection.sh).
 # Sets up the test bed first (make host, make image). With CI=true a test bed
 # that cannot be set up is a failure; elsewhere the integration tests are
 # skipped with their reason shown.
@@ -22,4 +23,6 @@ rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "test: error: pytest collected no test" >&2
 fi
+# The collection as users install it: build, install apart, run a module, ansible-test sanity.
+bash scripts/collection.sh || rc=1
 exit "$rc"
