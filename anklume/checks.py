@@ -9,7 +9,10 @@ import difflib
 import re
 from collections.abc import Iterable
 
-DOMAIN_MAX = 11  # bridge "net-<domain>" must fit Linux's 15-character IFNAMSIZ
+from anklume.model import network_name
+
+IFNAME_MAX = 15  # Linux's IFNAMSIZ less the final NUL
+DOMAIN_MAX = IFNAME_MAX - len(network_name(""))  # the domain's bridge must fit
 MACHINE_MAX = 63  # Incus instance names are DNS labels
 RESERVED_DOMAINS = frozenset({"default", "all", "ungrouped"})
 
@@ -50,7 +53,8 @@ def domain_name(name: str) -> str | None:
         return f"'{name}' is reserved (Incus/Ansible use it)"
     if len(name) > DOMAIN_MAX:
         return (f"'{name}' is {len(name)} characters, more than {DOMAIN_MAX} "
-                f"(the bridge net-{name} must fit Linux's 15-character interface names)")
+                f"(the bridge {network_name(name)} must fit Linux's {IFNAME_MAX}-character "
+                "interface names)")
     if not _DOMAIN_RE.match(name):
         return f"'{name}' is not a lowercase DNS label"
     return None

@@ -1,19 +1,35 @@
-"""The validated, normalised infrastructure (what the renderer consumes)."""
+"""The validated, normalised infrastructure (what the renderer consumes).
+
+Defaults come from the schema (anklume/schema.py), their one home; the few held here in
+another form (global.dhcp_range parsed, a domain's machines as a list) are pinned to it
+by tests/unit/test_defaults.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
+
+from anklume.schema import default
 
 Config = dict[str, str]
 Devices = dict[str, dict[str, str]]
+
+# Bridges are named <prefix><domain> (docs/generated-vars.md); the one place that says so.
+NETWORK_PREFIX = "net-"
+
+
+def network_name(domain: str) -> str:
+    """The Incus bridge of ``domain``."""
+    return f"{NETWORK_PREFIX}{domain}"
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    description: str = ""
-    config: Config = field(default_factory=dict)
-    devices: Devices = field(default_factory=dict)
+    description: str = default("profile", "description")
+    config: Config = field(default_factory=partial(default, "profile", "config"))
+    devices: Devices = field(default_factory=partial(default, "profile", "devices"))
 
     @property
     def has_gpu(self) -> bool:
@@ -24,26 +40,27 @@ class Profile:
 class Machine:
     name: str
     domain: str
-    description: str = ""
-    type: str = "lxc"
-    ip: str = ""
+    description: str = default("machine", "description")
+    type: str = default("machine", "type")
+    ip: str = default("machine", "ip")
+    # Derived defaults (global.default_os_image, the domain's values): validate.py fills them.
     os_image: str = ""
-    config: Config = field(default_factory=dict)
-    devices: Devices = field(default_factory=dict)
-    profiles: list[str] = field(default_factory=lambda: ["default"])
-    gpu: bool = False
-    roles: list[str] = field(default_factory=list)
-    ephemeral: bool = False
-    snapshots_schedule: str = ""
-    snapshots_expiry: str = ""
+    config: Config = field(default_factory=partial(default, "machine", "config"))
+    devices: Devices = field(default_factory=partial(default, "machine", "devices"))
+    profiles: list[str] = field(default_factory=partial(default, "machine", "profiles"))
+    gpu: bool = default("machine", "gpu")
+    roles: list[str] = field(default_factory=partial(default, "machine", "roles"))
+    ephemeral: bool = default("domain", "ephemeral")
+    snapshots_schedule: str = default("domain", "snapshots_schedule")
+    snapshots_expiry: str = default("domain", "snapshots_expiry")
 
 
 @dataclass
 class Domain:
     name: str
     subnet_id: int
-    description: str = ""
-    ephemeral: bool = False
+    description: str = default("domain", "description")
+    ephemeral: bool = default("domain", "ephemeral")
     # None: infra.yml does not say; the networks role's incus_networks_nat decides.
     nat: bool | None = None
     profiles: dict[str, Profile] = field(default_factory=dict)
@@ -58,23 +75,24 @@ class Policy:
     target: str
     target_kind: str
     target_cidr: str
-    protocol: str = "any"
+    protocol: str = default("network_policy", "protocol")
     ports: tuple[int | str, ...] = ()
-    description: str = ""
+    description: str = default("network_policy", "description")
 
 
 @dataclass
 class Infra:
-    project_name: str = "anklume"
-    base_subnet: str = "10.100"
-    default_os_image: str = "anklume/debian-12"
-    default_connection: str = "community.general.incus"
-    default_user: str = "root"
-    gpu_policy: str = "exclusive"
-    firewall_mode: str = "host"
-    incus_remote: str = "local"
-    isolation: bool = True
-    admin_domain: str = "admin"
+    project_name: str = default("top", "project_name")
+    base_subnet: str = default("global", "base_subnet")
+    default_os_image: str = default("global", "default_os_image")
+    default_connection: str = default("global", "default_connection")
+    default_user: str = default("global", "default_user")
+    gpu_policy: str = default("global", "gpu_policy")
+    firewall_mode: str = default("global", "firewall_mode")
+    incus_remote: str = default("global", "incus_remote")
+    isolation: bool = default("global", "isolation")
+    admin_domain: str = default("global", "admin_domain")
+    # global.dhcp_range parsed ("100-199" in the schema).
     dhcp_range: tuple[int, int] = (100, 199)
     domains: list[Domain] = field(default_factory=list)
     policies: list[Policy] = field(default_factory=list)

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from anklume.model import Domain, Infra, Machine, Policy
+from anklume.model import Domain, Infra, Machine, Policy, network_name
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -26,7 +26,7 @@ def _domain_record(infra: Infra, d: Domain) -> dict[str, Any]:
         "description": d.description,
         "subnet_id": d.subnet_id,
         "project": d.name,
-        "network": f"net-{d.name}",
+        "network": network_name(d.name),
         "subnet": infra.subnet(d),
         "gateway": infra.gateway(d),
         "dhcp_range": infra.dhcp(d),
@@ -69,7 +69,7 @@ def group_all(infra: Infra) -> dict[str, Any]:
 def group_domain(infra: Infra, d: Domain) -> dict[str, Any]:
     return {
         "anklume_domain": d.name,
-        "anklume_domain_network": f"net-{d.name}",
+        "anklume_domain_network": network_name(d.name),
         "anklume_domain_gateway": infra.gateway(d),
         "anklume_domain_ephemeral": d.ephemeral,
         "ansible_incus_project": d.name,

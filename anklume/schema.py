@@ -1,13 +1,23 @@
 """The infra.yml schema: every key, its type, default, meaning and example.
 
 This table is the single description of the format. The validator reads the
-key names and types from it, and ``docs/infra-format.md`` embeds the tables
-that :func:`render_table` produces (a unit test checks they match).
+key names, types and defaults from it, the model's dataclasses take their
+defaults from it (:func:`default`), and ``docs/infra-format.md`` embeds the
+tables that :func:`render_table` produces (unit tests check all three agree).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A default that is no single value: required, or taken from elsewhere (shown as is)."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -16,141 +26,165 @@ class Key:
 
     name: str
     type: str
-    default: str
+    # The value a left-out key takes, or a Derived default.
+    default: Any
     meaning: str
     example: str
+    # Shown after the default in the docs, e.g. "(DHCP)".
+    note: str = ""
+
+    @property
+    def default_text(self) -> str:
+        """The default as the docs show it: YAML-like, then the note."""
+        text = self.default.text if isinstance(self.default, Derived) else _show(self.default)
+        return f"{text} {self.note}" if self.note else text
 
 
-REQUIRED = "required"
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    if isinstance(value, dict) and not value:
+        return "{}"
+    return str(value)
+
+
+REQUIRED = Derived("required")
 
 SECTIONS: dict[str, tuple[Key, ...]] = {
     "top": (
-        Key("project_name", "string", '"anklume"', "Name of this infrastructure (informational).",
+        Key("project_name", "string", "anklume", "Name of this infrastructure (informational).",
             "project_name: my-infra"),
-        Key("global", "mapping", "{}", "Settings shared by all domains (see `global`).",
+        Key("global", "mapping", {}, "Settings shared by all domains (see `global`).",
             "global: {base_subnet: \"10.100\"}"),
         Key("domains", "mapping of domains", REQUIRED,
             "The isolated domains, by name (see `domains.NAME`).",
             "domains: {pro: {subnet_id: 2}}"),
-        Key("network_policies", "list of policies", "[]",
+        Key("network_policies", "list of policies", [],
             "Allowed flows across domain isolation (see `network_policies[]`).",
             "network_policies: [{from: pro, to: homelab-llm}]"),
     ),
     "global": (
-        Key("base_subnet", "string", '"10.100"',
+        Key("base_subnet", "string", "10.100",
             "First two octets of every domain network: `<base_subnet>.<subnet_id>.0/24`.",
             'base_subnet: "10.100"'),
-        Key("default_os_image", "string", '"anklume/debian-12"',
+        Key("default_os_image", "string", "anklume/debian-12",
             "Image of a machine without `os_image` (the local image built by `make image`).",
             'default_os_image: "images:debian/13"'),
-        Key("default_connection", "string", '"community.general.incus"',
+        Key("default_connection", "string", "community.general.incus",
             "Connection used to provision instances (informational).",
             "default_connection: community.general.incus"),
-        Key("default_user", "string", '"root"', "User Ansible provisions as (informational).",
+        Key("default_user", "string", "root", "User Ansible provisions as (informational).",
             "default_user: root"),
-        Key("gpu_policy", "string", '"exclusive"',
+        Key("gpu_policy", "string", "exclusive",
             "`exclusive`: at most one GPU instance (error otherwise); "
             "`shared`: several allowed (warning).",
             "gpu_policy: shared"),
-        Key("firewall_mode", "string", '"host"',
+        Key("firewall_mode", "string", "host",
             "Where inter-domain filtering runs: `host` (nftables on the host) or `vm`.",
             "firewall_mode: host"),
-        Key("incus_remote", "string", '"local"', "Incus remote that holds the instances.",
+        Key("incus_remote", "string", "local", "Incus remote that holds the instances.",
             "incus_remote: local"),
-        Key("isolation", "boolean", "true", "Drop traffic between domains (nftables).",
+        Key("isolation", "boolean", True, "Drop traffic between domains (nftables).",
             "isolation: false"),
-        Key("admin_domain", "string", '"admin"',
+        Key("admin_domain", "string", "admin",
             "Domain allowed to reach every other one; `\"\"` for none. Set explicitly, it must "
             "name a domain; left at its default with no `admin` domain, it renders as `\"\"`.",
             'admin_domain: ""'),
-        Key("dhcp_range", "string", '"100-199"',
+        Key("dhcp_range", "string", "100-199",
             "Host octets served by DHCP in every domain; static IPs must stay outside.",
             'dhcp_range: "100-149"'),
     ),
     "domain": (
-        Key("description", "string", '""', "What the domain is for.",
+        Key("description", "string", "", "What the domain is for.",
             'description: "Professional workspace"'),
         Key("subnet_id", "integer", REQUIRED,
             "Third octet of the domain network, 0-254, unique across domains.",
             "subnet_id: 2"),
-        Key("ephemeral", "boolean", "false",
+        Key("ephemeral", "boolean", False,
             "`false` = protected: its orphan files need FORCE=1 to be deleted.",
             "ephemeral: true"),
-        Key("nat", "boolean", "true",
+        Key("nat", "boolean", Derived("true"),
             "Masquerade the domain's outbound IPv4 traffic to the host's uplink (`ipv4.nat` "
             "on its bridge). `false` for a domain that must not reach the internet through "
             "the host. Left out, the role default `incus_networks_nat` (true) decides.",
             "nat: false"),
-        Key("profiles", "mapping of profiles", "{}",
+        Key("profiles", "mapping of profiles", {},
             "Extra Incus profiles of the domain, by name (see `profiles.NAME`).",
             "profiles: {nvidia-compute: {devices: {gpu: {type: gpu}}}}"),
-        Key("machines", "mapping of machines", "{}",
+        Key("machines", "mapping of machines", {},
             "Instances of the domain, by name (see `machines.NAME`).",
             "machines: {pro-dev: {ip: \"10.100.2.10\"}}"),
-        Key("snapshots_schedule", "string", '""',
+        Key("snapshots_schedule", "string", "",
             "Default automatic snapshot schedule of its machines: 5-field cron or "
             "@hourly/@daily/@weekly/@monthly/@yearly.",
             'snapshots_schedule: "0 3 * * *"'),
-        Key("snapshots_expiry", "string", '""',
+        Key("snapshots_expiry", "string", "",
             "Default snapshot lifetime of its machines, e.g. `2w`, `3d`, `1d6h`.",
             "snapshots_expiry: 2w"),
     ),
     "profile": (
-        Key("description", "string", '""', "What the profile is for.",
+        Key("description", "string", "", "What the profile is for.",
             'description: "GPU access"'),
-        Key("config", "mapping of config values", "{}",
+        Key("config", "mapping of config values", {},
             "Incus config keys; booleans and numbers become Incus strings.",
             'config: {security.nesting: "true"}'),
-        Key("devices", "mapping of devices", "{}",
+        Key("devices", "mapping of devices", {},
             "Incus devices by name; each needs a `type`.",
             "devices: {gpu: {type: gpu, gputype: physical}}"),
     ),
     "machine": (
-        Key("description", "string", '""', "What the machine is for.",
+        Key("description", "string", "", "What the machine is for.",
             'description: "Development workspace"'),
-        Key("type", "string", '"lxc"', "`lxc` (container) or `vm` (KVM virtual machine).",
+        Key("type", "string", "lxc", "`lxc` (container) or `vm` (KVM virtual machine).",
             "type: vm"),
-        Key("ip", "string", '"" (DHCP)',
+        Key("ip", "string", "",
             "Static IPv4 address inside the domain subnet, outside the DHCP range, "
             "not .0/.254/.255.",
-            'ip: "10.100.2.10"'),
-        Key("os_image", "string", "global.default_os_image", "Incus image (alias) to launch.",
+            'ip: "10.100.2.10"', note="(DHCP)"),
+        Key("os_image", "string", Derived("global.default_os_image"),
+            "Incus image (alias) to launch.",
             'os_image: "images:debian/13"'),
-        Key("config", "mapping of config values", "{}",
+        Key("config", "mapping of config values", {},
             "Incus config keys; booleans and numbers become Incus strings. A `vm` needs "
             "`limits.memory` >= 1GiB and `limits.cpu` >= 1 when set.",
             'config: {limits.cpu: "4", limits.memory: "8GiB"}'),
-        Key("devices", "mapping of devices", "{}", "Incus devices by name; each needs a `type`.",
+        Key("devices", "mapping of devices", {}, "Incus devices by name; each needs a `type`.",
             "devices: {data: {type: disk, source: /srv/data, path: /data}}"),
-        Key("profiles", "list of strings", "[default]",
+        Key("profiles", "list of strings", ["default"],
             "Profiles in order; each must be `default` or a profile of the domain. "
             "`default` is always applied first.",
             "profiles: [default, nvidia-compute]"),
-        Key("gpu", "boolean", "false",
+        Key("gpu", "boolean", False,
             "Machine uses the GPU (a `type: gpu` device, own or from a profile, counts too).",
             "gpu: true"),
-        Key("roles", "list of strings", "[]", "Ansible roles that provision it, in order.",
+        Key("roles", "list of strings", [], "Ansible roles that provision it, in order.",
             "roles: [base_system, ollama_server]"),
-        Key("ephemeral", "boolean", "domain's ephemeral",
+        Key("ephemeral", "boolean", Derived("domain's ephemeral"),
             "`false` = protected; defaults to its domain's value.", "ephemeral: true"),
-        Key("snapshots_schedule", "string", "domain's snapshots_schedule",
+        Key("snapshots_schedule", "string", Derived("domain's snapshots_schedule"),
             "Automatic snapshot schedule (overrides the domain's).",
             "snapshots_schedule: '@daily'"),
-        Key("snapshots_expiry", "string", "domain's snapshots_expiry",
+        Key("snapshots_expiry", "string", Derived("domain's snapshots_expiry"),
             "Snapshot lifetime (overrides the domain's).", "snapshots_expiry: 3d"),
     ),
     "network_policy": (
         Key("from", "string", REQUIRED, "Source: a domain or machine name.", "from: pro"),
         Key("to", "string", REQUIRED, "Destination: a domain or machine name.",
             "to: homelab-llm"),
-        Key("protocol", "string", '"any"', "`tcp`, `udp`, `icmp` or `any`.", "protocol: tcp"),
-        Key("ports", "list of ports", "[] (all)",
+        Key("protocol", "string", "any", "`tcp`, `udp`, `icmp` or `any`.", "protocol: tcp"),
+        Key("ports", "list of ports", [],
             "Ports 1-65535 or `\"a-b\"` ranges; must be empty for icmp.",
-            'ports: [11434, "8000-8080"]'),
-        Key("description", "string", '""', "Why this flow is allowed.",
+            'ports: [11434, "8000-8080"]', note="(all)"),
+        Key("description", "string", "", "Why this flow is allowed.",
             'description: "Open WebUI to Ollama"'),
     ),
 }
+
+_BY_NAME = {section: {k.name: k for k in ks} for section, ks in SECTIONS.items()}
 
 SECTION_TITLES: dict[str, str] = {
     "top": "Top level",
@@ -167,10 +201,18 @@ def keys(section: str) -> dict[str, Key]:
     return {k.name: k for k in SECTIONS[section]}
 
 
+def default(section: str, name: str) -> Any:
+    """A fresh copy of the value key ``name`` of ``section`` takes when infra.yml leaves it out."""
+    value = _BY_NAME[section][name].default
+    if isinstance(value, Derived):
+        raise KeyError(f"{section}.{name} has no single default ({value.text})")
+    return copy.deepcopy(value)
+
+
 def render_table(section: str) -> str:
     """The Markdown table documenting ``section`` (embedded in docs/infra-format.md)."""
     rows = ["| key | type | default | meaning | example |", "| --- | --- | --- | --- | --- |"]
     for k in SECTIONS[section]:
-        cells = [f"`{k.name}`", k.type, k.default, k.meaning, f"`{k.example}`"]
+        cells = [f"`{k.name}`", k.type, k.default_text, k.meaning, f"`{k.example}`"]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"

@@ -12,6 +12,7 @@ from typing import Any
 from anklume import checks, schema
 from anklume.errors import InputError, Problem
 from anklume.model import Config, Devices, Domain, Infra, Machine, Policy, Profile
+from anklume.schema import default
 from anklume.yamlload import Document, Path, dotted
 
 _ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -52,6 +53,11 @@ def kind(value: object) -> str:
 def _show(value: object) -> str:
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _domain_value(domain: dict[str, Any], name: str) -> Any:
+    """A machine key whose default is its domain's (schema: "domain's NAME")."""
+    return domain.get(name, default("domain", name))
 
 
 def incus_string(value: object) -> str | None:
@@ -204,7 +210,7 @@ class _Validator:
         self.domains(domains, infra)
         self.cross_checks(infra)
         self.admin_domain(glob_raw, infra)
-        self.policies(top.get("network_policies", []), infra)
+        self.policies(top.get("network_policies", default("top", "network_policies")), infra)
         if self.errors:
             raise InputError(self.errors)
         return infra
@@ -248,8 +254,8 @@ class _Validator:
                          "hyphens, starting with a letter")
             d = self.section(value, "domain", path)
             domain = Domain(name=name, subnet_id=-1,
-                            description=d.get("description", ""),
-                            ephemeral=d.get("ephemeral", False),
+                            description=d.get("description", default("domain", "description")),
+                            ephemeral=d.get("ephemeral", default("domain", "ephemeral")),
                             nat=d.get("nat"))
             sid = d.get("subnet_id")
             if sid is not None:
@@ -266,7 +272,7 @@ class _Validator:
                 else:
                     subnet_owner[sid] = name
                     domain.subnet_id = sid
-            for pname, praw in d.get("profiles", {}).items():
+            for pname, praw in d.get("profiles", default("domain", "profiles")).items():
                 ppath = (*path, "profiles", str(pname))
                 if not isinstance(pname, str) or checks.profile_name(pname):
                     self.err(ppath, f"invalid profile name {_show(pname)}",
@@ -278,11 +284,12 @@ class _Validator:
                     continue
                 p = self.section(praw, "profile", ppath)
                 domain.profiles[pname] = Profile(
-                    pname, p.get("description", ""),
-                    self.config(p.get("config", {}), (*ppath, "config")),
-                    self.devices(p.get("devices", {}), (*ppath, "devices")))
+                    pname, p.get("description", default("profile", "description")),
+                    self.config(p.get("config", default("profile", "config")), (*ppath, "config")),
+                    self.devices(p.get("devices", default("profile", "devices")),
+                                 (*ppath, "devices")))
             self.snapshots(d, path)
-            for mname, mraw in d.get("machines", {}).items():
+            for mname, mraw in d.get("machines", default("domain", "machines")).items():
                 machine = self.machine(domain, mname, mraw, d, infra)
                 if machine is not None:
                     domain.machines.append(machine)
@@ -303,21 +310,22 @@ class _Validator:
         m = self.section(raw, "machine", path)
         machine = Machine(
             name=name, domain=domain.name,
-            description=m.get("description", ""),
-            type=m.get("type", "lxc"),
+            description=m.get("description", default("machine", "description")),
+            type=m.get("type", default("machine", "type")),
             os_image=m.get("os_image", infra.default_os_image),
-            config=self.config(m.get("config", {}), (*path, "config")),
-            devices=self.devices(m.get("devices", {}), (*path, "devices")),
-            gpu=m.get("gpu", False),
+            config=self.config(m.get("config", default("machine", "config")), (*path, "config")),
+            devices=self.devices(m.get("devices", default("machine", "devices")),
+                                 (*path, "devices")),
+            gpu=m.get("gpu", default("machine", "gpu")),
             ephemeral=m.get("ephemeral", domain.ephemeral),
-            snapshots_schedule=m.get("snapshots_schedule", d.get("snapshots_schedule", "")),
-            snapshots_expiry=m.get("snapshots_expiry", d.get("snapshots_expiry", "")),
+            snapshots_schedule=m.get("snapshots_schedule", _domain_value(d, "snapshots_schedule")),
+            snapshots_expiry=m.get("snapshots_expiry", _domain_value(d, "snapshots_expiry")),
         )
         if "os_image" in m and not m["os_image"]:
             self.err((*path, "os_image"), "empty image name",
                      "name an image alias or remove the key")
         self.profiles_of(machine, m.get("profiles"), domain, path)
-        for i, role in enumerate(m.get("roles", [])):
+        for i, role in enumerate(m.get("roles", default("machine", "roles"))):
             reason = checks.role_name(role)
             if reason:
                 self.err((*path, "roles", i), reason, "use a role directory name like base_system")
@@ -333,10 +341,10 @@ class _Validator:
         return machine
 
     def snapshots(self, values: dict[str, Any], path: Path) -> None:
-        schedule = values.get("snapshots_schedule", "")
+        schedule = values.get("snapshots_schedule", default("domain", "snapshots_schedule"))
         if schedule and (reason := checks.cron(schedule)):
             self.err((*path, "snapshots_schedule"), reason, 'use e.g. "0 3 * * *" or @daily')
-        expiry = values.get("snapshots_expiry", "")
+        expiry = values.get("snapshots_expiry", default("domain", "snapshots_expiry"))
         if expiry and (reason := checks.expiry(expiry)):
             self.err((*path, "snapshots_expiry"), reason,
                      "use a number and unit, e.g. 2w, 3d, 12h or 1d6h")
@@ -470,7 +478,9 @@ class _Validator:
         names = [d.name for d in infra.domains]
         value = glob_raw.get("admin_domain")
         if "admin_domain" not in glob_raw or not isinstance(value, str):
-            infra.admin_domain = "admin" if "admin" in names else ""
+            # The default names a domain only when there is one by that name.
+            fallback = default("global", "admin_domain")
+            infra.admin_domain = fallback if fallback in names else ""
             return
         infra.admin_domain = value
         if value and value not in names:
@@ -503,9 +513,9 @@ class _Validator:
                     hint = f"did you mean '{guess}'? " if guess else ""
                     self.err((*path, key), f"'{name}' is neither a domain nor a machine",
                              f"{hint}name a domain or machine of this file")
-            protocol = p.get("protocol", "any")
+            protocol = p.get("protocol", default("network_policy", "protocol"))
             ports: list[int | str] = []
-            for j, value in enumerate(p.get("ports", [])):
+            for j, value in enumerate(p.get("ports", default("network_policy", "ports"))):
                 norm = checks.port(value)
                 if norm is None:
                     self.err((*path, "ports", j), f"{_show(value)} is not a port",
@@ -518,7 +528,8 @@ class _Validator:
             if len(ends) == 2:
                 infra.policies.append(Policy(
                     ends[0][0], ends[0][1], ends[0][2], ends[1][0], ends[1][1], ends[1][2],
-                    protocol, tuple(ports), p.get("description", "")))
+                    protocol, tuple(ports),
+                    p.get("description", default("network_policy", "description"))))
 
 
 def validate(doc: Document) -> tuple[Infra, list[Problem]]:

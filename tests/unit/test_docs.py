@@ -38,7 +38,7 @@ def test_infra_format_documents_every_key_of_the_schema(section: str) -> None:
 def test_every_schema_key_has_a_type_default_meaning_and_example() -> None:
     for keys in schema.SECTIONS.values():
         for k in keys:
-            assert k.type and k.default and k.meaning and k.example, k
+            assert k.type and k.default_text and k.meaning and k.example, k
 
 
 def _infra() -> tuple[dict[str, str], object]:

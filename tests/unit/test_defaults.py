@@ -1,0 +1,174 @@
+"""Every default has one home, anklume/schema.py; the copies elsewhere are pinned to it.
+
+The model's dataclasses and the validator read the schema's defaults; the Ansible side
+(role defaults, the desired-state rules, the bridge naming of the network module) cannot
+import the generator, so these tests fail the day one of its copies drifts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+from ansible_collections.anklume.incus.plugins.plugin_utils import desired_state as ds
+
+from anklume import checks, model, schema, validate, yamlload
+from tests.incus_helpers import REPO
+
+pytestmark = pytest.mark.unit
+
+# Model fields that hold a schema default in another form, and how to convert it.
+CONVERTED = {
+    ("global", "dhcp_range"): checks.dhcp_range,
+    ("domain", "profiles"): dict,
+    ("domain", "machines"): list,
+    ("network_policy", "ports"): tuple,
+}
+# Schema keys that are not a field of their section's dataclass (or not by that name).
+# A domain's snapshot keys are the defaults of its machines' (test_derived_defaults_...).
+NOT_FIELDS = {("top", "global"), ("top", "domains"), ("top", "network_policies"),
+              ("domain", "snapshots_schedule"), ("domain", "snapshots_expiry")}
+# A domain's `nat` left out stays None in the model: the networks role decides.
+ROLE_DECIDES = {("domain", "nat")}
+
+
+def _objects() -> dict[str, Any]:
+    """One object per schema section, built with the model's own defaults."""
+    infra = model.Infra()
+    return {"top": infra, "global": infra, "domain": model.Domain("d", 0),
+            "profile": model.Profile("p"), "machine": model.Machine("m", "d"),
+            "network_policy": model.Policy("a", "domain", "x", "b", "domain", "y")}
+
+
+def _literal_keys() -> list[tuple[str, str]]:
+    return [(section, k.name) for section, keys in schema.SECTIONS.items() for k in keys
+            if not isinstance(k.default, schema.Derived) and (section, k.name) not in NOT_FIELDS]
+
+
+def _expected(section: str, name: str) -> Any:
+    convert = CONVERTED.get((section, name), lambda value: value)
+    return convert(schema.default(section, name))
+
+
+@pytest.mark.parametrize(("section", "name"), _literal_keys())
+def test_the_models_default_is_the_schemas(section: str, name: str) -> None:
+    assert getattr(_objects()[section], name) == _expected(section, name)
+
+
+MINIMAL = """\
+domains:
+  d:
+    subnet_id: 1
+    profiles:
+      p: {}
+    machines:
+      m: {}
+network_policies:
+  - {from: d, to: d}
+"""
+
+
+def _validated() -> dict[str, Any]:
+    infra, _ = validate.validate(yamlload.load_text(MINIMAL, "infra.yml"))
+    [domain] = infra.domains
+    return {"top": infra, "global": infra, "domain": domain, "profile": domain.profiles["p"],
+            "machine": domain.machines[0], "network_policy": infra.policies[0]}
+
+
+@pytest.mark.parametrize(("section", "name"), _literal_keys())
+def test_a_left_out_key_validates_to_the_schemas_default(section: str, name: str) -> None:
+    value = getattr(_validated()[section], name)
+    if (section, name) in ROLE_DECIDES:
+        assert value is None
+    elif (section, name) == ("global", "admin_domain"):
+        assert value == ""  # no domain has the default's name (test_admin_domain_...)
+    elif (section, name) in {("domain", "profiles"), ("domain", "machines")}:
+        assert value  # MINIMAL declares one of each
+    else:
+        assert value == _expected(section, name)
+
+
+def test_derived_defaults_come_from_the_domain_and_global() -> None:
+    text = MINIMAL.replace("    subnet_id: 1\n", "    subnet_id: 1\n    ephemeral: true\n"
+                           "    snapshots_schedule: '@daily'\n    snapshots_expiry: 2w\n")
+    infra, _ = validate.validate(yamlload.load_text(text, "infra.yml"))
+    machine = infra.domains[0].machines[0]
+    assert (machine.ephemeral, machine.snapshots_schedule, machine.snapshots_expiry) == (
+        True, "@daily", "2w")
+    assert machine.os_image == schema.default("global", "default_os_image")
+
+
+def test_admin_domain_left_out_is_the_default_when_such_a_domain_exists() -> None:
+    text = MINIMAL.replace("  d:", "  admin:").replace("from: d, to: d", "from: admin, to: admin")
+    infra, _ = validate.validate(yamlload.load_text(text, "infra.yml"))
+    assert infra.admin_domain == schema.default("global", "admin_domain")
+
+
+def test_schema_defaults_are_fresh_copies() -> None:
+    schema.default("machine", "profiles").append("x")
+    assert schema.default("machine", "profiles") == ["default"]
+    assert model.Machine("a", "d").profiles is not model.Machine("b", "d").profiles
+
+
+# -- the Ansible side's copies ---------------------------------------------------------------
+
+# Role fallbacks `anklume_X | default(...)` for variables `make sync` writes from a schema key.
+GENERATED = {
+    "anklume_project_name": ("top", "project_name"),
+    "anklume_default_os_image": ("global", "default_os_image"),
+    "anklume_incus_remote": ("global", "incus_remote"),
+    "anklume_isolation": ("global", "isolation"),
+    "anklume_admin_domain": ("global", "admin_domain"),
+    "anklume_network_policies": ("top", "network_policies"),
+}
+
+
+def _role_fallbacks() -> list[tuple[str, str, str]]:
+    found = []
+    paths = [REPO / "site.yml", REPO / "snapshot.yml", REPO / "nftables.yml",
+             *REPO.glob("roles/*/defaults/*.yml"), *REPO.glob("roles/*/vars/*.yml"),
+             *REPO.glob("roles/*/tasks/*.yml"), *REPO.glob("roles/*/templates/*.j2")]
+    for path in paths:
+        if path.exists():
+            for var, text in re.findall(r"(anklume_\w+) \| default\(([^)]*)\)", path.read_text()):
+                if var in GENERATED:
+                    found.append((path.relative_to(REPO).as_posix(), var, text))
+    return found
+
+
+def test_role_fallbacks_are_found() -> None:
+    assert {var for _, var, _ in _role_fallbacks()} >= {"anklume_project_name",
+                                                        "anklume_default_os_image"}
+
+
+@pytest.mark.parametrize(("path", "var", "text"), _role_fallbacks())
+def test_a_role_fallback_is_the_schemas_default(path: str, var: str, text: str) -> None:
+    assert yaml.safe_load(text) == schema.default(*GENERATED[var]), f"{path}: {var}"
+
+
+def _yaml(rel: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO / rel).read_text())
+    return data
+
+
+def test_nat_left_out_is_true_as_documented() -> None:
+    key = schema.keys("domain")["nat"]
+    assert isinstance(key.default, schema.Derived)
+    assert _yaml("roles/incus_networks/defaults/main.yml")["incus_networks_nat"] is (
+        yaml.safe_load(key.default.text))
+
+
+def test_the_bridge_prefix_is_the_models_everywhere() -> None:
+    assert _yaml("roles/incus_networks/defaults/main.yml")["incus_networks_prefix"] == (
+        model.NETWORK_PREFIX)
+    module = (REPO / "plugins" / "modules" / "incus_network.py").read_text()
+    assert re.findall(r'prefix=dict\(type="str", default="([^"]*)"\)', module) == [
+        model.NETWORK_PREFIX]
+    assert checks.DOMAIN_MAX + len(model.NETWORK_PREFIX) == checks.IFNAME_MAX
+
+
+def test_a_hand_written_host_gets_the_schemas_machine_defaults() -> None:
+    assert schema.default("machine", "type") == ds.MACHINE_TYPE
+    assert list(ds.MACHINE_PROFILES) == schema.default("machine", "profiles")
