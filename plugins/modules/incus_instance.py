@@ -46,7 +46,11 @@ options:
       devices: {description: Instance-local devices (eth0 override included)., type: dict}
       description: {description: Free text., type: str}
       ip: {description: "Static IPv4 address to wait for, V('') for any address.", type: str}
-  declared: {description: "Every instance the infra declares, as C(PROJECT/NAME) (a bare C(NAME) matches it in any project).", type: list, elements: str, default: []}
+  declared:
+    description: "Every instance the infra declares, as C(PROJECT/NAME) (a bare C(NAME) matches it in any project)."
+    type: list
+    elements: str
+    default: []
   report_orphans: {description: Compute orphans., type: bool, default: false}
   owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
   remote: {description: Incus remote., type: str, default: local}
@@ -93,8 +97,15 @@ plan:
     kind: {description: V(instance)., type: str, returned: always}
     name: {description: The instance., type: str, returned: always}
     project: {description: Its project., type: str, returned: always}
-    action: {description: "V(create), V(change), V(remove), V(keep) (protected), V(foreign) (not ours), V(orphan) or V(conflict).", type: str, returned: always}
-    keys: {description: "What a change touches (C(config.*), C(devices.*), C(profiles), C(description), C(state)).", type: list, elements: str, returned: when action is change}
+    action:
+      description: "V(create), V(change), V(remove), V(keep) (protected), V(foreign) (not ours), V(orphan) or V(conflict)."
+      type: str
+      returned: always
+    keys:
+      description: "What a change touches (C(config.*), C(devices.*), C(profiles), C(description), C(state))."
+      type: list
+      elements: str
+      returned: when action is change
     reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
   sample: [{kind: instance, name: pro-dev, project: pro, action: change, keys: [state]}]
 orphans: {description: "Managed instances no longer declared (C(project/name)).", type: list, elements: str, returned: always}
@@ -129,7 +140,7 @@ PROTECT = "security.protection.delete"
 
 
 def image_source(image):
-    remote, _, alias = image.rpartition(":")
+    remote, alias = image.rsplit(":", 1) if ":" in image else ("", image)
     source = {"type": "image", "alias": alias}
     if remote == "images":
         source.update(server="https://images.linuxcontainers.org", protocol="simplestreams")

@@ -72,7 +72,10 @@ plan:
   contains:
     kind: {description: V(network)., type: str, returned: always}
     name: {description: The bridge., type: str, returned: always}
-    action: {description: "V(create), V(change), V(remove), V(keep) (still in use), V(foreign) (not ours), V(orphan) or V(conflict).", type: str, returned: always}
+    action:
+      description: "V(create), V(change), V(remove), V(keep) (still in use), V(foreign) (not ours), V(orphan) or V(conflict)."
+      type: str
+      returned: always
     keys: {description: The config keys a change touches., type: list, elements: str, returned: when action is change}
     reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
   sample: [{kind: network, name: net-pro, action: change, keys: [ipv4.nat]}]

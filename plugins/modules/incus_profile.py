@@ -64,8 +64,15 @@ plan:
     kind: {description: V(profile)., type: str, returned: always}
     name: {description: "The profile, as C(project/name).", type: str, returned: always}
     project: {description: Its project., type: str, returned: always}
-    action: {description: "V(create), V(change), V(remove), V(keep) (still in use), V(foreign) (not ours), V(orphan) or V(conflict).", type: str, returned: always}
-    keys: {description: "The keys a change touches (C(config.*), C(devices.*), C(description)).", type: list, elements: str, returned: when action is change}
+    action:
+      description: "V(create), V(change), V(remove), V(keep) (still in use), V(foreign) (not ours), V(orphan) or V(conflict)."
+      type: str
+      returned: always
+    keys:
+      description: "The keys a change touches (C(config.*), C(devices.*), C(description))."
+      type: list
+      elements: str
+      returned: when action is change
     reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
   sample: [{kind: profile, name: homelab/nesting, project: homelab, action: create}]
 orphans: {description: "Managed profiles no longer declared (C(project/name)).", type: list, elements: str, returned: always}

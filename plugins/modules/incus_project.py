@@ -67,7 +67,10 @@ plan:
   contains:
     kind: {description: "V(project), or V(profile) for a project's default profile.", type: str, returned: always}
     name: {description: "The project, or C(PROJECT/default).", type: str, returned: always}
-    action: {description: "V(create), V(change), V(remove), V(keep) (not empty), V(foreign) (not ours), V(orphan) or V(conflict).", type: str, returned: always}
+    action:
+      description: "V(create), V(change), V(remove), V(keep) (not empty), V(foreign) (not ours), V(orphan) or V(conflict)."
+      type: str
+      returned: always
     project: {description: The project of a default profile., type: str, returned: when kind is profile}
     keys: {description: The keys a change touches., type: list, elements: str, returned: when action is change}
     reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
