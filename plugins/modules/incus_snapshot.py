@@ -134,9 +134,10 @@ from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
 # The plan action each state takes where the instance has (or lacks) the snapshot.
 ACTIONS = {"absent": "remove", "restored": "restore"}
 # Operations run in this order; each wave's operations are awaited together (ADR-022).
-WAVES = (("delete", "deleted", ("remove", "replace")),
-         ("create", "created", ("create", "replace")),
-         ("restore", "restored", ("restore",)))
+# (operation, progress label, step, plan actions it serves)
+WAVES = (("delete", "deleted", "deleting snapshots", ("remove", "replace")),
+         ("create", "created", "creating snapshots", ("create", "replace")),
+         ("restore", "restored", "restoring instances", ("restore",)))
 
 
 def _inventory(client: IncusClient, what: str) -> dict:
@@ -256,8 +257,8 @@ def _diff(run: Reconciliation, inventory: dict, targets: list) -> dict:
 def _apply(run: Reconciliation) -> None:
     """Run each wave's operations together, at most ``parallel`` at a time (ADR-022)."""
     p = run.params
-    for action, label, wanted in WAVES:
-        run.step = f"{label} snapshots" if action != "restore" else "restoring instances"
+    for action, label, step, wanted in WAVES:
+        run.step = step
         run.client.run_operations(
             [_operation(run.client, e, p["name"], action, p["stateful"])
              for e in run.plan if e["action"] in wanted],
