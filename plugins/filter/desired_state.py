@@ -10,7 +10,8 @@ only hands over the play's variables and turns a bad record into one clear error
   anklume.incus.profile_refs       domains -> ["project/profile", ...]
   anklume.incus.instance_refs      domains -> ["project/machine", ...] (every declared machine)
   anklume.incus.desired_instances  hosts, hostvars, domains, image, admin socket -> instances
-  anklume.incus.owned_names        domains, hosts, hostvars, all domains -> names to check
+  anklume.incus.owned_names        domains -> bridges, projects, profiles (ownership check)
+  anklume.incus.host_instance_refs hosts, hostvars, domains -> ["project/instance", ...]
   anklume.incus.provision_targets  hosts, hostvars, domains -> host, name, project, declared
   anklume.incus.snapshot_targets   hosts, hostvars, domains -> name, project (sorted, unique)
 """
@@ -61,6 +62,7 @@ class FilterModule:
             "instance_refs": ds.instance_refs,
             "desired_instances": desired_instances,
             "owned_names": ds.owned_names,
+            "host_instance_refs": ds.host_instance_refs,
             "provision_targets": ds.instance_targets,
             "snapshot_targets": snapshot_targets,
         }

@@ -212,17 +212,21 @@ def instances(hosts: Iterable[str], hostvars: Mapping[str, Any], domains: Mappin
             for host, v, domain in _declared_hosts(hosts, hostvars, domains)]
 
 
-def owned_names(domains: Mapping[str, Any], hosts: Iterable[str], hostvars: Mapping[str, Any],
-                all_domains: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The names the object roles reconcile, for the ownership check (ADR-021): bridges,
-    projects and profiles of ``domains`` (the scope), instances of ``hosts``."""
+def owned_names(domains: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The bridges, projects and profiles the object roles reconcile for ``domains``: the
+    names the ownership check guards (ADR-021); instances: :func:`host_instance_refs`."""
     return {
         "networks": [network_of(name, d) for name, d in domains.items()],
         "projects": [project_of(name, d) for name, d in domains.items()],
         "profiles": profile_refs(domains),
-        "instances": [f"{project_of(domain, all_domains[domain])}/{v.get('instance_name', host)}"
-                      for host, v, domain in _declared_hosts(hosts, hostvars, all_domains)],
     }
+
+
+def host_instance_refs(hosts: Iterable[str], hostvars: Mapping[str, Any],
+                       domains: Mapping[str, Any]) -> list[str]:
+    """The instances the instances role reconciles for ``hosts``, as ``project/name``."""
+    return [f"{project_of(domain, domains[domain])}/{v.get('instance_name', host)}"
+            for host, v, domain in _declared_hosts(hosts, hostvars, domains)]
 
 
 # -- existing instances addressed by host (provisioning, snapshots) ------------------------

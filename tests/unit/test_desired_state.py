@@ -204,10 +204,9 @@ def test_nothing_the_rules_return_shares_the_inputs() -> None:
 def test_owned_names_cover_the_scope_and_the_declared_hosts() -> None:
     domains = {**DOMAINS, "pro": _domain("pro", 2, profiles={"gpu": {}}, machines=["dev"])}
     hosts = {"adm": _host("adm", "admin"), "dev": _host("dev", "pro"), "old": _host("o", "x")}
-    scope = {"pro": domains["pro"]}
-    assert ds.owned_names(scope, list(hosts), hosts, domains) == {
-        "networks": ["net-pro"], "projects": ["pro"], "profiles": ["pro/gpu"],
-        "instances": ["admin/adm", "pro/dev"]}
+    assert ds.owned_names({"pro": domains["pro"]}) == {
+        "networks": ["net-pro"], "projects": ["pro"], "profiles": ["pro/gpu"]}
+    assert ds.host_instance_refs(list(hosts), hosts, domains) == ["admin/adm", "pro/dev"]
 
 
 def test_a_target_lives_in_its_connections_project_and_says_if_declared() -> None:
@@ -310,7 +309,7 @@ def test_every_filter_the_playbooks_use_exists() -> None:
     used: set[str] = set()
     for path in [REPO / "site.yml", *REPO.glob("roles/*/*/*.yml")]:
         used |= set(re.findall(r"\|\s*anklume\.incus\.(\w+)", path.read_text()))
-    assert {"desired_instances", "owned_names", "provision_targets"} <= used
+    assert {"desired_instances", "host_instance_refs", "provision_targets"} <= used
     known: set[str] = set()
     for path in (REPO / "plugins" / "filter").glob("*.py"):
         module = importlib.import_module(f"{FILTERS}.{path.stem}")
