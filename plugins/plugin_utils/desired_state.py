@@ -156,7 +156,7 @@ def _declared_hosts(hosts: Iterable[str], hostvars: Mapping[str, Any],
     for host in hosts:
         v = hostvars[host]
         domain = v.get("instance_domain", "")
-        if domain in domains:
+        if isinstance(domain, str) and domain in domains:
             yield host, v, domain
 
 
@@ -238,14 +238,14 @@ def instance_target(host: str, v: Mapping[str, Any], domains: Mapping[str, Any])
     else the domain's project, else the domain name, else Incus's ``default``.
     """
     domain = v.get("instance_domain", "")
-    d = domains.get(domain) if domain else None
+    d = domains.get(domain) if domain and isinstance(domain, str) else None
     name = v.get("instance_name", host)
     if "ansible_incus_project" in v:
         project = v["ansible_incus_project"]
     else:
         project = project_of(domain, d) if d is not None else domain or "default"
     return {"host": host, "name": name, "project": project,
-            "declared": d is not None and name in d.get("machines", [])}
+            "declared": d is not None and name in (d.get("machines") or [])}
 
 
 def instance_targets(hosts: Iterable[str], hostvars: Mapping[str, Any],

@@ -179,7 +179,8 @@ def test_a_hand_written_host_gets_the_machine_defaults() -> None:
 
 
 def test_hosts_of_undeclared_domains_are_not_reconciled() -> None:
-    hosts = {"old": _host("old", "gone"), "lost": {}, "dev": _host("dev", "pro")}
+    hosts = {"old": _host("old", "gone"), "lost": {}, "odd": {"instance_domain": ["pro"]},
+             "dev": _host("dev", "pro")}
     assert list(_instances(hosts)) == ["dev"]
 
 
