@@ -390,12 +390,12 @@ class Instances(ObjectReconciler):
     # -- absent / pruned -------------------------------------------------------
     def remove(self, keys):
         # Protected instances go only with force, and only when named (state absent).
-        targets, force = keys, self.p["force"] and self.p["state"] == "absent"
+        force = self.p["force"] and self.p["state"] == "absent"
         stops, deletes = [], []
         current = self.current
         if not self.check_mode:
-            current = self.settle(current, [k for k in targets if k in current])
-        for key in targets:
+            current = self.settle(current, [k for k in keys if k in current])
+        for key in keys:
             cur = current.get(key)
             if cur is None:
                 continue
