@@ -89,6 +89,7 @@ run_module() {
 # comes from the venv's ansible package, linked beside it (the import test needs it there).
 sanity() {
   local python
+  bash scripts/ansible_test_pip.sh
   python=$("$bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   ln -s "$("$bin/python" -c 'import ansible_collections.community as c; print(c.__path__[0])')" \
     "$work/collections/ansible_collections/community"
