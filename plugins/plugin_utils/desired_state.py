@@ -141,7 +141,7 @@ def profiles(domains: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def profile_refs(domains: Mapping[str, Any]) -> list[str]:
     """Every extra profile as ``project/name``: the declared set for orphan detection."""
-    return [f"{project}/{pname}" for project, pname, _ in _domain_profiles(domains)]
+    return [f"{project}/{pname}" for project, pname, _body in _domain_profiles(domains)]
 
 
 # -- instances (one per host in scope whose domain is declared) -----------------------------
