@@ -31,11 +31,16 @@ step() {  # step <name> <command...>: run, time, print one line; stop at the fir
     summary+=("$(printf '  %-8s ok %4ds  %s' "$name" $((SECONDS - start)) "$last")")
     printf 'collection: %s ok (%ds): %s\n' "$name" $((SECONDS - start)) "$last"
   else
-    printf 'collection: %s FAILED (%ds); last lines of %s:\n' "$name" $((SECONDS - start)) "$work/$name.log" >&2
-    grep -v '^WARNING: .*locale' "$work/$name.log" | tail -n 60 >&2
-    [ "$name" = sanity ] && printf '%s\n' \
-      "collection: findings in plugins/ are the plugins' to fix (docs, argument specs, pylint);" \
-      "collection: an entry in tests/sanity/ignore-2.19.txt is only for a finding with a stated reason" >&2
+    printf 'collection: %s FAILED (%ds); from %s:\n' "$name" $((SECONDS - start)) "$work/$name.log" >&2
+    if [ "$name" = sanity ]; then
+      # Every finding (up to 100), then ansible-test's list of the failed tests.
+      { grep '^ERROR: ' "$work/$name.log" | head -n 100; sed -n '/^FATAL: The /,$p' "$work/$name.log"; } >&2
+      printf '%s\n' \
+        "collection: findings in plugins/ are the plugins' to fix (docs, argument specs, pylint);" \
+        "collection: an entry in tests/sanity/ignore-2.19.txt is only for a finding with a stated reason" >&2
+    else
+      grep -v '^WARNING: .*locale' "$work/$name.log" | tail -n 60 >&2
+    fi
     printf 'collection: FAILED at %s (work folder kept: %s)\n' "$name" "$work" >&2
     exit 1
   fi
