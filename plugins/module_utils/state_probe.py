@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""What the state_probe module reads (ADR-058): plain Python, no Ansible import.
+
+The state_probe action plugin sends this file's text to the instance's Python in one
+`incus exec` (no AnsiballZ payload to build or unpack: about a quarter of a module task's
+cost here); the module (plugins/modules/state_probe.py) imports it for any other use.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import pwd
+import re
+import stat
+import subprocess
+
+
+def _read(argv):
+    """Stdout of a read-only command, or None when it cannot run or fails."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    except OSError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def package_drift(names):
+    if not names:
+        return []
+    # dpkg-query exits 1 when a name is unknown but still lists the others: read stdout anyway.
+    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Status}\n", "--",
+                           *names], capture_output=True, text=True, check=False)
+    status = dict(x.split("\t", 1) for x in proc.stdout.splitlines() if "\t" in x)
+    return [f"package {n} is not installed" for n in names if status.get(n) != "installed"]
+
+
+def _norm_locale(name):
+    return name.lower().replace("-", "")
+
+
+def locale_drift(names):
+    if not names:
+        return []
+    present = {_norm_locale(x) for x in (_read(["locale", "-a"]) or "").split()}
+    return [f"locale {n} is not generated" for n in names if _norm_locale(n) not in present]
+
+
+def attr_drift(path, st, want):
+    """owner/group/mode differences of PATH (stat ST) against WANT."""
+    drift = []
+    if want.get("owner") and _name(pwd.getpwuid, st.st_uid) != want["owner"]:
+        drift.append(f"{path}: owner is not {want['owner']}")
+    if want.get("group") and _name(grp.getgrgid, st.st_gid) != want["group"]:
+        drift.append(f"{path}: group is not {want['group']}")
+    if want.get("mode") and stat.S_IMODE(st.st_mode) != int(want["mode"], 8):
+        drift.append(f"{path}: mode is {stat.S_IMODE(st.st_mode):04o}, not {want['mode']}")
+    return drift
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def line_drift(want):
+    path = want["path"]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+        st = os.stat(path)
+    except OSError:
+        return [f"{path} is missing"]
+    pattern = re.compile(want["regexp"])
+    matches = [x for x in lines if pattern.search(x)]
+    ok = matches[-1] == want["line"] if matches else want["line"] in lines
+    drift = [] if ok else [f"{path}: no line {want['line']!r}"]
+    return drift + attr_drift(path, st, want)
+
+
+def link_drift(want):
+    try:
+        target = os.readlink(want["path"])
+    except OSError:
+        return [f"{want['path']} is not a link"]
+    if target == want["src"]:
+        return []
+    return [f"{want['path']} points at {target}, not {want['src']}"]
+
+
+def file_drift(want):
+    path = want["path"]
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [f"{path} is missing"]
+    if not stat.S_ISREG(st.st_mode):
+        return [f"{path} is not a regular file"]
+    drift = attr_drift(path, st, want)
+    if want.get("sha256"):
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != want["sha256"]:
+            drift.append(f"{path}: content differs")
+    return drift
+
+
+def directory_drift(want):
+    try:
+        st = os.stat(want["path"])
+    except OSError:
+        return [f"{want['path']} is missing"]
+    if not stat.S_ISDIR(st.st_mode):
+        return [f"{want['path']} is not a directory"]
+    return attr_drift(want["path"], st, want)
+
+
+def command_drift(want):
+    out = _read(want["argv"])
+    got = None if out is None else out.strip()
+    if got == want["stdout"].strip():
+        return []
+    return [f"{' '.join(want['argv'])}: {'failed' if got is None else repr(got)}, "
+            f"not {want['stdout']!r}"]
+
+
+def probe(params):
+    """Every difference between PARAMS (the declared state) and this machine."""
+    drift = ["a full run was asked for"] if params["force"] else []
+    drift += package_drift(params["packages"]) + locale_drift(params["locales"])
+    for key, check in (("lines", line_drift), ("links", link_drift), ("files", file_drift),
+                       ("directories", directory_drift), ("commands", command_drift)):
+        for want in params[key]:
+            drift += check(want)
+    return drift
