@@ -24,7 +24,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         module = importlib.import_module(PLUGINS + "modules.state_probe")
-        _, args = self.validate_argument_spec(argument_spec=module.ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=module.ARGUMENT_SPEC)[1]
         with open(importlib.import_module(PLUGINS + "module_utils.state_probe").__file__,
                   encoding="utf-8") as handle:
             script = handle.read() + RUNNER.format(args=json.dumps(args))

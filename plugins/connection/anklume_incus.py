@@ -22,7 +22,7 @@ description:
   - The community.general.incus connection (same options and variables), with every command
     wrapped so that its answer is kept in the instance and read again when C(incus exec)
     loses it; no command is ever run twice.
-author: AnKLuMe
+author: AnKLuMe contributors (!UNKNOWN)
 options:
   remote_addr:
     description: The instance to run in.
@@ -149,7 +149,7 @@ class Connection(IncusConnection):
         # The base class of Incus's connection only records the call; the command runs here.
         super(IncusConnection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
         self._display.vvv(f"EXEC {cmd}", host=self._instance())
-        for _ in range(2):
+        for _attempt in range(2):
             token = uuid.uuid4().hex[:16]
             rc, out, err = self._run(wrap(cmd, token), in_data)
             answer = self._answer(token, out, err)

@@ -21,10 +21,10 @@ description:
     M(ansible.builtin.lineinfile), M(ansible.builtin.file) C(state=link),
     M(ansible.builtin.copy)); a role must list every state its tasks manage.
 version_added: 0.1.0
-author: AnKLuMe contributors
+author: AnKLuMe contributors (!UNKNOWN)
 attributes:
   check_mode: {support: full, description: Reads only; check mode runs the same reads.}
-  diff_mode: {support: none, description: Nothing changes, so there is no diff.}
+  diff_mode: {support: none, description: "Nothing changes, so there is no diff."}
   platform: {platforms: [debian], support: full, description: Debian-family instances (dpkg).}
 options:
   packages:
@@ -44,7 +44,10 @@ options:
     default: []
     suboptions:
       path: {description: The file., type: path, required: true}
-      regexp: {description: "The last line matching it must equal O(lines[].line); when none matches, O(lines[].line) must be present.", type: str, required: true}
+      regexp:
+        description: "The last line matching it must equal O(lines[].line); when none matches, O(lines[].line) must be present."
+        type: str
+        required: true
       line: {description: The line., type: str, required: true}
       owner: {description: Owner name the file must have., type: str}
       group: {description: Group name the file must have., type: str}
