@@ -78,13 +78,16 @@ clean: ## Remove caches (keeps .venv)
 # (anklume_incus_parallel, default 8, ADR-022), for apply, destroy and the snapshot targets.
 PRUNE   ?=
 FORCE   ?=
+FULL    ?=
 PARALLEL ?=
 PARALLEL_VARS := $(if $(PARALLEL),-e anklume_incus_parallel=$(PARALLEL))
 # Action and callback plugins come from ansible.cfg.
 APPLY_ENV := $(PLAYBOOK_ENV)
-APPLY_VARS := $(if $(filter 1 true yes,$(PRUNE)),-e anklume_prune=true) $(PARALLEL_VARS)
+# FULL=1: every provisioning task runs, whatever the roles' probes read (ADR-058).
+APPLY_VARS := $(if $(filter 1 true yes,$(PRUNE)),-e anklume_prune=true) $(PARALLEL_VARS) \
+	$(if $(filter 1 true yes,$(FULL)),-e anklume_state_probe=false)
 
-apply: $(STAMP) ## Sync then reconcile Incus and provision (TAGS=networks, LIMIT=<domain>, PRUNE=1, PARALLEL=n)
+apply: $(STAMP) ## Sync then reconcile Incus and provision (TAGS=networks, LIMIT=<domain>, PRUNE=1, PARALLEL=n, FULL=1)
 	@$(GENERATE)
 	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml $(ANSIBLE_ARGS) $(APPLY_VARS)
 

@@ -96,7 +96,7 @@ def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         )
         first = make(root, "apply")
         second = make(root, "apply")
-        yield {"first": first, "second": second}
+        yield {"first": first, "second": second, "root": str(root)}
     finally:
         cleanup()
 
@@ -197,3 +197,61 @@ def test_admin_controls_the_host_incus_with_a_plain_client_after_a_restart(
             break
         time.sleep(0.5)
     assert BASE in listed and ADMIN in listed, listed
+
+
+# ADR-058: each role reads its state in one probe and converges only what drifted.
+DRIFT = {
+    BASE: [
+        "echo Etc/UTC > /etc/timezone",
+        "ln -sfn /usr/share/zoneinfo/Etc/UTC /etc/localtime",
+        "chmod 0600 /etc/default/locale",
+    ],
+    ADMIN: [
+        "rm -f /usr/local/bin/ansible-doc /var/lib/incus/unix.socket",
+        "chmod 0700 /var/lib/incus",
+        "printf x >> /usr/local/bin/incus",
+        "printf ' ' >> /usr/share/ansible/collections/ansible_collections/community/general/"
+        "MANIFEST.json",
+    ],
+}
+
+
+def test_a_no_op_apply_runs_one_probe_per_role_and_no_converging_task(
+        lab: dict[str, str]) -> None:
+    out = lab["second"]
+    assert out.count("TASK [base_system : Read the base packages") == 1, out
+    assert "TASK [base_system : Install the base packages" not in out, out
+    assert "TASK [admin_bootstrap : Push the controller's incus client" not in out, out
+
+
+def test_drift_inside_an_instance_is_said_and_repaired(lab: dict[str, str]) -> None:
+    root = Path(lab["root"])
+    for name, commands in DRIFT.items():
+        inside(name, "sh", "-ec", "; ".join(commands))
+    out = make(root, "apply")
+    # Fragments of the "Say what drifted" lines (the YAML output quotes and folds them).
+    for line in ("/etc/timezone: no line", "/etc/localtime points at /usr/share/zoneinfo/Etc/UTC",
+                 "/etc/default/locale: mode is 0600, not 0644",
+                 "/usr/local/bin/ansible-doc is not a link",
+                 "/var/lib/incus/unix.socket is not a link",
+                 "/var/lib/incus: mode is 0700, not 0711", "/usr/local/bin/incus: content differs",
+                 "community/general/MANIFEST.json:"):
+        assert line in out, out
+    assert inside(BASE, "cat", "/etc/timezone").strip() == TIMEZONE
+    assert inside(BASE, "readlink", "/etc/localtime").strip().endswith(TIMEZONE)
+    assert inside(BASE, "stat", "-c", "%a", "/etc/default/locale").strip() == "644"
+    assert inside(ADMIN, "readlink", "/usr/local/bin/ansible-doc").strip().endswith("/ansible-doc")
+    assert inside(ADMIN, "stat", "-c", "%a", "/var/lib/incus").strip() == "711"
+    assert inside(ADMIN, "incus", "--version").strip() == run(["incus", "--version"]).strip()
+    assert "community.general" in inside(ADMIN, "ansible-galaxy", "collection", "list")
+    again = make(root, "apply")
+    changed = recap(again)
+    assert changed and set(changed.values()) == {0}, changed_tasks(again)
+
+
+def test_full_runs_every_task_and_changes_nothing(lab: dict[str, str]) -> None:
+    out = make(Path(lab["root"]), "apply", "FULL=1", "TAGS=provision")
+    assert "a full run was asked for" in out, out
+    assert "TASK [base_system : Install the base packages" in out, out
+    changed = recap(out)
+    assert changed and set(changed.values()) == {0}, changed_tasks(out)
