@@ -22,6 +22,7 @@ from __future__ import annotations
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     IncusClient,
     IncusError,
+    config_changes,
     conflict_message,
     diff_entry,
     is_managed,
@@ -162,6 +163,26 @@ class ObjectReconciler(Reconciliation):
 
     def delete(self, key, cur):
         raise NotImplementedError
+
+    def put_config(self, name, path, cur, config, desc):
+        """Bring CUR's config (our keys; the user.anklume.* markers kept) and description
+        to CONFIG and DESC with one PUT to PATH; nothing when they already match."""
+        keys, removed = config_changes(cur.get("config"), config, ("user.anklume.",))
+        if cur.get("description", "") != desc:
+            keys.append("description")
+        if not keys and not removed:
+            return
+        new_config = {k: v for k, v in (cur.get("config") or {}).items() if k not in removed}
+        new_config.update(config)
+        self.change(self.entry(name, "change", keys + removed),
+                    diff_entry(f"{self.KIND} {name}",
+                               {"config": cur.get("config"),
+                                "description": cur.get("description", "")},
+                               {"config": new_config, "description": desc}))
+        if not self.check_mode:
+            self.step = f"updating {self.KIND} {name}"
+            self.client.query(path, "PUT", what=self.step,
+                              data={"config": new_config, "description": desc})
 
     # -- the skeleton --------------------------------------------------------------------
     def entry(self, key, action, keys=None):

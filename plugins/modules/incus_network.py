@@ -94,7 +94,6 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     IncusError,
-    config_changes,
     diff_entry,
     markers,
     qname,
@@ -189,24 +188,8 @@ class Networks(ObjectReconciler):
             self.client.query("/1.0/networks", "POST", what=self.step, data=data)
 
     def update(self, spec, cur):
-        name = spec["name"]
         config, desc = self.wanted(spec)
-        keys, removed = config_changes(cur.get("config"), config, ("user.anklume.",))
-        if cur.get("description", "") != desc:
-            keys.append("description")
-        if not keys and not removed:
-            return
-        new_config = {k: v for k, v in (cur.get("config") or {}).items() if k not in removed}
-        new_config.update(config)
-        self.change(self.entry(name, "change", keys + removed),
-                    diff_entry(f"network {name}",
-                               {"config": cur.get("config"),
-                                "description": cur.get("description", "")},
-                               {"config": new_config, "description": desc}))
-        if not self.check_mode:
-            self.step = f"updating network {name}"
-            self.client.query(f"/1.0/networks/{qname(name)}", "PUT", what=self.step,
-                              data={"config": new_config, "description": desc})
+        self.put_config(spec["name"], f"/1.0/networks/{qname(spec['name'])}", cur, config, desc)
 
     def in_use(self, key, cur):
         used = list(cur.get("used_by") or [])

@@ -82,7 +82,6 @@ step: {description: What the module was doing when it failed., type: str, return
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    config_changes,
     devices_changes,
     diff_entry,
     markers,
@@ -156,21 +155,7 @@ class Projects(ObjectReconciler):
     def update(self, spec, cur):
         name = spec["name"]
         config, desc, devices = self.wanted(spec)
-        keys, removed = config_changes(cur.get("config"), config, ("user.anklume.",))
-        if cur.get("description", "") != desc:
-            keys.append("description")
-        if keys or removed:
-            new_config = {k: v for k, v in (cur.get("config") or {}).items() if k not in removed}
-            new_config.update(config)
-            self.change(self.entry(name, "change", keys + removed),
-                        diff_entry(f"project {name}",
-                                   {"config": cur.get("config"),
-                                    "description": cur.get("description", "")},
-                                   {"config": new_config, "description": desc}))
-            if not self.check_mode:
-                self.step = f"updating project {name}"
-                self.client.query(f"/1.0/projects/{qname(name)}", "PUT", what=self.step,
-                                  data={"config": new_config, "description": desc})
+        self.put_config(name, f"/1.0/projects/{qname(name)}", cur, config, desc)
         self.update_default_profile(name, devices)
 
     def update_default_profile(self, name, devices):
