@@ -66,8 +66,10 @@ apply "$repo"
 before_s="n/a (commit $before not in this clone)"
 if git -C "$repo" cat-file -e "$before^{commit}" 2>/dev/null; then
   git -C "$repo" worktree add --detach "$work/before" "$before" >/dev/null 2>&1
-  # The same virtualenv and controller cache (wheelhouse, collection tarballs).
+  # The same virtualenv and controller cache (wheelhouse, collection tarballs). An old
+  # pyproject.toml, so that make never reinstalls the shared venv from this worktree.
   ln -s "$repo/.venv" "$work/before/.venv"
+  touch -d 2000-01-01 "$work/before/pyproject.toml"
   ln -s "$repo/.cache" "$work/before/.cache"
   make -C "$work/before" --no-print-directory apply INFRA=infra.yml >/dev/null 2>&1 || true
   apply "$work/before"
