@@ -104,9 +104,9 @@ plan: $(STAMP) ## What apply would do: check mode + diff, ends with a one-line c
 status: $(STAMP) ## Table of the declared instances: domain, instance, type, state, IP
 	@$(PY) scripts/status.py
 
-destroy: $(STAMP) ## Delete what infra.yml declares (LIMIT=<domain>; protected instances need FORCE=1)
+destroy: $(STAMP) ## Delete what infra.yml declares (LIMIT= or DOMAIN=<domain, template or student*>; protected instances need FORCE=1)
 	@$(GENERATE) --quiet
-	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --tags destroy $(if $(LIMIT),--limit $(LIMIT)) \
+	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --tags destroy $(if $(or $(DOMAIN),$(LIMIT)),--limit '$(or $(DOMAIN),$(LIMIT))') \
 		$(if $(filter 1 true yes,$(FORCE)),-e anklume_force=true) $(PARALLEL_VARS)
 
 # Host nftables isolation between domains (docs/network-isolation.md). BOOT=1 also installs
@@ -125,21 +125,22 @@ nftables-deploy: ## On the host: check and load nftables/anklume.nft if it diffe
 	@bash scripts/deploy-nftables.sh $(if $(filter 1 true yes,$(BOOT)),--install-boot)
 
 # --- Snapshots (snapshot.yml, roles/incus_snapshots) ------------------------------------
-# Scope: every instance, DOMAIN=<domain> for one domain, or I=<instance> for one instance.
-# One bulk Incus call per action. NAME defaults to a timestamp for `snapshot` only.
+# Scope: every instance; DOMAIN= one domain, a template (its whole class), a pattern such as
+# student* or a comma-separated list; or I=<instance>. One bulk Incus call per action, then
+# a table of what it did. NAME defaults to a timestamp for `snapshot` only.
 SNAPSHOT_ARGS = $(if $(NAME),-e incus_snapshots_name=$(NAME)) \
-	$(if $(DOMAIN),-e incus_snapshots_domain=$(DOMAIN)) \
+	$(if $(DOMAIN),-e 'incus_snapshots_domain=$(DOMAIN)') \
 	$(if $(I),-e incus_snapshots_instance=$(I)) \
 	$(if $(filter 1 true yes,$(FORCE)),-e '{"incus_snapshots_force": true}') $(PARALLEL_VARS)
 SNAPSHOT_RUN = $(PLAYBOOK_ENV) $(BIN)/ansible-playbook snapshot.yml $(SNAPSHOT_ARGS) -e incus_snapshots_action=
 
 .PHONY: snapshot restore snapshot-delete snapshot-list
 
-snapshot: $(STAMP) ## Snapshot instances (NAME=x, default timestamped; DOMAIN=d or I=i; FORCE=1 replaces)
+snapshot: $(STAMP) ## Snapshot instances (NAME=x, default timestamped; DOMAIN=d|template|student* or I=i; FORCE=1 replaces)
 	@$(GENERATE) --quiet
 	@$(SNAPSHOT_RUN)create
 
-restore: $(STAMP) ## Restore snapshot NAME=x (DOMAIN=d or I=i; protected instances too)
+restore: $(STAMP) ## Restore snapshot NAME=x (DOMAIN=d|template|student* or I=i; protected instances too)
 	@test -n "$(NAME)" || { echo "restore: NAME=<snapshot> is required (see: make snapshot-list)" >&2; exit 2; }
 	@$(GENERATE) --quiet
 	@$(SNAPSHOT_RUN)restore

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from anklume import orphans, render, validate, writer, yamlload
+from anklume import expand, orphans, render, validate, writer, yamlload
 from anklume.errors import EXIT_OK, AnklumeError
 
 
@@ -51,6 +51,8 @@ def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     stale = orphans.stale_inventory(outdir, found)
     found = [o for o in found if o not in stale]
     if args.dry_run:
+        for line in expand.describe(infra):
+            print(line, file=out)
         for o in stale:
             print(f"would remove from the inventory: {o.rel} ({o.kind} {o.name} is no longer "
                   "in infra.yml)", file=out)

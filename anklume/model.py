@@ -96,6 +96,8 @@ class Infra:
     dhcp_range: tuple[int, int] = (100, 199)
     domains: list[Domain] = field(default_factory=list)
     policies: list[Policy] = field(default_factory=list)
+    # domain_templates: template name -> the domains it generated, in number order.
+    domain_templates: dict[str, list[str]] = field(default_factory=dict)
 
     def subnet(self, domain: Domain) -> str:
         return f"{self.base_subnet}.{domain.subnet_id}.0/24"

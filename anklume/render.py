@@ -63,6 +63,7 @@ def group_all(infra: Infra) -> dict[str, Any]:
         "anklume_admin_domain": infra.admin_domain,
         "anklume_domains": {d.name: _domain_record(infra, d) for d in infra.domains},
         "anklume_network_policies": [_policy(p) for p in infra.policies],
+        "anklume_domain_templates": {t: list(ds) for t, ds in infra.domain_templates.items()},
     }
 
 
@@ -79,6 +80,11 @@ def group_domain(infra: Infra, d: Domain) -> dict[str, Any]:
 
 def inventory(d: Domain) -> dict[str, Any]:
     return {"all": {"children": {d.name: {"hosts": {m.name: {} for m in d.machines}}}}}
+
+
+def template_inventory(name: str, domains: list[str]) -> dict[str, Any]:
+    """A template is the Ansible group of its domains: LIMIT=student, DOMAIN=student."""
+    return {"all": {"children": {name: {"children": {d: {} for d in domains}}}}}
 
 
 def host(infra: Infra, d: Domain, m: Machine) -> dict[str, Any]:
@@ -110,4 +116,6 @@ def render(infra: Infra) -> dict[str, str]:
         out[f"group_vars/{d.name}.yml"] = dump(group_domain(infra, d))
         for m in d.machines:
             out[f"host_vars/{m.name}.yml"] = dump(host(infra, d, m))
+    for name, domains in infra.domain_templates.items():
+        out[f"inventory/{name}.yml"] = dump(template_inventory(name, domains))
     return out

@@ -66,6 +66,10 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("network_policies", "list of policies", [],
             "Allowed flows across domain isolation (see `network_policies[]`).",
             "network_policies: [{from: pro, to: homelab-llm}]"),
+        Key("domain_templates", "mapping of templates", {},
+            "Domains generated from one template, by template name (see "
+            "`domain_templates.NAME`).",
+            "domain_templates: {student: {count: 24, first_subnet_id: 11}}"),
     ),
     "global": (
         Key("base_subnet", "string", "10.100",
@@ -184,6 +188,31 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
     ),
 }
 
+# A template takes every domain key but subnet_id (derived per domain), and its machines
+# every machine key but ip (derived from ip_host): docs and validator stay in step.
+SECTIONS["domain_template"] = (
+    Key("count", "integer", REQUIRED,
+        "How many domains to generate: `<NAME><NN>`, numbered from 1 (`student01`, ...). "
+        "Lowering it makes the last ones orphans; the others keep their number.",
+        "count: 24"),
+    Key("first_subnet_id", "integer", REQUIRED,
+        "subnet_id of domain 1; domain N gets first_subnet_id + N - 1. The whole range must "
+        "stay within 0-254 and apart from every other domain's subnet_id.",
+        "first_subnet_id: 11"),
+    Key("digits", "integer", 2,
+        "Width of the zero-padded number in the names (1-3); fixed, so adding domains never "
+        "renames the others.",
+        "digits: 3"),
+    *(k for k in SECTIONS["domain"] if k.name != "subnet_id"),
+)
+SECTIONS["template_machine"] = (
+    Key("ip_host", "integer", Derived("none (DHCP)"),
+        "Host octet of the machine's static address in each generated domain: "
+        "`<base_subnet>.<subnet_id>.<ip_host>`; outside the DHCP range, 1-253.",
+        "ip_host: 10"),
+    *(k for k in SECTIONS["machine"] if k.name != "ip"),
+)
+
 _BY_NAME = {section: {k.name: k for k in ks} for section, ks in SECTIONS.items()}
 
 SECTION_TITLES: dict[str, str] = {
@@ -193,6 +222,8 @@ SECTION_TITLES: dict[str, str] = {
     "profile": "`domains.NAME.profiles.NAME`",
     "machine": "`domains.NAME.machines.NAME`",
     "network_policy": "`network_policies[]`",
+    "domain_template": "`domain_templates.NAME`",
+    "template_machine": "`domain_templates.NAME.machines.NAME`",
 }
 
 

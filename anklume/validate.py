@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from anklume import checks, schema
+from anklume import checks, expand, schema
 from anklume.errors import InputError, Problem
 from anklume.model import Config, Devices, Domain, Infra, Machine, Policy, Profile
 from anklume.schema import default
@@ -75,9 +75,27 @@ class _Validator:
         self.errors: list[Problem] = []
         self.warnings: list[Problem] = []
         self.base_ok = True
+        # Paths of domains a template generated -> where the template wrote them.
+        self.aliases: dict[Path, expand.Alias] = {}
 
     # -- reporting ---------------------------------------------------------
+    def alias(self, path: Path) -> expand.Alias | None:
+        """Where a generated domain's ``path`` was written (longest known prefix)."""
+        for i in range(len(path), 1, -1):
+            found = self.aliases.get(path[:i])
+            if found is not None:
+                return expand.Alias((*found.path, *path[i:]), found.domain)
+        return None
+
+    def line(self, path: Path) -> int | None:
+        found = self.alias(path)
+        return self.doc.line(found.path if found else path)
+
     def problem(self, path: Path, what: str, fix: str) -> Problem:
+        found = self.alias(path)
+        if found is not None:
+            return Problem(self.doc.filename, self.doc.line(found.path), dotted(found.path),
+                           f"{what} (in {found.domain})", fix)
         return Problem(self.doc.filename, self.doc.line(path), dotted(path), what, fix)
 
     def err(self, path: Path, what: str, fix: str) -> None:
@@ -207,13 +225,25 @@ class _Validator:
         if "base_subnet" in glob_raw and infra.base_subnet != glob_raw["base_subnet"]:
             self.base_ok = False  # reported already; do not check IPs against a guess
         domains = top.get("domains", {})
-        self.domains(domains, infra)
+        generated = expand.expand(top.get("domain_templates"), domains,
+                                  infra.base_subnet if self.base_ok else None, self.err)
+        self.aliases = generated.aliases
+        infra.domain_templates = generated.members
+        self.domains({**domains, **generated.domains}, infra)
         self.cross_checks(infra)
+        self.template_names(infra)
         self.admin_domain(glob_raw, infra)
         self.policies(top.get("network_policies", default("top", "network_policies")), infra)
         if self.errors:
-            raise InputError(self.errors)
+            raise InputError(_once_per_template_line(self.errors))
         return infra
+
+    def template_names(self, infra: Infra) -> None:
+        machines = {m.name for d in infra.domains for m in d.machines}
+        for name in infra.domain_templates:
+            if name in machines:
+                self.err(("domain_templates", name), f"template '{name}' has the name of a "
+                         "machine", "rename one (Ansible hosts and groups share one namespace)")
 
     def global_(self, g: dict[str, Any], infra: Infra) -> None:
         for name in ("default_os_image", "default_connection", "default_user", "gpu_policy",
@@ -434,7 +464,7 @@ class _Validator:
                 if m.name in owner:
                     first = owner[m.name]
                     self.err(path, f"machine name '{m.name}' is also used in domain "
-                             f"{first.domain} (line {self.doc.line(self.mpath(first))})",
+                             f"{first.domain} (line {self.line(self.mpath(first))})",
                              "machine names must be unique across all domains; rename one")
                 else:
                     owner[m.name] = m
@@ -445,7 +475,7 @@ class _Validator:
                     if m.ip in ips:
                         first = ips[m.ip]
                         self.err((*path, "ip"), f"{m.ip} is already used by machine "
-                                 f"{first.name} (line {self.doc.line((*self.mpath(first), 'ip'))})",
+                                 f"{first.name} (line {self.line((*self.mpath(first), 'ip'))})",
                                  "give each machine its own address")
                     else:
                         ips[m.ip] = m
@@ -498,9 +528,13 @@ class _Validator:
             if "from" not in p or "to" not in p:
                 continue
             ends: list[tuple[str, str, str]] = []
+            sides: list[list[tuple[str, str, str]]] = []
             for key in ("from", "to"):
                 name = p[key]
-                if name in domains:
+                if name in infra.domain_templates:  # a template: every domain it made
+                    sides.append([(d, "domain", infra.subnet(domains[d]))
+                                  for d in infra.domain_templates[name] if d in domains])
+                elif name in domains:
                     ends.append((name, "domain", infra.subnet(domains[name])))
                 elif name in machines:
                     ip = machines[name].ip
@@ -509,10 +543,14 @@ class _Validator:
                                  "give it an ip: a policy needs a fixed address")
                     ends.append((name, "machine", f"{ip}/32"))
                 else:
-                    guess = checks.did_you_mean(name, [*domains, *machines])
+                    known = [*domains, *machines, *infra.domain_templates]
+                    guess = checks.did_you_mean(name, known)
                     hint = f"did you mean '{guess}'? " if guess else ""
                     self.err((*path, key), f"'{name}' is neither a domain nor a machine",
-                             f"{hint}name a domain or machine of this file")
+                             f"{hint}name a domain, template or machine of this file")
+                    continue
+                if name not in infra.domain_templates:
+                    sides.append(ends[-1:])
             protocol = p.get("protocol", default("network_policy", "protocol"))
             ports: list[int | str] = []
             for j, value in enumerate(p.get("ports", default("network_policy", "ports"))):
@@ -525,11 +563,32 @@ class _Validator:
             if protocol == "icmp" and p.get("ports"):
                 self.err((*path, "ports"), "icmp has no ports",
                          "remove ports or use protocol tcp or udp")
-            if len(ends) == 2:
-                infra.policies.append(Policy(
-                    ends[0][0], ends[0][1], ends[0][2], ends[1][0], ends[1][1], ends[1][2],
-                    protocol, tuple(ports),
-                    p.get("description", default("network_policy", "description"))))
+            if len(sides) == 2:
+                for src in sides[0]:
+                    for dst in sides[1]:
+                        infra.policies.append(Policy(
+                            src[0], src[1], src[2], dst[0], dst[1], dst[2], protocol,
+                            tuple(ports),
+                            p.get("description", default("network_policy", "description"))))
+
+
+def _once_per_template_line(errors: list[Problem]) -> list[Problem]:
+    """A template's mistake shows in each domain it makes: report it once, with a count."""
+    first: dict[tuple[int | None, str, str], int] = {}
+    repeats: dict[int, int] = {}
+    kept: list[Problem] = []
+    for p in errors:
+        key = (p.line, p.path, p.fix)
+        if not p.path.startswith("domain_templates.") or key not in first:
+            first.setdefault(key, len(kept))
+            kept.append(p)
+        else:
+            repeats[first[key]] = repeats.get(first[key], 0) + 1
+    for index, more in repeats.items():
+        p = kept[index]
+        what = p.what[:-1] + f" and {more} more)" if p.what.endswith(")") else p.what
+        kept[index] = Problem(p.file, p.line, p.path, what, p.fix)
+    return kept
 
 
 def validate(doc: Document) -> tuple[Infra, list[Problem]]:

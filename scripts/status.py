@@ -3,7 +3,8 @@
 """`make status`: one table of the declared instances and the managed orphans.
 
 Reads the generated group_vars/all.yml and host_vars/ beside this directory (or DIR), then
-every instance with its state in one `incus query` call.
+every instance with its state in one `incus query` call. The domains a template generated
+(a class of students) come after the others, grouped under one line per template.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ def main(argv: list[str]) -> int:
         print(f"status: reading instances: {proc.stderr.strip()}", file=sys.stderr)
         return 1
     current = {(i.get("project"), i["name"]): i for i in json.loads(proc.stdout or "[]")}
-    rows = [("DOMAIN", "INSTANCE", "TYPE", "STATE", "IP")]
+    header = ("DOMAIN", "INSTANCE", "TYPE", "STATE", "IP")
+    rows: list[tuple[str, ...]] = []
     declared = set()
+    templates = allvars.get("anklume_domain_templates") or {}
+    group_of = {d: t for t, members in templates.items() for d in members}
+    grouped: dict[str, list[tuple[str, ...]]] = {t: [] for t in templates}
     for domain, rec in (allvars.get("anklume_domains") or {}).items():
         project = rec.get("project") or domain
         for machine in rec.get("machines") or []:
@@ -52,15 +57,27 @@ def main(argv: list[str]) -> int:
                     ips += [a["address"] for a in net.get("addresses") or []
                             if a.get("family") == "inet" and a.get("scope") == "global"]
             ip = ",".join(ips) or (f"({hv.get('instance_ip')})" if hv.get("instance_ip") else "-")
-            rows.append((domain, machine, hv.get("instance_type", "lxc"), state, ip))
+            row = (domain, machine, hv.get("instance_type", "lxc"), state, ip)
+            (grouped[group_of[domain]] if domain in group_of else rows).append(row)
     for (project, name), inst in sorted(current.items()):
         cfg = inst.get("config") or {}
         if (project, name) not in declared and cfg.get("user.anklume.managed") == "true" \
                 and cfg.get("user.anklume.owner", "") == owner:
             rows.append((project, name, inst.get("type", ""), "ORPHAN", "-"))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
-    for row in rows:
+    every = [header, *rows, *(r for g in grouped.values() for r in g)]
+    widths = [max(len(str(r[i])) for r in every) for i in range(5)]
+
+    def show(row: tuple[str, ...]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+    for plain in (header, *rows):
+        show(plain)
+    for template, members in grouped.items():
+        running = sum(1 for r in members if r[3] == "RUNNING")
+        print(f"-- template {template}: {len(templates[template])} domains, "
+              f"{running}/{len(members)} instances running")
+        for member in members:
+            show(member)
     return 0
 
 

@@ -42,9 +42,15 @@ def _objects() -> dict[str, Any]:
             "network_policy": model.Policy("a", "domain", "x", "b", "domain", "y")}
 
 
+# Template sections have no dataclass: they expand into domains and machines (anklume/expand.py,
+# whose digits default test_expand.py pins).
+EXPANDED = {"domain_template", "template_machine"}
+
+
 def _literal_keys() -> list[tuple[str, str]]:
     return [(section, k.name) for section, keys in schema.SECTIONS.items() for k in keys
-            if not isinstance(k.default, schema.Derived) and (section, k.name) not in NOT_FIELDS]
+            if not isinstance(k.default, schema.Derived) and (section, k.name) not in NOT_FIELDS
+            and section not in EXPANDED]
 
 
 def _expected(section: str, name: str) -> Any:

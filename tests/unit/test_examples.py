@@ -9,7 +9,6 @@ infra.yml comments is a real target of the Makefile.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,17 +83,23 @@ def test_examples_index_links_every_example() -> None:
         assert f"]({name}/)" in index, f"examples/README.md does not link {name}"
 
 
-def test_teacher_lab_loop_adds_students_that_validate(tmp_path: Path) -> None:
-    readme = (EXAMPLES / "teacher-lab" / "README.md").read_text()
-    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "for n in" in b)
-    loop = block[: block.index("done >> infra.yml") + len("done >> infra.yml")]
-    shutil.copy(EXAMPLES / "teacher-lab" / "infra.yml", tmp_path / "infra.yml")
-    subprocess.run(["bash", "-c", loop], cwd=tmp_path, check=True)
-    result = _sync(tmp_path / "infra.yml", tmp_path / "out")
+def test_teacher_lab_count_sizes_the_class_without_touching_the_others(tmp_path: Path) -> None:
+    text = (EXAMPLES / "teacher-lab" / "infra.yml").read_text()
+    assert "count: 12" in text
+    (tmp_path / "infra.yml").write_text(text.replace("count: 12", "count: 24"))
+    result = _sync(tmp_path / "infra.yml", tmp_path)
     assert result.returncode == 0, result.stderr
-    doc = yaml.safe_load((tmp_path / "infra.yml").read_text())
-    assert [d for d in doc["domains"] if d.startswith("student")] == [
+    inventory = yaml.safe_load((tmp_path / "inventory" / "student.yml").read_text())
+    assert list(inventory["all"]["children"]["student"]["children"]) == [
         f"student{n:02d}" for n in range(1, 25)]
+    student24 = (tmp_path / "host_vars" / "student24-srv.yml").read_text()
+    assert "instance_ip: 10.100.34.10" in student24
+    before = (tmp_path / "host_vars" / "student07-srv.yml").read_bytes()
+    (tmp_path / "infra.yml").write_text(text)
+    result = _sync(tmp_path / "infra.yml", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "host_vars" / "student07-srv.yml").read_bytes() == before
+    assert "orphan: host_vars/student13-srv.yml" in result.stdout
 
 
 # --- every `make <target>` in the docs exists -------------------------------------------
