@@ -1,4 +1,4 @@
-"""Expand ``domain_templates`` into plain domains before they are validated (ADR-059).
+"""Expand ``domain_templates`` into plain domains before they are validated (ADR-060).
 
 A template is one domain written once with a ``count``: domain N is ``<name><NN>`` (fixed
 width, so a larger count never renames the others), its subnet_id is

@@ -1,4 +1,4 @@
-"""domain_templates: N domains from one declaration (anklume/expand.py, ADR-059)."""
+"""domain_templates: N domains from one declaration (anklume/expand.py, ADR-060)."""
 
 from __future__ import annotations
 
