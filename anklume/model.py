@@ -53,6 +53,7 @@ class Machine:
     ephemeral: bool = default("domain", "ephemeral")
     snapshots_schedule: str = default("domain", "snapshots_schedule")
     snapshots_expiry: str = default("domain", "snapshots_expiry")
+    allow_spoofing: bool = default("machine", "allow_spoofing")
 
 
 @dataclass
@@ -65,6 +66,10 @@ class Domain:
     nat: bool | None = None
     profiles: dict[str, Profile] = field(default_factory=dict)
     machines: list[Machine] = field(default_factory=list)
+
+
+# The network_policies endpoint that names the host itself (`to: host`).
+HOST = "host"
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ def host(infra: Infra, d: Domain, m: Machine) -> dict[str, Any]:
         "instance_ephemeral": m.ephemeral,
         "instance_snapshots_schedule": m.snapshots_schedule,
         "instance_snapshots_expiry": m.snapshots_expiry,
+        "instance_allow_spoofing": m.allow_spoofing,
     }
 
 

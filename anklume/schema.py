@@ -174,10 +174,17 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "snapshots_schedule: '@daily'"),
         Key("snapshots_expiry", "string", Derived("domain's snapshots_expiry"),
             "Snapshot lifetime (overrides the domain's).", "snapshots_expiry: 3d"),
+        Key("allow_spoofing", "boolean", False,
+            "`true` lifts the anti-spoofing filters of its eth0 (MAC, IPv4, IPv6 source "
+            "addresses): only for a machine that routes others' packets (firewall, VPN "
+            "gateway). See docs/network-isolation.md.",
+            "allow_spoofing: true"),
     ),
     "network_policy": (
         Key("from", "string", REQUIRED, "Source: a domain or machine name.", "from: pro"),
-        Key("to", "string", REQUIRED, "Destination: a domain or machine name.",
+        Key("to", "string", REQUIRED,
+            "Destination: a domain or machine name, or `host` (the host's address on the "
+            "source's bridge).",
             "to: homelab-llm"),
         Key("protocol", "string", "any", "`tcp`, `udp`, `icmp` or `any`.", "protocol: tcp"),
         Key("ports", "list of ports", [],

@@ -7,11 +7,12 @@ All problems of a file are collected, then raised together as one
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import Any
 
 from anklume import checks, expand, schema
 from anklume.errors import InputError, Problem
-from anklume.model import Config, Devices, Domain, Infra, Machine, Policy, Profile
+from anklume.model import HOST, Config, Devices, Domain, Infra, Machine, Policy, Profile
 from anklume.schema import default
 from anklume.yamlload import Document, Path, dotted
 
@@ -350,6 +351,7 @@ class _Validator:
             ephemeral=m.get("ephemeral", domain.ephemeral),
             snapshots_schedule=m.get("snapshots_schedule", _domain_value(d, "snapshots_schedule")),
             snapshots_expiry=m.get("snapshots_expiry", _domain_value(d, "snapshots_expiry")),
+            allow_spoofing=m.get("allow_spoofing", default("machine", "allow_spoofing")),
         )
         if "os_image" in m and not m["os_image"]:
             self.err((*path, "os_image"), "empty image name",
@@ -531,6 +533,10 @@ class _Validator:
             sides: list[list[tuple[str, str, str]]] = []
             for key in ("from", "to"):
                 name = p[key]
+                if name == HOST:  # the host itself, only as a destination
+                    self.host_endpoint(key, path, [*domains, *machines, *infra.domain_templates])
+                    sides.append([(name, "host", "")])
+                    continue
                 if name in infra.domain_templates:  # a template: every domain it made
                     sides.append([(d, "domain", infra.subnet(domains[d]))
                                   for d in infra.domain_templates[name] if d in domains])
@@ -570,6 +576,15 @@ class _Validator:
                             src[0], src[1], src[2], dst[0], dst[1], dst[2], protocol,
                             tuple(ports),
                             p.get("description", default("network_policy", "description"))))
+
+    def host_endpoint(self, key: str, path: Path, names: Iterable[str]) -> None:
+        """`host` is a destination only, and must not also name a domain, template or machine."""
+        if key == "from":
+            self.err((*path, key), "the host cannot be a policy source",
+                     "only `to: host` exists: the host's own traffic is not filtered")
+        elif HOST in names:
+            self.err((*path, key), f"'{HOST}' names both the host and a domain or machine",
+                     f"rename the domain, template or machine called {HOST}")
 
 
 def _once_per_template_line(errors: list[Problem]) -> list[Problem]:

@@ -157,6 +157,17 @@ def ipv4s(inst):
     return sorted(out)
 
 
+def needs_new_lease(current, wanted):
+    """An eth device changed in more than its security.* filters (which Incus applies live):
+    a new static address reaches the instance only through a fresh DHCP request."""
+    def lease(device):
+        return {k: v for k, v in (device or {}).items() if not k.startswith("security.")}
+    current, wanted = current or {}, wanted or {}
+    return any(stringify(lease(current.get(k))) != stringify(lease(wanted.get(k)))
+               or (k in current) != (k in wanted)
+               for k in set(current) | set(wanted) if k.startswith("eth"))
+
+
 def ready(inst, ip):
     if not inst or inst.get("status") != "Running":
         return False
@@ -353,8 +364,7 @@ class Instances(ObjectReconciler):
                     "stateful": cur.get("stateful", False)})
             if not running:
                 ops.append(self.state_op(cur, "start", f"starting instance {name}"))
-            elif any(k.startswith("devices.eth") for k in dkeys):
-                # A new static lease reaches the instance through a fresh DHCP request.
+            elif needs_new_lease(cur.get("devices"), devices):
                 ops.append(self.state_op(cur, "restart", f"restarting instance {name}"))
         if self.check_mode:
             return

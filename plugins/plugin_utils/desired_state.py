@@ -20,6 +20,15 @@ _FALSE = {"no", "off", "false", "0"}
 # the fallbacks for a hand-written host; tests/unit/test_defaults.py ties them to schema.py).
 MACHINE_TYPE = "lxc"
 MACHINE_PROFILES = ("default",)
+# Incus's anti-spoofing on every eth0 anklume creates (ADR-059): the NIC may send only from
+# its own MAC and its own addresses (the static one, else the DHCP lease Incus pins), and
+# cannot answer ARP/NDP for another's. A machine with ``instance_allow_spoofing`` gets "false".
+NIC_FILTERS = ("security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering")
+
+
+def nic_filters(on: bool) -> dict[str, str]:
+    """The anti-spoofing keys of an eth0, all on or all off."""
+    return dict.fromkeys(NIC_FILTERS, "true" if on else "false")
 
 
 class DesiredStateError(ValueError):
@@ -109,14 +118,16 @@ def networks(domains: Mapping[str, Any], nat: Any, ipv6_address: str,
 
 def projects(domains: Mapping[str, Any], config: Mapping[str, Any],
              storage_pool: str) -> list[dict[str, Any]]:
-    """One project per domain; its default profile holds the root disk and eth0 on the bridge."""
+    """One project per domain; its default profile holds the root disk and eth0 on the bridge,
+    with the anti-spoofing filters on."""
     return [{
         "name": project_of(name, d),
         "description": d.get("description", ""),
         "config": plain(config),
         "default_devices": {
             "root": {"type": "disk", "path": "/", "pool": storage_pool},
-            "eth0": {"type": "nic", "name": "eth0", "network": network_of(name, d)},
+            "eth0": {"type": "nic", "name": "eth0", "network": network_of(name, d),
+                     **nic_filters(True)},
         },
     } for name, d in domains.items()]
 
@@ -176,10 +187,12 @@ def _instance(host: str, v: Mapping[str, Any], domain: str, d: Mapping[str, Any]
               image: str, admin_device: Mapping[str, str] | None) -> dict[str, Any]:
     ip = _or(v, "instance_ip", "")
     devices = plain(_or(v, "instance_devices", {}))
-    if ip:
-        # The static address is set on eth0 itself, replacing any eth0 the machine declares.
+    spoofing = as_bool(v.get("instance_allow_spoofing", False))
+    if ip or spoofing:
+        # The static address (or the lifted filters of a routing machine) is set on eth0
+        # itself, replacing the profile's eth0 and any eth0 the machine declares.
         devices["eth0"] = {"type": "nic", "name": "eth0", "network": network_of(domain, d),
-                           "ipv4.address": ip}
+                           **({"ipv4.address": ip} if ip else {}), **nic_filters(not spoofing)}
     if admin_device is not None:
         devices["incus-socket"] = dict(admin_device)
     ephemeral = as_bool(v.get("instance_ephemeral", d.get("ephemeral", False)))

@@ -10,7 +10,9 @@ the lab's own containers and bridge gateways.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterable
@@ -60,6 +62,10 @@ OUT_BOX = Box("t6-out", "t6out", "10.130.9.10", 9)
 BY_NAME = {b.name: b for b in [*BOXES, OUT_BOX]}
 POLICY_PORT = 11434
 CLOSED_PORT = 11435
+# Ports of the test's listener on the host (all addresses, IPv4 and IPv6): one closed to
+# every domain, one a `to: host` policy opens for t6per.
+HOST_PORT = 47130
+HOST_POLICY_PORT = 47131
 
 
 def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -147,8 +153,20 @@ def addresses() -> dict[str, tuple[str, str]]:
 
 def tentative(name: str) -> bool:
     """An IPv6 address still in duplicate address detection does not answer yet."""
-    out = run("incus", "exec", name, "--", "ip", "-6", "addr", "show", "dev", "eth0", "tentative",
-              check=False).stdout
+    out = run(
+        "incus",
+        "exec",
+        name,
+        "--",
+        "ip",
+        "-6",
+        "addr",
+        "show",
+        "dev",
+        "eth0",
+        "tentative",
+        check=False,
+    ).stdout
     return out.strip() != ""
 
 
@@ -192,6 +210,13 @@ def tcp(src: str, dst: str, port: int) -> bool:
     return proc.returncode == 0
 
 
+def connects(src: str, dst: str, port: int) -> bool:
+    """One bounded TCP connection attempt with Python (takes fe80::x%eth0 addresses)."""
+    script = f"import socket; socket.create_connection(({dst!r}, {port}), 1).close()"
+    proc = run("incus", "exec", src, "--", "python3", "-c", script, check=False)
+    return proc.returncode == 0
+
+
 def parallel(probes: dict[str, tuple]) -> dict[str, bool]:  # type: ignore[type-arg]
     """Run many probes at once: key -> (function, *args)."""
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -230,7 +255,18 @@ def lab_vars(**overrides: object) -> dict[str, object]:
                 "protocol": "tcp",
                 "ports": [POLICY_PORT],
                 "description": "perso to the homelab LLM",
-            }
+            },
+            {
+                "from": "t6per",
+                "from_kind": "domain",
+                "from_cidr": "10.130.2.0/24",
+                "to": "host",
+                "to_kind": "host",
+                "to_cidr": "",
+                "protocol": "tcp",
+                "ports": [HOST_POLICY_PORT],
+                "description": "perso to a host service",
+            },
         ],
         "incus_nftables_table": TABLE,
     }
@@ -280,3 +316,43 @@ def apply_role(tmp: Path, *extra: str, **overrides: object) -> Applied:
 def live_table() -> str:
     """The lab table as the kernel holds it ("" when absent)."""
     return run("nft", "-s", "list", "table", "inet", TABLE, check=False).stdout
+
+
+def incusd_processes() -> dict[int, str]:
+    """pid -> role ("daemon", or the helper's subcommand such as forkproxy).
+
+    The helpers are also named incusd: killing them with the daemon would
+    break the proxy devices of every other instance on this machine."""
+    out = subprocess.run(["pgrep", "-x", "incusd"], capture_output=True, text=True, check=False)
+    found = {}
+    for pid in out.stdout.split():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # exited meanwhile
+        helper = len(argv) > 1 and argv[1].startswith(b"fork")
+        found[int(pid)] = argv[1].decode() if helper else "daemon"
+    return found
+
+
+def incusd_pids() -> list[int]:
+    return [pid for pid, role in incusd_processes().items() if role == "daemon"]
+
+
+def restart_incusd() -> None:
+    """Stop the daemon (never its fork* helpers) and bring it back with scripts/host.sh."""
+    pids = incusd_pids()
+    assert pids, "no incusd process to restart"
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while incusd_pids() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    host = subprocess.run(
+        ["bash", str(ROOT / "scripts/host.sh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert host.returncode == 0, host.stdout + host.stderr

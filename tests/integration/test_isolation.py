@@ -12,10 +12,10 @@ restart, which briefly takes the shared daemon away, runs last.
 from __future__ import annotations
 
 import itertools
-import os
-import signal
+import json
+import socket
 import struct
-import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,7 +156,8 @@ def dns_query(name: str) -> bytes:
 
 
 def test_outside_dhcp_and_dns_keep_working(boxes: dict[str, str]) -> None:
-    """Isolation only cuts domain-to-domain: the outside and the host's services stay."""
+    """The outside stays reachable; DNS from the bridge's own dnsmasq and ping to its own
+    gateway pass the host's input filter."""
     out_ip = lab.BY_NAME["t6-out"].ip
     got = lab.parallel(
         {
@@ -175,6 +176,115 @@ def test_outside_dhcp_and_dns_keep_working(boxes: dict[str, str]) -> None:
     )
     dns = lab.run("incus", "exec", "t6-per", "--", "python3", "-c", script, check=False)
     assert dns.returncode == 0, f"DNS from the bridge's dnsmasq failed: {dns.stderr}"
+    # The dnsmasq of another domain (the host too, through its gateway address) stays closed.
+    other = script.replace("10.130.2.254", "10.130.3.254")
+    dns = lab.run("incus", "exec", "t6-per", "--", "python3", "-c", other, check=False)
+    assert dns.returncode != 0 and "timed out" in dns.stderr, dns.stderr
+
+
+@pytest.fixture(scope="module")
+def host_listener() -> Iterator[str]:
+    """TCP listeners on the host on every address (IPv4 and IPv6) on both host ports, as a
+    service bound to all addresses is; yields the host's link-local address on net-t6per."""
+    stop = threading.Event()
+    servers = [
+        socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
+        for port in (lab.HOST_PORT, lab.HOST_POLICY_PORT)
+    ]
+
+    def serve(server: socket.socket) -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in servers]
+    for t in threads:
+        t.start()
+    addrs = json.loads(lab.run("ip", "-6", "-j", "addr", "show", "dev", "net-t6per").stdout)
+    link_local = next(
+        a["local"] for i in addrs for a in i["addr_info"] if a["local"].startswith("fe80:")
+    )
+    try:
+        yield link_local
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        for server in servers:
+            server.close()
+
+
+def test_the_host_is_closed_to_domains_except_a_declared_port(
+    boxes: dict[str, str], host_listener: str
+) -> None:
+    """A host service bound to all addresses: closed through the domain's own gateway and
+    through another domain's, IPv4, IPv6 and link-local; `to: host` opens one port, on the
+    source domain's own gateway. The bridge outside every domain proves the listener is up."""
+    port, opened = lab.HOST_PORT, lab.HOST_POLICY_PORT
+    got = lab.parallel(
+        {
+            "per->own-gw": (lab.connects, "t6-per", "10.130.2.254", port),
+            "per->other-gw": (lab.connects, "t6-per", "10.130.3.254", port),
+            "per->own-gw:v6": (lab.connects, "t6-per", "fd00:130:2::1", port),
+            "per->other-gw:v6": (lab.connects, "t6-per", "fd00:130:3::1", port),
+            "per->link-local": (lab.connects, "t6-per", f"{host_listener}%eth0", port),
+            "adm->own-gw": (lab.connects, "t6-adm", "10.130.1.254", port),
+            "per->policy": (lab.connects, "t6-per", "10.130.2.254", opened),
+            "per->policy:v6": (lab.connects, "t6-per", "fd00:130:2::1", opened),
+            "per->policy:other-gw": (lab.connects, "t6-per", "10.130.3.254", opened),
+            "pro->policy": (lab.connects, "t6-pro", "10.130.3.254", opened),
+            "outside->host": (lab.connects, "t6-out", "10.130.9.254", port),
+            "outside->host:v6": (lab.connects, "t6-out", "fd00:130:9::1", port),
+        }
+    )
+    assert got == {
+        "per->own-gw": False,
+        "per->other-gw": False,
+        "per->own-gw:v6": False,
+        "per->other-gw:v6": False,
+        "per->link-local": False,
+        "adm->own-gw": False,  # the admin domain reaches Incus through its socket proxy
+        "per->policy": True,
+        "per->policy:v6": True,
+        "per->policy:other-gw": False,  # `to: host` is the source bridge's own address
+        "pro->policy": False,
+        "outside->host": True,
+        "outside->host:v6": True,
+    }
+    assert "anklume: domain to host" in lab.live_table()
+
+
+def lease_expiry(bridge: str, ip: str) -> int:
+    leases = Path(f"/var/lib/incus/networks/{bridge}/dnsmasq.leases").read_text()
+    rows = [line.split() for line in leases.splitlines()]  # "duid ..." lines have 2 fields
+    return next(int(row[0]) for row in rows if len(row) > 2 and row[2] == ip)
+
+
+def test_dhcp_renewal_and_a_new_lease_pass_the_host_filter(boxes: dict[str, str]) -> None:
+    """A renewal (unicast to the gateway) moves the lease's expiry; a fresh DISCOVER
+    (broadcast, after the address is gone) brings the static address back."""
+    per = lab.BY_NAME["t6-per"]
+    before = lease_expiry(per.network, per.ip)
+    time.sleep(1.2)  # dnsmasq's expiry has a one-second resolution
+    lab.run("incus", "exec", per.name, "--", "networkctl", "renew", "eth0")
+    deadline = time.monotonic() + 15
+    while lease_expiry(per.network, per.ip) == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert lease_expiry(per.network, per.ip) > before, "the DHCP renewal was not answered"
+    lab.run(
+        "incus",
+        "exec",
+        per.name,
+        "--",
+        "sh",
+        "-c",
+        "ip -4 addr flush dev eth0 && networkctl reconfigure eth0",
+    )
+    boxes[per.name] = lab.wait_addresses([per.name], timeout=60)[per.name]
 
 
 def test_second_apply_changes_nothing_and_repairs_drift(work: Path) -> None:
@@ -187,7 +297,7 @@ def test_second_apply_changes_nothing_and_repairs_drift(work: Path) -> None:
     lab.run("nft", "flush", "chain", "inet", lab.TABLE, "forward")
     plan = apply_ok(work, "--check")
     assert plan.changed == 1 and "anklume: inter-domain" in plan.output
-    assert "drop" not in lab.live_table()
+    assert "inter-domain" not in lab.live_table()
     assert apply_ok(work).changed == 1
     assert lab.live_table() == table
     assert apply_ok(work).changed == 0
@@ -273,28 +383,9 @@ def test_isolation_off_then_on(work: Path) -> None:
     assert lab.ping("t6-adm", pro.ip)
 
 
-def incusd_processes() -> dict[int, str]:
-    """pid -> role ("daemon", or the helper's subcommand such as forkproxy).
-
-    The helpers are also named incusd: killing them with the daemon would
-    break the proxy devices of every other instance on this machine."""
-    out = subprocess.run(["pgrep", "-x", "incusd"], capture_output=True, text=True, check=False)
-    found = {}
-    for pid in out.stdout.split():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue  # exited meanwhile
-        helper = len(argv) > 1 and argv[1].startswith(b"fork")
-        found[int(pid)] = argv[1].decode() if helper else "daemon"
-    return found
-
-
-def incusd_pids() -> list[int]:
-    return [pid for pid, role in incusd_processes().items() if role == "daemon"]
-
-
-def test_rules_survive_an_incusd_restart(boxes: dict[str, str], work: Path) -> None:
+def test_rules_survive_an_incusd_restart(
+    boxes: dict[str, str], work: Path, host_listener: str
+) -> None:
     """Last on purpose: kills the shared daemon and brings it back with scripts/host.sh."""
     if Path("/run/systemd/system").exists():
         pytest.skip("systemd manages incusd here: restart it with systemctl instead")
@@ -302,21 +393,21 @@ def test_rules_survive_an_incusd_restart(boxes: dict[str, str], work: Path) -> N
     table = lab.live_table()
     assert table, "no ruleset loaded before the restart"
     # A proxy device of our own shows that other instances' proxies outlive the restart.
-    lab.run("incus", "config", "device", "add", "t6-adm", "t6-sock", "proxy", "bind=instance",
-            "listen=unix:/tmp/t6.sock", "connect=unix:/var/lib/incus/unix.socket")
-    proxies = [pid for pid, role in incusd_processes().items() if role == "forkproxy"]
-    assert proxies, "the proxy device started no forkproxy"
-    pids = incusd_pids()
-    assert pids, "no incusd process to restart"
-    for pid in pids:
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while incusd_pids() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    host = subprocess.run(
-        ["bash", str(lab.ROOT / "scripts/host.sh")], capture_output=True, text=True, timeout=120
+    lab.run(
+        "incus",
+        "config",
+        "device",
+        "add",
+        "t6-adm",
+        "t6-sock",
+        "proxy",
+        "bind=instance",
+        "listen=unix:/tmp/t6.sock",
+        "connect=unix:/var/lib/incus/unix.socket",
     )
-    assert host.returncode == 0, host.stdout + host.stderr
+    proxies = [pid for pid, role in lab.incusd_processes().items() if role == "forkproxy"]
+    assert proxies, "the proxy device started no forkproxy"
+    lab.restart_incusd()
     assert all(Path(f"/proc/{pid}").exists() for pid in proxies), "a proxy device died"
     assert lab.live_table() == table
     lab.wait_addresses()
@@ -326,7 +417,16 @@ def test_rules_survive_an_incusd_restart(boxes: dict[str, str], work: Path) -> N
             "lab->adm": (lab.ping, "t6-lab", lab.BY_NAME["t6-adm"].ip),
             "per->pro:v6": (lab.ping, "t6-per", boxes["t6-pro"]),
             "adm->lab": (lab.ping, "t6-adm", lab.BY_NAME["t6-lab"].ip),
+            "per->host": (lab.connects, "t6-per", "10.130.2.254", lab.HOST_PORT),
+            "per->host:policy": (lab.connects, "t6-per", "10.130.2.254", lab.HOST_POLICY_PORT),
         }
     )
-    assert got == {"per->pro": False, "lab->adm": False, "per->pro:v6": False, "adm->lab": True}
+    assert got == {
+        "per->pro": False,
+        "lab->adm": False,
+        "per->pro:v6": False,
+        "adm->lab": True,
+        "per->host": False,
+        "per->host:policy": True,
+    }
     assert apply_ok(work).changed == 0

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.unit
 
 FILTERS = "ansible_collections.anklume.incus.plugins.filter"
 ADMIN_DEVICE = ds.admin_socket_device("/var/lib/incus/unix.socket", "/var/lib/incus-host.sock")
+# The anti-spoofing keys every eth0 anklume creates carries (ADR-059).
+FILTERS_ON = ds.nic_filters(True)
 
 
 def _domain(name: str, sid: int, **extra: Any) -> dict[str, Any]:
@@ -87,7 +89,8 @@ def test_a_project_per_domain_whose_default_profile_is_on_the_bridge() -> None:
     assert project == {"name": "pro", "description": "Work", "config": config,
                        "default_devices": {
                            "root": {"type": "disk", "path": "/", "pool": "default"},
-                           "eth0": {"type": "nic", "name": "eth0", "network": "net-pro"}}}
+                           "eth0": {"type": "nic", "name": "eth0", "network": "net-pro",
+                                    **FILTERS_ON}}}
     assert project["config"] is not config
 
 
@@ -110,10 +113,33 @@ def test_a_static_address_replaces_the_machines_own_eth0() -> None:
                                    instance_devices=own)})["dev"]
     assert dev["devices"] == {
         "eth0": {"type": "nic", "name": "eth0", "network": "net-pro",
-                 "ipv4.address": "10.100.2.10"},
+                 "ipv4.address": "10.100.2.10", **FILTERS_ON},
         "data": {"type": "disk"}}
     assert dev["ip"] == "10.100.2.10"
     assert own["eth0"] == {"type": "nic", "network": "elsewhere"}  # the variable is untouched
+
+
+@pytest.mark.parametrize("ip", ["10.100.2.13", ""])
+def test_a_routing_machine_gets_its_own_eth0_without_filters(ip: str) -> None:
+    """allow_spoofing overrides the profile's filtered eth0, static address or DHCP."""
+    dev = _instances({"gw": _host("gw", "pro", instance_ip=ip,
+                                  instance_allow_spoofing=True)})["gw"]
+    assert dev["devices"] == {"eth0": {
+        "type": "nic", "name": "eth0", "network": "net-pro",
+        **({"ipv4.address": ip} if ip else {}),
+        "security.mac_filtering": "false", "security.ipv4_filtering": "false",
+        "security.ipv6_filtering": "false"}}
+
+
+def test_every_eth0_anklume_creates_filters_spoofing() -> None:
+    """The profile's eth0 (DHCP machines) and a static eth0 both carry the three filters."""
+    assert FILTERS_ON == {"security.mac_filtering": "true", "security.ipv4_filtering": "true",
+                          "security.ipv6_filtering": "true"}
+    [project] = ds.projects({"pro": _domain("pro", 2)}, {}, "default")
+    assert FILTERS_ON.items() <= project["default_devices"]["eth0"].items()
+    static = _instances({"dev": _host("dev", "pro", instance_ip="10.100.2.10",
+                                      instance_allow_spoofing=False)})["dev"]
+    assert FILTERS_ON.items() <= static["devices"]["eth0"].items()
 
 
 def test_without_an_address_the_devices_are_the_machines() -> None:

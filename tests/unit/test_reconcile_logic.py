@@ -278,6 +278,19 @@ def test_instance_new_static_address_restarts_a_running_instance() -> None:
     assert client.waves == [["restarting instance a-dev"]]
 
 
+def test_instance_new_nic_filters_apply_without_a_restart() -> None:
+    """Incus applies security.* of a running NIC live: only the update is written."""
+    eth0 = {"type": "nic", "network": "net-a", "ipv4.address": "10.0.0.1"}
+    client = FakeIncus(instances=[instance("a-dev", devices={"eth0": eth0})])
+    filters = {"security.mac_filtering": "true", "security.ipv4_filtering": "true"}
+    spec = {**SPEC, "devices": {"eth0": {**eth0, **filters}}}
+    result = run("incus_instance", {"instances": [spec], "owner": "anklume", "wait": False},
+                 client)
+    assert entries(result) == [("instance", "a-dev", "change", "devices.eth0")]
+    assert client.waves == []
+    assert [w[0] for w in client.writes] == ["PUT"]
+
+
 def test_instances_to_create_are_one_batch_of_operations() -> None:
     client = FakeIncus()
     specs = [{"name": f"a-{i}", "project": "a", "image": "debian"} for i in range(3)]

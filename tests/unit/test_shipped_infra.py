@@ -136,6 +136,25 @@ def test_additive_keys_render(tmp_path: Path) -> None:
     assert yaml.safe_load(files["group_vars/llm.yml"])["ansible_incus_remote"] == "lab"
 
 
+def test_host_policies_and_the_spoofing_opt_out_render(tmp_path: Path) -> None:
+    """`to: host` is a policy endpoint of its own kind; allow_spoofing reaches host_vars."""
+    text = V1_STYLE.replace('        ip: "10.100.10.20"\n',
+                            '        ip: "10.100.10.20"\n        allow_spoofing: true\n') + (
+        "network_policies:\n"
+        "  - {from: v1-llm, to: host, protocol: tcp, ports: [8080], description: cache}\n")
+    result = sync(tmp_path, text)
+    assert result.code == 0, result.err
+    files = tree(tmp_path)
+    all_vars = yaml.safe_load(files["group_vars/all.yml"])
+    assert all_vars["anklume_network_policies"] == [{
+        "from": "v1-llm", "from_kind": "machine", "from_cidr": "10.100.10.10/32",
+        "to": "host", "to_kind": "host", "to_cidr": "",
+        "protocol": "tcp", "ports": [8080], "description": "cache"}]
+    spoofing = {name: yaml.safe_load(body)["instance_allow_spoofing"]
+                for name, body in files.items() if name.startswith("host_vars/")}
+    assert [name for name, on in spoofing.items() if on] == ["host_vars/v1-vm.yml"]
+
+
 def test_machine_without_ip_uses_dhcp(tmp_path: Path) -> None:
     assert sync(tmp_path, V1_STYLE.replace('        ip: "10.100.10.20"\n', "")).code == 0
     assert yaml.safe_load(tree(tmp_path)["host_vars/v1-vm.yml"])["instance_ip"] == ""
