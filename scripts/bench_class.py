@@ -30,7 +30,7 @@ PREFIX, OWNER, BASE, NFT = "b18", "b18bench", "10.181", "anklumeb18"
 TEMPLATE, ADMIN = "b18c", "b18adm"
 LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "collections",
          "scripts", "Makefile", ".venv")
-SYNC_RUNS = 5
+SYNC_RUNS = 9
 
 
 def log(msg: str) -> None:
@@ -108,17 +108,19 @@ def lab(work: Path, name: str, infra: dict[str, object]) -> Path:
     return root
 
 
-def sync_seconds(root: Path) -> tuple[float, int]:
-    """Median wall time of a sync into an empty tree, and the lines of infra.yml."""
-    times = []
+def sync_seconds(roots: list[Path]) -> list[float]:
+    """Median wall time of a sync into an empty tree, per root; the runs alternate between
+    the roots so that a busy moment weighs on both alike."""
+    times: list[list[float]] = [[] for _ in roots]
     for i in range(SYNC_RUNS):
-        out = root / f"sync{i}"
-        start = time.monotonic()
-        sh(str(REPO / ".venv/bin/python"), str(REPO / "scripts/generate.py"),
-           str(root / "infra.yml"), "--output", str(out))
-        times.append(time.monotonic() - start)
-        shutil.rmtree(out)
-    return statistics.median(times), len((root / "infra.yml").read_text().splitlines())
+        for root, took in zip(roots, times, strict=True):
+            out = root / f"sync{i}"
+            start = time.monotonic()
+            sh(str(REPO / ".venv/bin/python"), str(REPO / "scripts/generate.py"),
+               str(root / "infra.yml"), "--output", str(out))
+            took.append(time.monotonic() - start)
+            shutil.rmtree(out)
+    return [statistics.median(t) for t in times]
 
 
 def make(root: Path, *args: str) -> float:
@@ -145,9 +147,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="anklume-bench-class."))
     rows: dict[str, list[str]] = {}
     try:
-        for form, infra in (("template", templated(count)), ("by hand", by_hand(count))):
-            root = lab(work, form.replace(" ", "-"), infra)
-            sync, infra_lines = sync_seconds(root)
+        forms = {"template": templated(count), "by hand": by_hand(count)}
+        roots = {form: lab(work, form.replace(" ", "-"), infra) for form, infra in forms.items()}
+        syncs = dict(zip(forms, sync_seconds(list(roots.values())), strict=True))
+        for form, root in roots.items():
+            infra_lines = len((root / "infra.yml").read_text().splitlines())
             cleanup()
             log(f"{form}: cold make apply TAGS=infra, {count + 1} instances")
             apply = cold(root)
@@ -156,7 +160,7 @@ def main() -> None:
                 log(f"{form}: make destroy DOMAIN={TEMPLATE}")
                 destroy = f"{make(root, 'destroy', f'DOMAIN={TEMPLATE}'):.1f}"
             cleanup()
-            rows[form] = [str(infra_lines), f"{sync:.2f}", f"{apply:.1f}", destroy]
+            rows[form] = [str(infra_lines), f"{syncs[form]:.2f}", f"{apply:.1f}", destroy]
     finally:
         cleanup()
         shutil.rmtree(work, ignore_errors=True)
