@@ -56,6 +56,13 @@ def _managed_vars(path: str, rel: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {}
 
 
+def _template_group(data: dict[str, Any], name: str) -> bool:
+    """An inventory file of a domain template: its group holds child groups, no hosts."""
+    children = data.get("all", {}).get("children") if isinstance(data.get("all"), dict) else None
+    group = children.get(name) if isinstance(children, dict) else None
+    return isinstance(group, dict) and "children" in group and "hosts" not in group
+
+
 def find(outdir: str, expected: Iterable[str]) -> list[Orphan]:
     """Managed files under ``outdir`` that ``expected`` no longer lists."""
     keep = set(expected)
@@ -82,7 +89,8 @@ def find(outdir: str, expected: Iterable[str]) -> list[Orphan]:
             else:  # inventory carries no variables: ask the domain's group_vars
                 gv = _managed_vars(os.path.join(outdir, "group_vars", fname), rel) or {}
                 flag = gv.get("anklume_domain_ephemeral")
-            found.append(Orphan(rel, kind, name, protected=flag is not True))
+            what = "template" if sub == "inventory" and _template_group(data, name) else kind
+            found.append(Orphan(rel, what, name, protected=flag is not True))
     return found
 
 
@@ -100,7 +108,7 @@ def stale_inventory(outdir: str, found: Iterable[Orphan]) -> list[Orphan]:
     stale: list[Orphan] = []
     problems: list[Problem] = []
     for o in found:
-        if o.kind != "domain" or not o.rel.startswith("inventory/"):
+        if o.kind not in ("domain", "template") or not o.rel.startswith("inventory/"):
             continue
         text = writer.read(os.path.join(outdir, o.rel), o.rel) or ""
         try:

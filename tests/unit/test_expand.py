@@ -213,3 +213,13 @@ def test_domain_names_keep_their_width() -> None:
     assert expand.domain_names("s", 3, schema.default("domain_template", "digits")) == [
         "s01", "s02", "s03"]
     assert expand.domain_names("s", 2, 3) == ["s001", "s002"]
+
+
+def test_a_removed_template_leaves_the_inventory_as_a_template(tmp_path: Path) -> None:
+    assert sync(tmp_path, CLASS.format(count=2)).code == 0
+    result = sync(tmp_path, CLASS.format(count=2).split("domain_templates:")[0])
+    assert result.code == 0, result.err
+    assert ("removed from the inventory: inventory/student.yml (template student is no longer "
+            "in infra.yml") in result.out
+    assert not (tmp_path / "inventory" / "student.yml").exists()
+    assert "removed from the inventory: inventory/student01.yml (domain student01" in result.out
