@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 echo "== bench: sync (generator) =="
 .venv/bin/python scripts/bench_sync.py
 
-for part in scripts/bench_noop.sh scripts/bench_apply.sh scripts/bench_snapshots.sh; do
+echo
+echo "== bench: no-op apply of the shipped infra.yml, before and after (ADR-058) =="
+.venv/bin/python scripts/bench_noop.py
+
+for part in scripts/bench_apply.sh scripts/bench_snapshots.sh; do
   if [ -f "$part" ]; then
     echo
     echo "== bench: $(basename "$part" .sh | sed 's/^bench_//') =="
