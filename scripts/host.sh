@@ -97,8 +97,13 @@ start_daemon() {
     mkdir -p /var/log/incus
     bash "$(dirname "$0")/start-lxcfs.sh"
     # setsid: the daemon must outlive the shell (and process group) that started it.
-    setsid nohup /usr/libexec/incus/incusd --group root \
-      --logfile /var/log/incus/incusd.log >/var/log/incus/incusd.out 2>&1 &
+    # cd /: its helpers (rsync for snapshots) inherit its working directory, and the
+    # caller's (a test's lab tree, a CI clone) may be deleted while the daemon runs.
+    (
+      cd / || exit 1
+      setsid nohup /usr/libexec/incus/incusd --group root \
+        --logfile /var/log/incus/incusd.log >/var/log/incus/incusd.out 2>&1 &
+    )
   fi
   incus admin waitready --timeout 60 || die "incusd did not become ready: see /var/log/incus/incusd.log"
   changed=1

@@ -28,7 +28,11 @@ if is_mounted; then
 fi
 mkdir -p "$dir" /var/log/incus || { log "warning: cannot create ${dir}; containers start without lxcfs"; exit 0; }
 # setsid: lxcfs must outlive the shell (and process group) that started it.
-setsid nohup lxcfs --pidfile="$pidfile" "$dir" >>/var/log/incus/lxcfs.log 2>&1 &
+# cd /: lxcfs keeps its working directory, which the caller may delete.
+(
+  cd / || exit 1
+  setsid nohup lxcfs --pidfile="$pidfile" "$dir" >>/var/log/incus/lxcfs.log 2>&1 &
+)
 for _ in $(seq 50); do
   is_mounted && stat "$dir" >/dev/null 2>&1 && { log "started lxcfs on ${dir}"; exit 0; }
   sleep 0.1
