@@ -50,7 +50,7 @@ write_infra() {
 setup_lab() {
   local dir=$1 f
   mkdir -p "$dir"
-  for f in site.yml ansible.cfg roles plugins scripts templates Makefile .venv; do ln -sfn "$repo/$f" "$dir/$f"; done
+  for f in site.yml ansible.cfg roles plugins scripts collections Makefile .venv; do ln -sfn "$repo/$f" "$dir/$f"; done
   write_infra "$dir" "$2" "$3"
   (cd "$dir" && "$repo/.venv/bin/python" scripts/generate.py infra.yml >/dev/null)
   # The isolation role works on a table of its own here, never the real `inet anklume`.

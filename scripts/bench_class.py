@@ -13,7 +13,6 @@ Usage: scripts/bench_class.py [N]   (default 24; BENCH_CLASS_SIZE too)
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -25,11 +24,12 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The lab helpers the integration tests use: one way to build, run and clean a lab tree.
+from tests.incus_helpers import REPO, delete_by_prefix, lab_make, lab_tree, run
+
 PREFIX, OWNER, BASE, NFT = "b18", "b18bench", "10.181", "anklumeb18"
 TEMPLATE, ADMIN = "b18c", "b18adm"
-LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "collections",
-         "scripts", "Makefile", ".venv")
 SYNC_RUNS = 9
 
 
@@ -37,37 +37,10 @@ def log(msg: str) -> None:
     print(f"bench_class: {msg}", file=sys.stderr, flush=True)
 
 
-def sh(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"bench_class: {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def query(path: str) -> list[dict[str, str]]:
-    out = sh("incus", "query", path)
-    return json.loads(out) if out.strip() else []
-
-
 def cleanup() -> None:
     """Remove every b18 object, leftovers of an interrupted run included."""
-    for inst in query("/1.0/instances?all-projects=true&recursion=1"):
-        project = inst.get("project") or "default"
-        if project.startswith(PREFIX):
-            sh("incus", "config", "unset", "--project", project, inst["name"],
-               "security.protection.delete", check=False)
-            sh("incus", "delete", "--force", "--project", project, inst["name"], check=False)
-    for proj in query("/1.0/projects?recursion=1"):
-        if proj["name"].startswith(PREFIX):
-            sh("incus", "project", "delete", proj["name"], check=False)
-    for net in query("/1.0/networks?recursion=1"):
-        if net["name"].startswith(f"net-{PREFIX}"):
-            for _ in range(5):
-                if sh("incus", "network", "delete", net["name"], check=False):
-                    break
-                time.sleep(1)
-    if shutil.which("nft"):
-        sh("nft", "delete", "table", "inet", NFT, check=False)
+    delete_by_prefix(PREFIX)
+    subprocess.run(["nft", "delete", "table", "inet", NFT], capture_output=True, check=False)
 
 
 def head() -> dict[str, object]:
@@ -101,9 +74,7 @@ def by_hand(count: int) -> dict[str, object]:
 def lab(work: Path, name: str, infra: dict[str, object]) -> Path:
     root = work / name
     root.mkdir()
-    for link in LINKS:
-        if (REPO / link).exists():
-            (root / link).symlink_to(REPO / link)
+    lab_tree(root)
     (root / "infra.yml").write_text(yaml.safe_dump(infra, sort_keys=False))
     return root
 
@@ -116,8 +87,8 @@ def sync_seconds(roots: list[Path]) -> list[float]:
         for root, took in zip(roots, times, strict=True):
             out = root / f"sync{i}"
             start = time.monotonic()
-            sh(str(REPO / ".venv/bin/python"), str(REPO / "scripts/generate.py"),
-               str(root / "infra.yml"), "--output", str(out))
+            run([str(REPO / ".venv/bin/python"), str(REPO / "scripts/generate.py"),
+                 str(root / "infra.yml"), "--output", str(out)])
             took.append(time.monotonic() - start)
             shutil.rmtree(out)
     return [statistics.median(t) for t in times]
@@ -125,13 +96,11 @@ def sync_seconds(roots: list[Path]) -> list[float]:
 
 def make(root: Path, *args: str) -> float:
     start = time.monotonic()
-    proc = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", *args],
-                          cwd=root, capture_output=True, text=True, check=False,
-                          env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+    rc, out = lab_make(root, *args, timeout=3600)
     took = time.monotonic() - start
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"bench_class: make {' '.join(args)} failed (rc {proc.returncode})")
+    if rc != 0:
+        sys.stderr.write(out)
+        raise SystemExit(f"bench_class: make {' '.join(args)} failed (rc {rc})")
     return took
 
 
@@ -168,7 +137,7 @@ def main() -> None:
     columns = ("infra lines", "sync s", "cold apply s", "destroy class s")
     lines = [
         f"bench_class: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.cpu_count()} "
-        f"cores, {sh('incus', '--version').strip()}, load {' '.join(load)}",
+        f"cores, {run(['incus', '--version']).strip()}, load {' '.join(load)}",
         f"a class of {count} students (one container each) + an admin domain; sync = median "
         f"of {SYNC_RUNS} runs into an empty tree; cold apply = make apply TAGS=infra on nothing",
         f"{'form':<10}" + "".join(f"{c:>17}" for c in columns),

@@ -17,7 +17,6 @@ Usage: scripts/bench_noop.py [RUNS]
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -28,45 +27,34 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The lab helpers the integration tests use: one way to build, run and clean a lab tree.
+from tests.incus_helpers import (
+    REPO,
+    delete_by_prefix,
+    lab_make,
+    lab_tree,
+    recap,
+    shipped_as_lab,
+)
+
 BEFORE = os.environ.get("BENCH_BEFORE", "dfbd5a6")
 GOAL = 6.0
-OWNER, BASE, TABLE = "b10noop", "10.143", "anklumeb10"
-RENAME = {"admin": "b10adm", "perso": "b10per", "pro": "b10pro", "homelab": "b10lab"}
-# What a tree needs to run `make apply` (whatever the commit has of them).
-LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "collections",
-         "scripts", "templates", "Makefile", "anklume")
+PREFIX, OWNER, BASE, TABLE = "b10", "b10noop", "10.143", "anklumeb10"
 
 
 def log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
-def lab_infra() -> dict[str, object]:
-    """The shipped infra.yml under the bench's names, every machine and role kept."""
-    doc = yaml.safe_load((REPO / "infra.yml").read_text())
-    doc["project_name"] = OWNER
-    doc["global"].update(base_subnet=BASE, admin_domain=RENAME["admin"])
-    domains = {}
-    for old, new in RENAME.items():
-        dom = doc["domains"][old]
-        dom["machines"] = {
-            f"b10-{new[3:]}-{name.split('-', 1)[1]}": {
-                **machine, "ip": machine["ip"].replace("10.100.", f"{BASE}.")}
-            for name, machine in dom["machines"].items()}
-        domains[new] = dom
-    doc["domains"] = domains
-    return doc
-
-
 def lab(root: Path, source: Path) -> Path:
-    """A tree at ROOT running SOURCE's playbooks and roles on the bench's infra.yml."""
+    """A tree at ROOT running SOURCE's playbooks, roles and generator on the bench's
+    infra.yml (the generator too, so an older commit renders what it knew)."""
     root.mkdir(parents=True)
-    for name in LINKS:
-        if (source / name).exists():
-            (root / name).symlink_to(source / name)
-    (root / ".venv").symlink_to(REPO / ".venv")
-    (root / "infra.yml").write_text(yaml.safe_dump(lab_infra(), sort_keys=False))
+    lab_tree(root, source)
+    (root / "anklume").symlink_to(source / "anklume")
+    infra = shipped_as_lab(PREFIX, OWNER, BASE)  # every machine and role kept
+    (root / "infra.yml").write_text(yaml.safe_dump(infra, sort_keys=False))
     make(root, "sync")
     with (root / "group_vars" / "all.yml").open("a") as allvars:
         # Our own nft table, and the controller cache the user's tree already filled.
@@ -76,11 +64,8 @@ def lab(root: Path, source: Path) -> Path:
 
 
 def make(root: Path, *args: str) -> str:
-    proc = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", *args],
-                          cwd=root, capture_output=True, text=True, check=False,
-                          env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
-    out = proc.stdout + proc.stderr
-    if proc.returncode != 0:
+    rc, out = lab_make(root, *args, timeout=1800)
+    if rc != 0:
         sys.exit(f"bench: make {' '.join(args)} failed in {root}:\n{out[-3000:]}")
     return out
 
@@ -92,8 +77,8 @@ def no_op_seconds(root: Path, runs: int, *args: str) -> float:
         start = time.monotonic()
         out = make(root, "apply", *args)
         times.append(time.monotonic() - start)
-        changed = re.findall(r" : ok=\d+\s+changed=(\d+)", out)
-        if not changed or set(changed) != {"0"}:
+        changed = recap(out)
+        if not changed or set(changed.values()) != {0}:
             sys.exit(f"bench: a run in {root} changed something:\n{out[-3000:]}")
     log(f"{root.name} {' '.join(args)}: " + " ".join(f"{t:.2f}" for t in times))
     return statistics.median(times)
@@ -101,24 +86,7 @@ def no_op_seconds(root: Path, runs: int, *args: str) -> float:
 
 def cleanup() -> None:
     """Every object of the bench's lab, whatever run left it."""
-    listing = subprocess.run(["incus", "project", "list", "-f", "csv", "-c", "n"],
-                             capture_output=True, text=True, check=False).stdout
-    for project in (p.split()[0] for p in listing.splitlines()):
-        if project.startswith("b10"):
-            names = subprocess.run(["incus", "list", "--project", project, "-f", "csv", "-c", "n"],
-                                   capture_output=True, text=True, check=False).stdout.split()
-            for name in names:
-                subprocess.run(["incus", "config", "unset", "--project", project, name,
-                                "security.protection.delete"], capture_output=True, check=False)
-                subprocess.run(["incus", "delete", "--force", "--project", project, name],
-                               capture_output=True, check=False)
-            subprocess.run(["incus", "project", "delete", project], capture_output=True,
-                           check=False)
-    nets = subprocess.run(["incus", "network", "list", "-f", "csv", "-c", "n"],
-                          capture_output=True, text=True, check=False).stdout.split()
-    for net in nets:
-        if net.startswith("net-b10"):
-            subprocess.run(["incus", "network", "delete", net], capture_output=True, check=False)
+    delete_by_prefix(PREFIX)
     subprocess.run(["nft", "delete", "table", "inet", TABLE], capture_output=True, check=False)
 
 

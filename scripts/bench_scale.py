@@ -29,8 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX, OWNER, BASE, NFT = "b19d", "b19bench", "10.191", "anklumeb19"
-LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "scripts",
-         "templates", "Makefile", ".venv")
+LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "collections", "scripts",
+         "Makefile", ".venv")
 SHAPES = {4: (4, 1), 12: (4, 3), 50: (10, 5), 100: (10, 10)}
 COLUMNS = ("cold", "plain", "noop", "noop-infra", "plan", "snapshot", "restore", "destroy")
 

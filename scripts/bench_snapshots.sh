@@ -39,7 +39,7 @@ trap cleanup EXIT
 cleanup_leftovers() { local keep=$lab; lab=""; cleanup; lab=$keep; }
 cleanup_leftovers
 
-for f in site.yml snapshot.yml ansible.cfg roles plugins scripts templates Makefile .venv; do
+for f in site.yml snapshot.yml ansible.cfg roles plugins scripts collections Makefile .venv; do
   ln -s "$repo/$f" "$lab/$f"
 done
 {

@@ -24,7 +24,7 @@ now() { date +%s.%N; }
 
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "N=$runs is not a positive number of runs; e.g. make soak N=20"
 [ -f "$infra" ] || die "$infra does not exist; give INFRA=<file>"
-for f in site.yml snapshot.yml ansible.cfg roles plugins scripts templates Makefile .venv; do
+for f in site.yml snapshot.yml ansible.cfg roles plugins scripts collections Makefile .venv; do
   ln -s "$repo/$f" "$lab/$f"
 done
 cp "$infra" "$lab/infra.yml"

@@ -13,6 +13,9 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
@@ -123,15 +126,45 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
+
+# The shipped infra.yml's domains and the short names a lab gives them (PREFIX + short).
+SHIPPED_DOMAINS = {"admin": "adm", "perso": "per", "pro": "pro", "homelab": "lab"}
+
+
+def shipped_as_lab(prefix: str, owner: str, base: str,
+                   roles: list[str] | None = None) -> dict[str, Any]:
+    """The shipped infra.yml under a lab's own names: domain admin becomes PREFIX + "adm",
+    machine admin-ansible PREFIX + "-adm-ansible", 10.100.x becomes BASE.x, the owner OWNER;
+    every machine's roles become ROLES when given."""
+    doc = yaml.safe_load((REPO / "infra.yml").read_text())
+    doc["project_name"] = owner
+    doc["global"].update(base_subnet=base, admin_domain=prefix + SHIPPED_DOMAINS["admin"])
+    domains = {}
+    for old, short in SHIPPED_DOMAINS.items():
+        dom = doc["domains"][old]
+        machines = {}
+        for name, machine in dom["machines"].items():
+            machine["ip"] = machine["ip"].replace("10.100.", f"{base}.")
+            if roles is not None:
+                machine["roles"] = list(roles)
+            machines[f"{prefix}-{short}-{name.split('-', 1)[1]}"] = machine
+        dom["machines"] = machines
+        domains[prefix + short] = dom
+    doc["domains"] = domains
+    return doc
+
 LAB_LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "collections",
-             "scripts", "templates", "Makefile", ".venv")
+             "scripts", "Makefile", ".venv")
 
 
-def lab_tree(root: Path) -> Path:
-    """Turn ROOT into a throw-away project tree: the repository's playbooks, roles,
-    plugins, scripts, Makefile and venv linked in, so `make` runs on ROOT's infra.yml."""
+def lab_tree(root: Path, source: Path = REPO) -> Path:
+    """Turn ROOT into a throw-away project tree: the playbooks, roles, plugins, scripts and
+    Makefile of SOURCE (the repository, or an older commit's worktree: what it lacks is
+    skipped) and the repository's venv linked in, so `make` runs on ROOT's infra.yml."""
     for name in LAB_LINKS:
-        (root / name).symlink_to(REPO / name)
+        target = REPO / name if name == ".venv" else source / name
+        if target.exists():
+            (root / name).symlink_to(target)
     return root
 
 

@@ -262,6 +262,20 @@ class ObjectReconciler(Reconciliation):
                 self.delete(key, cur)
 
 
+
+class ProjectObjectReconciler(ObjectReconciler):
+    """The skeleton for objects that live in a project (profiles, instances): keyed by
+    (project, name), named ``project/name`` in ``declared`` and ``orphans``."""
+
+    def key(self, spec):
+        return (spec["project"], spec["name"])
+
+    def ident(self, key):
+        return "{}/{}".format(*key)
+
+    def project(self, key):
+        return key[0]
+
 def run_module(module, reconciler_class, name, client=None):
     """main() of an object module: reconcile, then exit in the result vocabulary."""
     rec = reconciler_class(module, name, client)

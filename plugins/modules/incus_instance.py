@@ -130,7 +130,7 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     stringify,
 )
 from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
-    ObjectReconciler,
+    ProjectObjectReconciler,
     run_module,
 )
 
@@ -175,7 +175,7 @@ def ready(inst, ip):
     return ip in addrs if ip else bool(addrs)
 
 
-class Instances(ObjectReconciler):
+class Instances(ProjectObjectReconciler):
     """The skeleton's orphans, owner check and managed check; instances are created,
     started, stopped and deleted in parallel operations (ADR-022), so ``present`` and
     ``remove`` are their own."""
@@ -192,17 +192,8 @@ class Instances(ObjectReconciler):
     def read(self):
         return self.client.instances(state=True)
 
-    def key(self, spec):
-        return (spec["project"], spec["name"])
-
-    def ident(self, key):
-        return "{}/{}".format(*key)
-
     def plan_name(self, key):
         return key[1]
-
-    def project(self, key):
-        return key[0]
 
     def is_declared(self, key, declared):
         """ADR-053: a machine is declared in its domain's project only (PROJECT/NAME; a

@@ -90,7 +90,7 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     stringify,
 )
 from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
-    ObjectReconciler,
+    ProjectObjectReconciler,
     run_module,
 )
 
@@ -110,7 +110,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-class Profiles(ObjectReconciler):
+class Profiles(ProjectObjectReconciler):
     KIND = "profile"
     ITEMS = "profiles"
     READING = "reading profiles"
@@ -118,15 +118,6 @@ class Profiles(ObjectReconciler):
 
     def read(self):
         return self.client.profiles()
-
-    def key(self, spec):
-        return (spec["project"], spec["name"])
-
-    def ident(self, key):
-        return "{}/{}".format(*key)
-
-    def project(self, key):
-        return key[0]
 
     def may_be_orphan(self, key, obj):
         return key[1] != "default"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.incus_helpers import REPO, lab_make, lab_tree, recap, run
+from tests.incus_helpers import lab_make, lab_tree, recap, run, shipped_as_lab
 from tests.integration.reconcile_lab import all_instances, cleanup, ipv4
 
 OWNER = "t9user"
@@ -31,25 +31,6 @@ RENAME = {"admin": "t9adm", "perso": "t9per", "pro": "t9pro", "homelab": "t9lab"
 ADM = "t9-adm-ansible"
 LOST = "deserialization"
 ORPHAN = "? instance {1} in project {0} (orphan: no longer in infra.yml)"
-
-
-def shipped_as_lab() -> dict[str, Any]:
-    """The shipped infra.yml under the test's names (provisioning kept to base_system)."""
-    doc = yaml.safe_load((REPO / "infra.yml").read_text())
-    doc["project_name"] = OWNER
-    doc["global"].update(base_subnet=BASE, admin_domain=RENAME["admin"])
-    domains = {}
-    for old, new in RENAME.items():
-        dom = doc["domains"][old]
-        machines = {}
-        for name, machine in dom["machines"].items():
-            machine["ip"] = machine["ip"].replace("10.100.", f"{BASE}.")
-            machine["roles"] = ["base_system"]
-            machines[f"t9-{new[2:]}-{name.split('-', 1)[1]}"] = machine
-        dom["machines"] = machines
-        domains[new] = dom
-    doc["domains"] = domains
-    return doc
 
 
 def own_infra(shipped: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +91,8 @@ def snapshots(project: str, name: str) -> list[str]:
 def tree(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
     cleanup(PREFIX, NFT_TABLE)
     t = Tree(tmp_path_factory.mktemp("userpath"))
-    shipped = shipped_as_lab()
+    # Provisioning kept to base_system: the test is about the path, not the admin tools.
+    shipped = shipped_as_lab(PREFIX, OWNER, BASE, roles=["base_system"])
     try:
         t.write(shipped)
         t.make("first sync", "sync")

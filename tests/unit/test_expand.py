@@ -13,7 +13,8 @@ from tests.unit.gen_support import run, sync, write_infra
 
 pytestmark = pytest.mark.unit
 
-CLASS = """\
+# The teacher's domain, the same in both forms.
+ADMIN = """\
 project_name: lab
 global:
   base_subnet: "10.100"
@@ -23,6 +24,9 @@ domains:
     machines:
       teacher:
         ip: "10.100.0.10"
+"""
+
+CLASS = ADMIN + """\
 domain_templates:
   student:
     count: {count}
@@ -40,17 +44,7 @@ domain_templates:
 """
 
 # The same class of 3, written out by hand: it must render the same domains and machines.
-BY_HAND = """\
-project_name: lab
-global:
-  base_subnet: "10.100"
-domains:
-  admin:
-    subnet_id: 0
-    machines:
-      teacher:
-        ip: "10.100.0.10"
-""" + "".join(f"""\
+BY_HAND = ADMIN + "".join(f"""\
   student0{n}:
     description: "Student 0{n} workspace"
     subnet_id: {10 + n}
