@@ -126,7 +126,6 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
-
 # The shipped infra.yml's domains and the short names a lab gives them (PREFIX + short).
 SHIPPED_DOMAINS = {"admin": "adm", "perso": "per", "pro": "pro", "homelab": "lab"}
 
@@ -152,6 +151,7 @@ def shipped_as_lab(prefix: str, owner: str, base: str,
         domains[prefix + short] = dom
     doc["domains"] = domains
     return doc
+
 
 LAB_LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "collections",
              "scripts", "Makefile", ".venv")

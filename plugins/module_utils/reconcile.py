@@ -262,7 +262,6 @@ class ObjectReconciler(Reconciliation):
                 self.delete(key, cur)
 
 
-
 class ProjectObjectReconciler(ObjectReconciler):
     """The skeleton for objects that live in a project (profiles, instances): keyed by
     (project, name), named ``project/name`` in ``declared`` and ``orphans``."""
@@ -275,6 +274,7 @@ class ProjectObjectReconciler(ObjectReconciler):
 
     def project(self, key):
         return key[0]
+
 
 def run_module(module, reconciler_class, name, client=None):
     """main() of an object module: reconcile, then exit in the result vocabulary."""

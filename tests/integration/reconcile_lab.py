@@ -137,8 +137,6 @@ class Lab:
         proc.wait(timeout=30)
 
 
-
-
 def summary(output: str, label: str = "plan") -> str:
     lines = [ln for ln in output.splitlines() if ln.startswith(f"{label}: ") and "orphans" in ln]
     assert lines, f"no {label} summary in:\n{output}"
