@@ -2,18 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Inside the admin machine (ADR-062) there is no PyPI: admin_bootstrap has installed the
-# controller's virtualenv offline, and make uses it as is when the tree has no .venv.
-CONTROLLER_VENV := /opt/anklume/ansible
-ifeq ($(wildcard .venv/bin/python)$(wildcard $(CONTROLLER_VENV)/bin/ansible-playbook),$(CONTROLLER_VENV)/bin/ansible-playbook)
-VENV    := $(CONTROLLER_VENV)
-STAMP   := $(CONTROLLER_VENV)/bin/ansible-playbook
-else
 VENV    := .venv
-STAMP   := $(VENV)/.installed
-endif
 PY      := $(VENV)/bin/python
 BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
 INFRA   ?= infra.yml
 IMAGE   ?= anklume/debian-12
 PLAYBOOK_ENV := ANSIBLE_PYTHON_INTERPRETER=$(abspath $(PY)) PATH=$(abspath $(BIN)):$$PATH
@@ -29,13 +21,11 @@ ANSIBLE_ARGS := $(if $(TAGS),--tags $(TAGS)) $(if $(LIMIT),--limit $(LIMIT))
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-ifeq ($(VENV),.venv)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
-endif
 
 venv: $(STAMP) ## Create the virtualenv (.venv) with every tool pinned in pyproject.toml
 
@@ -131,16 +121,8 @@ nftables: $(STAMP) ## Sync, then render, check and load the isolation rules (BOO
 		$(if $(filter 1 true yes,$(BOOT)),-e incus_nftables_boot=true) \
 		$(if $(MODE),-e incus_nftables_mode=$(MODE))
 
-FROM    ?=
-NFT_FILE ?=
-nftables-deploy: ## On the host: check and load nftables/anklume.nft if it differs (root; FROM=admin reads the admin machine's)
-	@PYTHON=$(PY) bash scripts/deploy-nftables.sh $(if $(filter 1 true yes,$(BOOT)),--install-boot) \
-		$(if $(filter admin,$(FROM)),--from-admin) $(NFT_FILE)
-
-# --- The admin machine as the controller (ADR-062, docs/admin-controller.md) -------------
-.PHONY: admin-tree
-admin-tree: $(STAMP) ## Copy this tree into the admin machine (once; FORCE=1 moves its own aside)
-	@$(PY) scripts/admin_tree.py $(if $(filter 1 true yes,$(FORCE)),--force)
+nftables-deploy: ## On the host: check and load nftables/anklume.nft if it differs (root)
+	@bash scripts/deploy-nftables.sh $(if $(filter 1 true yes,$(BOOT)),--install-boot)
 
 # --- Snapshots (snapshot.yml, roles/incus_snapshots) ------------------------------------
 # Scope: every instance; DOMAIN= one domain, a template (its whole class), a pattern such as
@@ -190,7 +172,7 @@ AI_MODE ?=
 TASK    ?=
 .PHONY: ai-test ai-develop
 ai-test: $(STAMP) ## Tests; on failure an LLM proposes a fix (AI_MODE=none|local|remote|claude-code|aider, ROLE=, AI_TEST_CMD=)
-	@bash scripts/ai-test-loop.sh
+	@PYTHON=$(PY) bash scripts/ai-test-loop.sh
 
 ai-develop: $(STAMP) ## An LLM implements TASK="..." on a branch, runs the tests, iterates (AI_MODE=..., ROLE=)
-	@bash scripts/ai-develop.sh
+	@PYTHON=$(PY) bash scripts/ai-develop.sh

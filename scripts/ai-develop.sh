@@ -4,7 +4,8 @@
 # The logic lives in anklume/ai/ (python -m anklume.ai develop); this only finds Python.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-py="$root/.venv/bin/python"
+# make passes PYTHON (the project's virtualenv); run by hand, .venv or python3.
+py="${PYTHON:-$root/.venv/bin/python}"
 [ -x "$py" ] || py=python3
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 exec "$py" -m anklume.ai develop --task "${TASK:-}" --role "${ROLE:-}" "$@"
