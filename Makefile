@@ -2,10 +2,18 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Inside the admin machine (ADR-062) there is no PyPI: admin_bootstrap has installed the
+# controller's virtualenv offline, and make uses it as is when the tree has no .venv.
+CONTROLLER_VENV := /opt/anklume/ansible
+ifeq ($(wildcard .venv/bin/python)$(wildcard $(CONTROLLER_VENV)/bin/ansible-playbook),$(CONTROLLER_VENV)/bin/ansible-playbook)
+VENV    := $(CONTROLLER_VENV)
+STAMP   := $(CONTROLLER_VENV)/bin/ansible-playbook
+else
 VENV    := .venv
+STAMP   := $(VENV)/.installed
+endif
 PY      := $(VENV)/bin/python
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
 INFRA   ?= infra.yml
 IMAGE   ?= anklume/debian-12
 PLAYBOOK_ENV := ANSIBLE_PYTHON_INTERPRETER=$(abspath $(PY)) PATH=$(abspath $(BIN)):$$PATH
@@ -21,11 +29,13 @@ ANSIBLE_ARGS := $(if $(TAGS),--tags $(TAGS)) $(if $(LIMIT),--limit $(LIMIT))
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+ifeq ($(VENV),.venv)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
+endif
 
 venv: $(STAMP) ## Create the virtualenv (.venv) with every tool pinned in pyproject.toml
 
@@ -121,8 +131,16 @@ nftables: $(STAMP) ## Sync, then render, check and load the isolation rules (BOO
 		$(if $(filter 1 true yes,$(BOOT)),-e incus_nftables_boot=true) \
 		$(if $(MODE),-e incus_nftables_mode=$(MODE))
 
-nftables-deploy: ## On the host: check and load nftables/anklume.nft if it differs (root)
-	@bash scripts/deploy-nftables.sh $(if $(filter 1 true yes,$(BOOT)),--install-boot)
+FROM    ?=
+NFT_FILE ?=
+nftables-deploy: ## On the host: check and load nftables/anklume.nft if it differs (root; FROM=admin reads the admin machine's)
+	@PYTHON=$(PY) bash scripts/deploy-nftables.sh $(if $(filter 1 true yes,$(BOOT)),--install-boot) \
+		$(if $(filter admin,$(FROM)),--from-admin) $(NFT_FILE)
+
+# --- The admin machine as the controller (ADR-062, docs/admin-controller.md) -------------
+.PHONY: admin-tree
+admin-tree: $(STAMP) ## Copy this tree into the admin machine (once; FORCE=1 moves its own aside)
+	@$(PY) scripts/admin_tree.py $(if $(filter 1 true yes,$(FORCE)),--force)
 
 # --- Snapshots (snapshot.yml, roles/incus_snapshots) ------------------------------------
 # Scope: every instance; DOMAIN= one domain, a template (its whole class), a pattern such as

@@ -8,11 +8,11 @@
 # they differ does it load the file (one atomic transaction). Exit 0 when the
 # kernel holds the ruleset, 2 on any error (nothing is loaded then).
 #
-#   scripts/deploy-nftables.sh [--dry-run] [--install-boot] [FILE]
+#   scripts/deploy-nftables.sh [--dry-run] [--install-boot] [--from-admin] [FILE]
 #
-#   FILE            rendered ruleset (default nftables/anklume.nft); a path
-#                   inside the admin container can be read with
-#                   `incus file pull PROJECT/INSTANCE/PATH -` first
+#   FILE            rendered ruleset (default nftables/anklume.nft)
+#   --from-admin    read FILE (relative) from the admin machine's tree, where
+#                   `make apply` rendered it (ADR-062), through the Incus API
 #   --dry-run       check and show the difference; load nothing
 #   --install-boot  also copy FILE to /etc/anklume/ and, with systemd, enable
 #                   a unit that loads it at boot
@@ -23,28 +23,52 @@ die() { printf 'deploy-nftables: error: %s\n' "$*" >&2; exit 2; }
 
 dry_run=0
 install_boot=0
+from_admin=0
 file=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=1 ;;
     --install-boot) install_boot=1 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    --from-admin) from_admin=1 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [ -z "$file" ] || die "one FILE only"; file=$1 ;;
   esac
   shift
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
-file=${file:-$root/nftables/anklume.nft}
 NFT=${NFT:-$(command -v nft || echo /usr/sbin/nft)}
 
 [ "$(id -u)" -eq 0 ] || die "must run as root on the host (nft needs CAP_NET_ADMIN)"
 [ -x "$NFT" ] || die "nft not found: install nftables (make host)"
+
+if [ "$from_admin" -eq 1 ]; then
+  # The admin machine holds the Incus socket (root on this host already), yet its file is
+  # only data here: checked below like any other, and it may touch our table only.
+  python=${PYTHON:-$root/.venv/bin/python}
+  where=$("$python" "$root/scripts/admin_tree.py" --locate) || exit 2
+  read -r project instance tree <<<"$where"
+  rel=${file:-nftables/anklume.nft}
+  case "$rel" in /* | *..*) die "with --from-admin FILE is relative to the admin tree: $rel" ;; esac
+  file=$(mktemp)
+  trap 'rm -f "$file"' EXIT
+  incus file pull --project "$project" "$instance$tree/$rel" "$file" 2>/dev/null \
+    || die "cannot read $tree/$rel in $instance (project $project): run make apply there first"
+  log "read $tree/$rel from $instance"
+fi
+file=${file:-$root/nftables/anklume.nft}
 [ -r "$file" ] || die "cannot read $file: render it first (make nftables, or the role in the admin container)"
 
 # The table the file manages: the one it deletes before re-creating it.
 table=$(awk '$1 == "delete" && $2 == "table" && $3 == "inet" {print $4; exit}' "$file")
 [ -n "$table" ] || die "$file has no 'delete table inet NAME': not a ruleset rendered by roles/incus_nftables"
+# Only our table: no other table, no `flush ruleset` (Incus's and the distribution's stay).
+other=$(awk -v t="$table" '$1 == "flush" && $2 == "ruleset" {print; exit}
+  ($1 == "table" || (($1 == "add" || $1 == "delete" || $1 == "flush") && $2 == "table")) {
+    f = ($1 == "table") ? $2 : $3; n = ($1 == "table") ? $3 : $4
+    if (f != "inet" || n != t) {print; exit}
+  }' "$file")
+[ -z "$other" ] || die "$file touches more than table inet $table: '$other'"
 
 if ! err=$("$NFT" -c -f "$file" 2>&1); then
   die "nft -c rejected $file: ${err}"

@@ -19,3 +19,8 @@ else
 fi
 
 make --no-print-directory status INFRA="$infra"
+
+# The admin machine as a controller (ADR-062): its own copy of this tree, made once.
+if "$py" scripts/admin_tree.py --locate >/dev/null 2>&1; then
+  make --no-print-directory admin-tree
+fi

@@ -27,7 +27,7 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 SYMBOL = {"create": "+", "change": "~", "remove": "-", "orphan": "?", "keep": "=",
-          "foreign": "!", "conflict": "x"}
+          "foreign": "!", "conflict": "x", "deploy": ">"}
 
 
 class CallbackModule(CallbackBase):
@@ -95,6 +95,8 @@ class CallbackModule(CallbackBase):
                 what += " (exists, not managed by anklume: left alone)"
             elif e["action"] == "conflict":
                 what = e.get("reason") or what + " (not ours)"
+            elif e["action"] == "deploy":
+                what += f" ({e.get('reason')})"
             lines.append("{}: {} {}".format(label, SYMBOL.get(e["action"], "*"), what))
         verbs = ("to create", "to change", "to remove") if check else \
             ("created", "changed", "removed")

@@ -11,9 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 
 from ansible.errors import AnsibleFilterError
 from ansible.utils.collection_loader import AnsibleCollectionConfig
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
+    IncusClient,
+    IncusError,
+)
 
 
 def controller_collection(name: str) -> dict[str, str]:
@@ -44,7 +49,20 @@ def controller_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def incus_runs_here(remote: str = "local") -> bool:
+    """True when the Incus daemon behind REMOTE runs on this machine: its server name is this
+    machine's hostname. In the admin machine it is the host's (ADR-062), so rules meant for
+    the host's kernel are rendered there, not loaded."""
+    try:
+        server = IncusClient(remote=str(remote), timeout=30).get(
+            "/1.0", what="reading the Incus server")
+    except IncusError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+    return (server or {}).get("environment", {}).get("server_name") == socket.gethostname()
+
+
 class FilterModule:
     def filters(self):
         return {"controller_collection": controller_collection,
-                "controller_sha256": controller_sha256}
+                "controller_sha256": controller_sha256,
+                "incus_runs_here": incus_runs_here}

@@ -34,6 +34,7 @@ options:
   table: {description: Name of the C(inet) table the ruleset replaces., type: str, required: true}
   load: {description: Check and load into this host's kernel; false only writes the file., type: bool, default: true}
   nft: {description: Path of the nft binary., type: path, default: /usr/sbin/nft}
+  host_step: {description: "With O(load=false): the command that loads the file on the host, named in the returned plan.", type: str, default: ""}
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -50,6 +51,7 @@ file_changed: {description: The file was (or would be) rewritten., type: bool, r
 reload: {description: The kernel's table differed and was (or would be) reloaded., type: bool, returned: always}
 add: {description: Listing lines the reload adds to the kernel's table., type: list, elements: str, returned: always}
 remove: {description: Listing lines the reload removes from the kernel's table., type: list, elements: str, returned: always}
+plan: {description: "With O(load=false): one C(deploy) entry saying that the host still has to load the file.", type: list, elements: dict, returned: always}
 """
 
 import hashlib
@@ -65,6 +67,7 @@ ARGUMENT_SPEC = dict(
     table=dict(type="str", required=True),
     load=dict(type="bool", default=True),
     nft=dict(type="path", default="/usr/sbin/nft"),
+    host_step=dict(type="str", default=""),
 )
 
 
@@ -130,7 +133,13 @@ def main(module=None):
     text, path, nft, table = p["content"], p["path"], p["nft"], p["table"]
     old = read(path)
     result = dict(changed=old != text, file_changed=old != text, reload=False, add=[], remove=[],
-                  diff=[])
+                  diff=[], plan=[])
+    if not p["load"]:
+        # Rendered where it cannot be loaded (ADR-062): the plan names the host's step.
+        state = "changed" if result["file_changed"] else "unchanged"
+        result["plan"].append({"kind": "nftables", "name": path, "action": "deploy",
+                               "reason": f"{state}, not loaded here: on the host run "
+                                         f"{p['host_step'] or 'scripts/deploy-nftables.sh'}"})
     if result["file_changed"]:
         result["diff"].append({"before_header": path, "after_header": path,
                                "before": old or "", "after": text})
