@@ -29,12 +29,12 @@ class TestCommand:
 
 def resolve(repo: str, role: str, override: str) -> TestCommand:
     """The command for this session; an unknown role is a user error."""
+    if role and not os.path.isdir(os.path.join(repo, "roles", role)):
+        raise InputError([Problem("ROLE", None, "", f"no role named {role!r} in roles/",
+                                  "give a folder name of roles/, or no ROLE")])
     if override:
         return TestCommand(["bash", "-c", override], override)
     if role:
-        if not os.path.isdir(os.path.join(repo, "roles", role)):
-            raise InputError([Problem("ROLE", None, "", f"no role named {role!r} in roles/",
-                                      "give a folder name of roles/, or no ROLE")])
         scenario = os.path.join(repo, "roles", role, "molecule", "default", "molecule.yml")
         if os.path.exists(scenario):
             argv = ["make", "--no-print-directory", "molecule", f"ROLE={role}"]

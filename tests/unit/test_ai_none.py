@@ -1,0 +1,69 @@
+"""``make ai-test AI_MODE=none`` is exactly the standard tests: same output, same status."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.unit.ai_support import (
+    MODULE_TEST,
+    REPO,
+    base_env,
+    calls,
+    install_stand_ins,
+    module_fix,
+    module_repo,
+    tree_hashes,
+)
+
+pytestmark = pytest.mark.unit
+
+WRAPPER = str(REPO / "scripts" / "ai-test-loop.sh")
+
+
+def _wrapper(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", WRAPPER], cwd=repo, env=env, capture_output=True,
+                          text=True, check=False)
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["failing", "passing"])
+def test_mode_none_runs_the_test_command_as_it_is(fixed: bool, tmp_path: Path) -> None:
+    repo = module_repo(tmp_path)
+    if fixed:
+        subprocess.run(["git", "apply"], input=module_fix(repo), text=True, cwd=repo,
+                       check=True)
+    env = base_env(tmp_path, "none", MODULE_TEST)
+    before = tree_hashes(repo)
+    direct = subprocess.run(MODULE_TEST, shell=True, cwd=repo, env=env, capture_output=True,
+                            text=True, check=False)
+    wrapped = _wrapper(repo, env)
+    assert direct.returncode == (0 if fixed else 1)
+    assert (wrapped.returncode, wrapped.stdout, wrapped.stderr) == \
+        (direct.returncode, direct.stdout, direct.stderr)
+    assert tree_hashes(repo) == before and not (tmp_path / "sessions").exists()
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_mode_none_without_override_runs_make_test(status: int, tmp_path: Path) -> None:
+    repo = module_repo(tmp_path)
+    env = base_env(tmp_path, "none", "")
+    log = install_stand_ins(tmp_path, env, ("make",))
+    env["STANDIN_MAKE_STATUS"] = str(status)
+    result = _wrapper(repo, env)
+    assert result.returncode == status
+    assert [c["argv"] for c in calls(log, "make")] == [["--no-print-directory", "test"]]
+    assert [c["cwd"] for c in calls(log, "make")] == [str(repo)]
+
+
+def test_make_test_is_the_readme_test_command_and_ai_test_calls_the_wrapper() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "make test    # the whole test suite" in readme
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^test: .*\n\t@bash scripts/test\.sh$", makefile, re.M)
+    assert re.search(r"^ai-test: .*## .*\n\t@PYTHON=\$\(PY\) bash scripts/ai-test-loop\.sh$",
+                     makefile, re.M)
+    assert re.search(r"^ai-develop: .*## .*\n\t@PYTHON=\$\(PY\) bash scripts/ai-develop\.sh$",
+                     makefile, re.M)
