@@ -67,3 +67,15 @@ def test_make_test_is_the_readme_test_command_and_ai_test_calls_the_wrapper() ->
                      makefile, re.M)
     assert re.search(r"^ai-develop: .*## .*\n\t@PYTHON=\$\(PY\) bash scripts/ai-develop\.sh$",
                      makefile, re.M)
+
+
+@pytest.mark.parametrize(("command", "status"),
+                         [("echo tests-ran", 0), ("echo tests-ran; exit 3", 2)])
+def test_the_make_target_itself_passes_the_result_through(command: str, status: int) -> None:
+    """Through the real Makefile: make's own status (0, or 2 for a failed recipe, as for
+    `make test`) and the test command's output."""
+    proc = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "ai-test",
+                           "AI_MODE=none", f"AI_TEST_CMD={command}"],
+                          cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == "tests-ran"
