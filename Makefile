@@ -182,6 +182,26 @@ molecule: $(STAMP) ## Molecule scenarios of every role on the real Incus (ROLE=<
 		( cd roles/$$role && $(PLAYBOOK_ENV) molecule reset >/dev/null 2>&1 && $(PLAYBOOK_ENV) molecule test ); \
 	done
 
+# --- The Incus-in-Incus test runner (ADR-063, docs/testing.md) --------------------------
+# A container with its own Incus, this tree and the tools, in its own project, no NIC.
+# ROLE=<name>: one Molecule scenario; TESTS="<paths>": those pytest paths; neither: every
+# Molecule scenario and integration test. DESTROY=1 deletes the runner afterwards.
+RUNNER  ?= anklume-runner
+RUNNER_PROJECT ?= dev-test
+TESTS   ?=
+DESTROY ?=
+RUNNER_VARS := -e dev_test_runner_name=$(RUNNER) -e dev_test_runner_project_name=$(RUNNER_PROJECT)
+.PHONY: test-sandboxed test-runner-create test-runner-destroy
+test-runner-create: $(STAMP) ## Create or update the Incus-in-Incus test runner (RUNNER=, RUNNER_PROJECT=)
+	@$(PLAYBOOK_ENV) $(BIN)/ansible-playbook test_runner.yml $(RUNNER_VARS)
+
+test-sandboxed: $(STAMP) ## Tests inside the runner, results in logs/runner/ (ROLE=<name>, TESTS=, DESTROY=1)
+	@PYTHON=$(PY) RUNNER=$(RUNNER) RUNNER_PROJECT=$(RUNNER_PROJECT) ROLE=$(ROLE) TESTS='$(TESTS)' \
+		DESTROY=$(DESTROY) bash scripts/run-tests.sh
+
+test-runner-destroy: $(STAMP) ## Delete the runner, its project, its profile and its host-side files
+	@$(PLAYBOOK_ENV) $(BIN)/ansible-playbook test_runner.yml $(RUNNER_VARS) -e dev_test_runner_state=absent
+
 # --- LLM-assisted tests and development (docs/ai-testing.md, ADR-061) -------------------
 # AI_MODE=none|local|remote|claude-code|aider (default none: exactly `make test`). Settings
 # in anklume.conf.yml (key ai:), overridden by AI_<KEY> / ANKLUME_AI_<KEY>; keys from the
