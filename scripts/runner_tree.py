@@ -6,8 +6,9 @@ Usage: scripts/runner_tree.py ARCHIVE
 Writes ARCHIVE (tar.gz) and ARCHIVE.sha256 only when the tree's content differs from the
 digest already there, then prints one JSON line: digest, changed, entries, commit. The
 archive is admin_tree's (in-tree links kept, virtualenv and caches skipped); the digest
-covers names, modes, link targets and file contents, not mtimes, so a tree that did not
-change gives the same digest and the runner keeps its copy.
+covers names, modes, link targets and file contents, not mtimes and not .git (git rewrites
+its index on a mere `git status`), so a tree that did not change gives the same digest
+and the runner keeps its copy.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def content_digest(data: bytes) -> str:
     digest = hashlib.sha256()
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
         for member in tar:
+            if member.name == ".git" or member.name.startswith(".git/"):
+                continue
             digest.update(f"{member.name}\0{member.type!r}\0{member.mode}\0"
                           f"{member.linkname}\0".encode())
             handle = tar.extractfile(member) if member.isfile() else None
@@ -39,7 +42,7 @@ def content_digest(data: bytes) -> str:
 def commit() -> str:
     """HEAD and whether the tree differs from it (the archive carries the working tree)."""
     def git(*args: str) -> str:
-        proc = subprocess.run(["git", "-C", str(admin_tree.ROOT), *args],
+        proc = subprocess.run(["git", "--no-optional-locks", "-C", str(admin_tree.ROOT), *args],
                               capture_output=True, text=True, check=False)
         return proc.stdout.strip() if proc.returncode == 0 else ""
     head = git("rev-parse", "--short", "HEAD") or "no-git"
