@@ -23,7 +23,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+# The tree is where it runs from (make and up.sh run it from the root): a lab tree links its
+# scripts/ to another tree, so this file's own path does not name it.
+ROOT = Path.cwd()
 # Host-side caches and tools that mean nothing in the admin machine (its virtualenv is
 # admin_bootstrap's); .cache/admin_bootstrap is kept so the admin can re-provision itself.
 SKIP_NAMES = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache",
@@ -97,7 +99,7 @@ def add_tree(tar: tarfile.TarFile, path: Path, rel: str) -> int:
             tar.addfile(info)
             return 1
     if path.is_dir():
-        tar.add(path, rel, recursive=False)
+        tar.add(path.resolve(), rel, recursive=False)
         children = sorted(path.iterdir())
         return 1 + sum(add_tree(tar, child, f"{rel}/{child.name}") for child in children)
     if path.is_file():

@@ -46,7 +46,7 @@ if [ "$from_admin" -eq 1 ]; then
   # The admin machine holds the Incus socket (root on this host already), yet its file is
   # only data here: checked below like any other, and it may touch our table only.
   python=${PYTHON:-$root/.venv/bin/python}
-  where=$("$python" "$root/scripts/admin_tree.py" --locate) || exit 2
+  where=$(cd "$root" && "$python" scripts/admin_tree.py --locate) || exit 2
   read -r project instance tree <<<"$where"
   rel=${file:-nftables/anklume.nft}
   case "$rel" in /* | *..*) die "with --from-admin FILE is relative to the admin tree: $rel" ;; esac

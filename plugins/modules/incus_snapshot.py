@@ -254,6 +254,22 @@ def _diff(run: Reconciliation, inventory: dict, targets: list) -> dict:
             "before": _yaml(before), "after": _yaml(after)}
 
 
+def _keep_descriptions(run: Reconciliation, before: dict, after: dict) -> None:
+    """A restore copies the snapshot's (empty) description over the instance's: put back
+    the one infra.yml declared, so that the next apply has nothing to change."""
+    run.step = "keeping the descriptions of the restored instances"
+    for entry in run.plan:
+        key = (entry["project"], entry["name"].split("/", 1)[0])
+        if entry["action"] != "restore" or key not in after:
+            continue
+        wanted = before[key].get("description") or ""
+        if (after[key].get("description") or "") != wanted:
+            run.client.query(f"/1.0/instances/{qname(key[1])}", "PATCH",
+                             {"description": wanted}, project=key[0],
+                             what=f"{run.step}: {key[1]} (project {key[0]})")
+            after[key]["description"] = wanted
+
+
 def _apply(run: Reconciliation) -> None:
     """Run each wave's operations together, at most ``parallel`` at a time (ADR-022)."""
     p = run.params
@@ -315,7 +331,8 @@ def main(module=None, client=None) -> None:
         # Re-read the snapshots, for a truthful returned list.
         run.step = "listing snapshots after the change"
         try:
-            inventory = _inventory(client, run.step)
+            before, inventory = inventory, _inventory(client, run.step)
+            _keep_descriptions(run, before, inventory)
         except IncusError as exc:
             run.fail(str(exc))
 

@@ -61,6 +61,9 @@ def ping(src: str, project: str, dst_ip: str) -> bool:
 class Lab:
     def __init__(self, root: Path) -> None:
         self.root = lab_tree(root)
+        # The host's lab imports the generator from the venv; the admin's copy needs its code.
+        (root / "anklume").symlink_to(REPO / "anklume")
+        (root / "nftables.yml").symlink_to(REPO / "nftables.yml")
         # The wheels and .deb files the host fetched once serve every tree (offline after).
         (root / ".cache").mkdir()
         (root / ".cache/admin_bootstrap").symlink_to(REPO / ".cache/admin_bootstrap")
@@ -141,6 +144,9 @@ def test_snapshot_and_restore_from_inside(lab: Lab) -> None:
     gone = subprocess.run(["incus", "exec", NEW, "--project", f"{PREFIX}per", "--", "test", "-e",
                            "/root/after"], check=False).returncode
     assert gone == 1, "restore did not bring back the snapshot's file system"
+    # Incus copies the snapshot's empty description over the instance's; ours is put back.
+    desc = run(["incus", "query", f"/1.0/instances/{PER}?project={PREFIX}per"])
+    assert '"description": "Personal desktop environment"' in desc
 
 
 def test_rules_rendered_inside_are_the_hosts_and_the_host_loads_them(lab: Lab) -> None:

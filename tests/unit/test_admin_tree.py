@@ -58,6 +58,7 @@ def test_the_archive_keeps_the_project_and_leaves_host_caches_out(tmp_path: Path
     for left in (".venv", ".cache/other", "anklume/__pycache__", "nftables/.anklume.nft.loaded",
                  "tests/output"):
         assert left not in got, left
+    assert got["roles"].isdir() and got["roles/r"].isdir()
     link = got["collections/ansible_collections/anklume/incus"]
     assert link.issym() and link.linkname == "../../.."
 
@@ -95,7 +96,7 @@ def test_no_admin_machine_is_one_line_and_exit_2(tmp_path: Path, admin: str,
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts/admin_tree.py").write_bytes((REPO / "scripts/admin_tree.py").read_bytes())
     proc = subprocess.run([sys.executable, str(tmp_path / "scripts/admin_tree.py")],
-                          capture_output=True, text=True, check=False)
+                          cwd=tmp_path, capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
