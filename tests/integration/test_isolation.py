@@ -323,7 +323,8 @@ def test_deploy_script_for_the_admin_container_mode(work: Path) -> None:
     """mode=file only renders; scripts/deploy-nftables.sh loads it on the host."""
     lab.run("nft", "delete", "table", "inet", lab.TABLE)
     rendered = apply_ok(work, incus_nftables_mode="file")
-    assert "deploy-nftables.sh" in rendered.output
+    assert "not loaded (this machine does not run the Incus daemon)" in rendered.output
+    assert "On the host, run: make nftables-deploy FROM=admin" in rendered.output
     assert lab.live_table() == ""
     script = str(lab.ROOT / "scripts/deploy-nftables.sh")
     nft_file = str(work / f"{lab.TABLE}.nft")
