@@ -29,7 +29,7 @@ ROOT = Path.cwd()
 # Host-side caches and tools that mean nothing in the admin machine (its virtualenv is
 # admin_bootstrap's); .cache/admin_bootstrap is kept so the admin can re-provision itself.
 SKIP_NAMES = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache",
-              ".hypothesis", ".bench", ".soak", "logs", "dist", "build", ".ansible"}
+              ".hypothesis", ".bench", ".soak", "logs", "dist", "build", ".ansible", ".ai-sessions"}
 SKIP_TOP = {".cache"}
 SKIP_PATHS = {"tests/output"}
 KEEP_UNDER_SKIPPED = {".cache/admin_bootstrap"}

@@ -55,8 +55,10 @@ if [ "$from_admin" -eq 1 ]; then
   incus file pull --project "$project" "$instance$tree/$rel" "$file" 2>/dev/null \
     || die "cannot read $tree/$rel in $instance (project $project): run make apply there first"
   log "read $tree/$rel from $instance"
+  shown="$instance:$tree/$rel"
 fi
 file=${file:-$root/nftables/anklume.nft}
+shown=${shown:-$file}
 [ -r "$file" ] || die "cannot read $file: render it first (make nftables, or the role in the admin container)"
 
 # The table the file manages: the one it deletes before re-creating it.
@@ -80,17 +82,17 @@ fi
 live=$("$NFT" -s list table inet "$table" 2>/dev/null || true)
 
 if [ "$live" = "$wanted" ]; then
-  log "table inet $table already matches $file: nothing loaded"
+  log "table inet $table already matches $shown: nothing loaded"
 else
   if [ "$dry_run" -eq 1 ]; then
-    log "table inet $table differs from $file (dry run: nothing loaded)"
+    log "table inet $table differs from $shown (dry run: nothing loaded)"
     diff -u <(printf '%s\n' "$live") <(printf '%s\n' "$wanted") | tail -n +3 || true
     exit 0
   fi
   "$NFT" -f "$file" || die "nft -f $file failed: the previous table is unchanged"
   after=$("$NFT" -s list table inet "$table" 2>/dev/null || true)
   [ "$after" = "$wanted" ] || die "table inet $table does not match $file after loading"
-  if [ -z "$wanted" ]; then log "removed table inet $table (isolation off)"; else log "loaded table inet $table from $file"; fi
+  if [ -z "$wanted" ]; then log "removed table inet $table (isolation off)"; else log "loaded table inet $table from $shown"; fi
 fi
 
 if [ "$install_boot" -eq 1 ] && [ "$dry_run" -eq 0 ]; then
