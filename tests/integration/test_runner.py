@@ -159,3 +159,33 @@ def test_destroy_leaves_nothing_behind(tree: Path, created: str,
     assert not [i for i in listing("/1.0/instances?all-projects=true&recursion=1")
                 if i["name"] == RUNNER]
     assert not (tree / CACHE).exists() and not (tree / CACHE.parent).exists()
+
+
+DECLARED, DECLARED_PROJECT = "t13-declared", "t13dec"
+
+
+def forget_declared() -> None:
+    subprocess.run(["incus", "delete", "--force", DECLARED, "--project", DECLARED_PROJECT],
+                   capture_output=True, check=False)
+    subprocess.run(["incus", "project", "delete", DECLARED_PROJECT],
+                   capture_output=True, check=False)
+
+
+@pytest.fixture
+def declared() -> Iterator[None]:
+    """A stopped container another infra (owner t13other) declares, in a project of its own."""
+    forget_declared()
+    run(["incus", "project", "create", DECLARED_PROJECT, "-c", "features.images=false"])
+    run(["incus", "profile", "device", "add", "default", "root", "disk", "path=/",
+         "pool=default", "--project", DECLARED_PROJECT])
+    run(["incus", "init", "anklume/debian-12", DECLARED, "--project", DECLARED_PROJECT,
+         "-c", "user.anklume.owner=t13other"])
+    yield
+    forget_declared()
+
+
+def test_a_runner_an_infra_declares_is_not_deleted(declared: None) -> None:
+    rc, out = lab_make(REPO, "test-runner-destroy", f"RUNNER={DECLARED}",
+                       f"RUNNER_PROJECT={DECLARED_PROJECT}", timeout=300)
+    assert rc != 0 and "belongs to the infra t13other" in out, out[-3000:]
+    assert query(f"/1.0/instances/{DECLARED}?project={DECLARED_PROJECT}")
