@@ -67,7 +67,7 @@ def run(argv: Sequence[str] | None, env: Mapping[str, str], out: TextIO, err: Te
     args = _parser().parse_args(argv)
     repo = _repo(args.repo, env)
     cfg = config.load(repo, env)
-    command = testrun.resolve(repo, args.role, cfg.test_command)
+    command = testrun.resolve(repo, args.role, cfg.test_command, cfg.sandbox)
     verb = f"ai-{args.command}"
     if cfg.mode == "none":
         if args.command == "test":

@@ -156,10 +156,10 @@ def _check(cfg: AiConfig, env: Mapping[str, str]) -> None:
     if cfg.sandbox not in SANDBOXES:
         raise _problem("settings", None, "ai.sandbox", f"unknown sandbox {cfg.sandbox!r}",
                        "use none or runner (AI_SANDBOX=)")
-    if cfg.sandbox == "runner":
+    if cfg.sandbox == "runner" and cfg.test_command:
         raise _problem("AI_SANDBOX=runner", None, "",
-                       "the Incus-in-Incus test runner (issue 13) is not available yet",
-                       "unset AI_SANDBOX to run the loop on this machine")
+                       "AI_TEST_CMD runs on this machine, the runner runs make test-sandboxed",
+                       "unset AI_TEST_CMD or AI_SANDBOX")
     if cfg.mode == "remote":
         var = KEY_VARIABLES[cfg.remote_provider]
         if not env.get(var):

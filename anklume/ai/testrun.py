@@ -3,7 +3,9 @@
 No override: the project's own test command, ``make test`` (README, "The two commands").
 ``ROLE=<name>``: that role's Molecule scenario through ``make molecule ROLE=<name>``, or
 ``make test`` for a role without one. ``AI_TEST_CMD`` (or ``ai.test_command``) replaces
-both: a shell command line, run from the repository root.
+both: a shell command line, run from the repository root. ``AI_SANDBOX=runner``: the tests
+run in the Incus-in-Incus runner (``make test-sandboxed [ROLE=]``, which pushes the tree
+with each try's patch), never beside the user's projects.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ class TestCommand:
     label: str
 
 
-def resolve(repo: str, role: str, override: str) -> TestCommand:
+def resolve(repo: str, role: str, override: str, sandbox: str = "none") -> TestCommand:
     """The command for this session; an unknown role is a user error."""
     if role and not os.path.isdir(os.path.join(repo, "roles", role)):
         raise InputError([Problem("ROLE", None, "", f"no role named {role!r} in roles/",
                                   "give a folder name of roles/, or no ROLE")])
+    if sandbox == "runner":
+        argv = ["make", "--no-print-directory", "test-sandboxed"]
+        argv += [f"ROLE={role}"] if role else []
+        return TestCommand(argv, " ".join(argv))
     if override:
         return TestCommand(["bash", "-c", override], override)
     if role:

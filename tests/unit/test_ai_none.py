@@ -79,3 +79,23 @@ def test_the_make_target_itself_passes_the_result_through(command: str, status: 
                           cwd=REPO, capture_output=True, text=True, check=False)
     assert proc.returncode == status, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0] == "tests-ran"
+
+
+@pytest.mark.parametrize(("role", "argv"), [
+    ("", ["--no-print-directory", "test-sandboxed"]),
+    ("base_system", ["--no-print-directory", "test-sandboxed", "ROLE=base_system"]),
+])
+def test_sandbox_runner_runs_the_tests_in_the_runner(role: str, argv: list[str],
+                                                     tmp_path: Path) -> None:
+    """AI_SANDBOX=runner: the tests are `make test-sandboxed` (stand-in make: the runner
+    itself is proven by tests/integration/test_runner.py)."""
+    repo = module_repo(tmp_path)
+    (repo / "roles" / "base_system").mkdir(parents=True, exist_ok=True)
+    env = base_env(tmp_path, "none", "")
+    env["AI_SANDBOX"] = "runner"
+    log = install_stand_ins(tmp_path, env, ("make",))
+    env["STANDIN_MAKE_STATUS"] = "0"
+    result = subprocess.run(["bash", WRAPPER], cwd=repo, env={**env, "ROLE": role},
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert [c["argv"] for c in calls(log, "make")] == [argv]
