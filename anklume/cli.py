@@ -1,6 +1,6 @@
 """Command line of the generator: ``generate.py [INFRA] [--dry-run] [--clean-orphans]``.
 
-The one place that catches :class:`AnklumeError` and turns it into
+Its entry point turns :class:`AnklumeError` (through errors.guarded) into
 messages and an exit code.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from anklume import expand, orphans, render, validate, writer, yamlload
-from anklume.errors import EXIT_OK, AnklumeError
+from anklume.errors import EXIT_OK, guarded
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,16 +96,5 @@ def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: exit 0 ok, 1 cannot write, 2 bad input; never a traceback."""
-    try:
-        return run(argv, sys.stdout, sys.stderr)
-    except AnklumeError as exc:
-        for p in exc.problems:
-            print(p.render(), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: files already replaced are complete, none is half-written",
-              file=sys.stderr)
-        return 130
-    except Exception as exc:  # last-resort guard: a bug, still no traceback for users
-        print(f"internal error: {type(exc).__name__}: {exc}; please report it", file=sys.stderr)
-        return 70
+    return guarded(lambda: run(argv, sys.stdout, sys.stderr),
+                   "files already replaced are complete, none is half-written")

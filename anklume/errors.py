@@ -7,7 +7,8 @@ line, dotted path) and how to fix it, rendered on one line. The CLI catches
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -52,3 +53,20 @@ class OutputError(AnklumeError):
     """A generated file could not be written or deleted."""
 
     exit_code = EXIT_IO
+
+
+def guarded(work: Callable[[], int], interrupted: str) -> int:
+    """Run an entry point's WORK: problems as their lines and exit code, Ctrl-C as
+    INTERRUPTED (130), any other exception as one line (70); never a traceback."""
+    try:
+        return work()
+    except AnklumeError as exc:
+        for p in exc.problems:
+            print(p.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted}", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last-resort guard: a bug, still no traceback for users
+        print(f"internal error: {type(exc).__name__}: {exc}; please report it", file=sys.stderr)
+        return 70

@@ -18,7 +18,7 @@ from anklume.ai import backends, config, context, gitops, testrun
 from anklume.ai.loop import EXIT_NOT_FIXED, Job, Loop
 from anklume.ai.redact import Redactor
 from anklume.ai.session import SessionLog, slugify
-from anklume.errors import AnklumeError, InputError, Problem
+from anklume.errors import InputError, Problem, guarded
 
 _FAILED_TEST = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
 
@@ -118,16 +118,5 @@ def run(argv: Sequence[str] | None, env: Mapping[str, str], out: TextIO, err: Te
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Entry point: 0 fixed or passing, 1 not fixed, 2 bad input; never a traceback."""
-    try:
-        return run(argv, os.environ if env is None else env, sys.stdout, sys.stderr)
-    except AnklumeError as exc:
-        for p in exc.problems:
-            print(p.render(), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: check `git status` and `git branch` before going on",
-              file=sys.stderr)
-        return 130
-    except Exception as exc:  # last-resort guard: a bug, still no traceback for users
-        print(f"internal error: {type(exc).__name__}: {exc}; please report it", file=sys.stderr)
-        return 70
+    return guarded(lambda: run(argv, os.environ if env is None else env, sys.stdout, sys.stderr),
+                   "check `git status` and `git branch` before going on")
