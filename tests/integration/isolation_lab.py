@@ -339,8 +339,37 @@ def incusd_pids() -> list[int]:
     return [pid for pid, role in incusd_processes().items() if role == "daemon"]
 
 
+def systemd_manages_incusd() -> bool:
+    """systemd is the init here (inside the runner): it runs incusd as the unit `incus`,
+    and boot units are loaded. The host of these tests has no systemd."""
+    return Path("/run/systemd/system").exists()
+
+
+def unit_main_pid() -> int:
+    """The pid of the unit `incus` (0 when it is not running)."""
+    out = run("systemctl", "show", "--property", "MainPID", "--value", "incus.service").stdout
+    return int(out.strip() or 0)
+
+
 def restart_incusd() -> None:
-    """Stop the daemon (never its fork* helpers) and bring it back with scripts/host.sh."""
+    """Restart the daemon, never its fork* helpers, and wait until it answers again.
+
+    Under systemd (inside the runner): `systemctl restart incus`, the unit's main process
+    before and after compared (its KillMode=process stops only the daemon; pgrep would also
+    list the containers' `[lxc monitor]` processes, which keep running). Elsewhere:
+    SIGTERM, then scripts/host.sh starts it again."""
+    if systemd_manages_incusd():
+        before = unit_main_pid()
+        assert before, "no incusd process to restart"
+        restart = run("systemctl", "restart", "incus.service", check=False, timeout=180)
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+        ready = run("incus", "admin", "waitready", "--timeout", "60", check=False, timeout=90)
+        assert ready.returncode == 0, ready.stdout + ready.stderr
+        info = run("incus", "info", check=False, timeout=60)
+        assert info.returncode == 0, info.stdout + info.stderr
+        after = unit_main_pid()
+        assert after and after != before, f"incusd not restarted (pid {before}, now {after})"
+        return
     pids = incusd_pids()
     assert pids, "no incusd process to restart"
     for pid in pids:
