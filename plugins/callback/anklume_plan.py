@@ -80,6 +80,8 @@ class CallbackModule(CallbackBase):
         lines = []
         for e in entries:
             what = "{} {}".format(e["kind"], e["name"])
+            if e["action"] == "unsupported":  # ADR-065: a VM this Incus cannot run
+                what = e.get("reason") or what + " (Incus cannot run it here)"
             if e["action"] == "change":
                 what += ": " + ", ".join(e.get("keys") or [])
             elif e["action"] == "orphan":
@@ -108,6 +110,9 @@ class CallbackModule(CallbackBase):
         if conflicts:
             summary += (f", {conflicts} conflicts (objects that are not ours: stopped before "
                         "any change, ADR-021)")
+        unsupported = sum(1 for e in entries if e["action"] == "unsupported")
+        if unsupported:
+            summary += f", {unsupported} VMs this Incus cannot run (stopped, ADR-065)"
         self._display.display("")
         for line in lines:
             self._display.display(line)

@@ -62,6 +62,14 @@ options:
   force: {description: "With O(state=absent), delete protected instances too.", type: bool, default: false}
   wait: {description: Wait until every instance runs with its address., type: bool, default: true}
   timeout: {description: Seconds to wait for instances to run with their address., type: int, default: 120}
+  vm_timeout:
+    description: Seconds to wait for a virtual machine to run, have its address and an answering agent (a VM boots in about 30 s).
+    type: int
+    default: 600
+  vm_config:
+    description: "Config every V(vm) instance gets unless it declares the key: C(limits.cpu), C(limits.memory), C(security.secureboot)."
+    type: dict
+    default: {}
   parallel:
     description: Incus operations (create, start, stop, delete) run at a time; each is awaited as soon as it starts, see ADR-022.
     type: int
@@ -168,11 +176,47 @@ def needs_new_lease(current, wanted):
                for k in set(current) | set(wanted) if k.startswith("eth"))
 
 
+def agent_answers(inst):
+    """A VM's agent answers once Incus can read its processes (-1 or absent before)."""
+    if (inst or {}).get("type") != "virtual-machine":
+        return True
+    return int((inst.get("state") or {}).get("processes") or -1) > 0
+
+
 def ready(inst, ip):
-    if not inst or inst.get("status") != "Running":
+    if not inst or inst.get("status") != "Running" or not agent_answers(inst):
         return False
     addrs = ipv4s(inst)
     return ip in addrs if ip else bool(addrs)
+
+
+def instance_type(spec):
+    return TYPES.get(spec.get("type") or "lxc", "container")
+
+
+def wanted_config(spec, owner, vm_config):
+    """The instance's config: a VM gets ``vm_config`` under its own keys, then our markers."""
+    config = stringify(vm_config) if instance_type(spec) == "virtual-machine" else {}
+    config.update(stringify(spec.get("config")))
+    config.update(markers(owner))
+    return config
+
+
+def create_request(spec, config, devices, profiles):
+    """The POST /1.0/instances body that creates and starts ``spec``."""
+    return {"name": spec["name"], "type": instance_type(spec),
+            "description": spec.get("description") or "",
+            "source": image_source(spec.get("image") or ""),
+            "profiles": profiles, "config": config, "devices": devices, "start": True}
+
+
+def not_ready(spec, inst):
+    """What an instance still lacks, for the timeout message."""
+    text = "{} (status {}, addresses {}, want {}".format(
+        spec["name"], inst.get("status"), ipv4s(inst) or "none", spec.get("ip") or "any")
+    if inst.get("type") == "virtual-machine" and not agent_answers(inst):
+        text += ", agent not answering: the image needs incus-agent"
+    return text + ")"
 
 
 class Instances(ProjectObjectReconciler):
@@ -216,9 +260,7 @@ class Instances(ProjectObjectReconciler):
         return not any(key.startswith(p) for p in self.p["ignored_config_prefixes"])
 
     def wanted_config(self, spec):
-        config = stringify(spec.get("config"))
-        config.update(markers(self.p["owner"]))
-        return config
+        return wanted_config(spec, self.p["owner"], self.p.get("vm_config") or {})
 
     def status(self, name, project):
         """The instance's status now ("Running", "Stopped"), None when it does not exist."""
@@ -241,8 +283,13 @@ class Instances(ProjectObjectReconciler):
                          project=inst["project"],
                          verify=self.expect(inst["name"], inst["project"], status))
 
+    def wait_seconds(self, specs=None):
+        """The wait budget: ``timeout``, or ``vm_timeout`` when a VM is among ``specs``."""
+        vm = any(instance_type(s) == "virtual-machine" for s in specs or self.p["instances"])
+        return max(self.p["timeout"], self.p.get("vm_timeout") or 0) if vm else self.p["timeout"]
+
     def run_ops(self, ops, label):
-        self.run_operations(ops, label, timeout=self.p["timeout"] + 60)
+        self.run_operations(ops, label, timeout=self.wait_seconds() + 60)
 
     # -- present ------------------------------------------------------------------
     def busy_operations(self, keys):
@@ -288,7 +335,7 @@ class Instances(ProjectObjectReconciler):
             current = self.settle(current, unsettled)
         for spec in specs:
             name, project = spec["name"], spec["project"]
-            itype = TYPES.get(spec.get("type") or "lxc", "container")
+            itype = instance_type(spec)
             config = self.wanted_config(spec)
             devices = {k: stringify(v) for k, v in (spec.get("devices") or {}).items()}
             profiles = list(spec.get("profiles") or ["default"])
@@ -303,12 +350,10 @@ class Instances(ProjectObjectReconciler):
                 if not self.check_mode:
                     what = f"creating instance {name} in project {project}"
                     self.step = what
-                    creates.append(Operation(what, "/1.0/instances", "POST", {
-                        "name": name, "type": itype, "description": desc,
-                        "source": image_source(spec.get("image") or ""),
-                        "profiles": profiles, "config": config, "devices": devices,
-                        "start": True}, project=project,
-                        verify=self.expect(name, project, "Running")))
+                    creates.append(Operation(what, "/1.0/instances", "POST",
+                                             create_request(spec, config, devices, profiles),
+                                             project=project,
+                                             verify=self.expect(name, project, "Running")))
                 continue
             if not is_managed(cur, None):
                 self.note(plan_entry("instance", name, "foreign", project=project),
@@ -367,8 +412,9 @@ class Instances(ProjectObjectReconciler):
             self.wait_ready(to_wait, current if not (creates or ops) else None)
 
     def wait_ready(self, specs, current):
-        self.step = "waiting for instances to run with their address"
-        deadline = time.monotonic() + self.p["timeout"]
+        self.step = "waiting for instances to run with their address (and VMs' agent)"
+        seconds = self.wait_seconds(specs)
+        deadline = time.monotonic() + seconds
         while True:
             if current is None:
                 current = self.client.instances(state=True)
@@ -378,13 +424,10 @@ class Instances(ProjectObjectReconciler):
             if not missing:
                 return
             if time.monotonic() >= deadline:
-                raise IncusError("{}: still not running with their address after {}s: {}".format(
-                    self.step, self.p["timeout"], ", ".join(
-                        "{} (status {}, addresses {}, want {})".format(
-                            s["name"],
-                            (current.get((s["project"], s["name"])) or {}).get("status"),
-                            ipv4s(current.get((s["project"], s["name"])) or {}) or "none",
-                            s.get("ip") or "any") for s in missing)))
+                raise IncusError("{}: still not ready after {}s: {}".format(
+                    self.step, seconds, ", ".join(
+                        not_ready(s, current.get((s["project"], s["name"])) or {})
+                        for s in missing)))
             time.sleep(0.25)
             current = None
 
@@ -452,6 +495,8 @@ ARGUMENT_SPEC = dict(
     force=dict(type="bool", default=False),
     wait=dict(type="bool", default=True),
     timeout=dict(type="int", default=120),
+    vm_timeout=dict(type="int", default=600),
+    vm_config=dict(type="dict", default={}),
     parallel=dict(type="int", default=DEFAULT_PARALLEL),
     ignored_config_prefixes=dict(type="list", elements="str",
                                  default=["volatile.", "image.", "user."]),
