@@ -14,6 +14,7 @@ from anklume import checks, expand, schema
 from anklume.errors import InputError, Problem
 from anklume.model import HOST, Config, Devices, Domain, Infra, Machine, Policy, Profile
 from anklume.schema import default
+from anklume.shipped_profiles import shipped
 from anklume.yamlload import Document, Path, dotted
 
 _ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -78,6 +79,8 @@ class _Validator:
         self.base_ok = True
         # Paths of domains a template generated -> where the template wrote them.
         self.aliases: dict[Path, expand.Alias] = {}
+        # (domain, profile) pairs copied from anklume/shipped_profiles.py.
+        self.shipped_added: set[tuple[str, str]] = set()
 
     # -- reporting ---------------------------------------------------------
     def alias(self, path: Path) -> expand.Alias | None:
@@ -391,6 +394,19 @@ class _Validator:
                 self.err((*path, "profiles", i), f"profile '{pname}' is listed twice",
                          "list it once")
                 continue
+            # A shipped profile the domain does not define itself (ADR-064).
+            own = pname in domain.profiles and (domain.name, pname) not in self.shipped_added
+            ship = None if own else shipped(pname)
+            if ship:
+                kind, profile = ship
+                if machine.type != kind:
+                    self.err((*path, "profiles", i),
+                             f"profile '{pname}' is for type: {kind} machines, and "
+                             f"{machine.name} is type: {machine.type}",
+                             "use nvidia-compute for a container and gpu-passthrough for a vm")
+                    continue
+                domain.profiles[pname] = profile
+                self.shipped_added.add((domain.name, pname))
             if pname != "default" and pname not in domain.profiles:
                 known = ["default", *domain.profiles]
                 guess = checks.did_you_mean(pname, known)

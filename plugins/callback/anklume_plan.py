@@ -27,7 +27,7 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 SYMBOL = {"create": "+", "change": "~", "remove": "-", "orphan": "?", "keep": "=",
-          "foreign": "!", "conflict": "x", "deploy": ">"}
+          "foreign": "!", "conflict": "x", "deploy": ">", "info": "i"}
 
 
 class CallbackModule(CallbackBase):
@@ -97,6 +97,8 @@ class CallbackModule(CallbackBase):
                 what += " (exists, not managed by anklume: left alone)"
             elif e["action"] == "conflict":
                 what = e.get("reason") or what + " (not ours)"
+            elif e["action"] == "info":
+                what += f": {e.get('reason')}"
             elif e["action"] == "deploy":
                 what += f" ({e.get('reason')})"
             lines.append("{}: {} {}".format(label, SYMBOL.get(e["action"], "*"), what))

@@ -10,6 +10,7 @@ only hands over the play's variables and turns a bad record into one clear error
   anklume.incus.profile_refs       domains -> ["project/profile", ...]
   anklume.incus.instance_refs      domains -> ["project/machine", ...] (every declared machine)
   anklume.incus.desired_instances  hosts, hostvars, domains, image, admin socket -> instances
+  anklume.incus.gpu_machines       hosts, hostvars, domains -> name, project, type (gpu asked)
   anklume.incus.owned_names        domains -> bridges, projects, profiles (ownership check)
   anklume.incus.host_instance_refs hosts, hostvars, domains -> ["project/instance", ...]
   anklume.incus.provision_targets  hosts, hostvars, domains -> host, name, project, declared
@@ -40,10 +41,11 @@ def _clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def desired_instances(hosts: Iterable[str], hostvars: Mapping[str, Any],
                       domains: Mapping[str, Any], image: str, admin_socket: Any = False,
                       admin_domain: str = "", socket_host_path: str = "",
-                      socket_path: str = "") -> list[dict[str, Any]]:
+                      socket_path: str = "", gpu: Mapping[str, str] | None = None,
+                      ) -> list[dict[str, Any]]:
     device = ds.admin_socket_device(socket_host_path, socket_path)
     return ds.instances(hosts, hostvars, domains, image,
-                        admin_domain if ds.as_bool(admin_socket) else "", device)
+                        admin_domain if ds.as_bool(admin_socket) else "", device, gpu)
 
 
 def snapshot_targets(hosts: Iterable[str], hostvars: Mapping[str, Any],
@@ -62,6 +64,7 @@ class FilterModule:
             "instance_refs": ds.instance_refs,
             "desired_instances": desired_instances,
             "owned_names": ds.owned_names,
+            "gpu_machines": ds.gpu_machines,
             "host_instance_refs": ds.host_instance_refs,
             "provision_targets": ds.instance_targets,
             "snapshot_targets": snapshot_targets,

@@ -183,8 +183,58 @@ def admin_socket_device(host_path: str, path: str) -> dict[str, str]:
             "listen": f"unix:{path}", "uid": "0", "gid": "0", "mode": "0660"}
 
 
+# -- GPU (ADR-064) --------------------------------------------------------------------------
+
+# Where the mount method puts the driver's user space inside a container (bin/, lib64/).
+GPU_USERSPACE_PATH = "/usr/local/nvidia"
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _has_gpu_device(v: Mapping[str, Any], d: Mapping[str, Any]) -> bool:
+    """A `type: gpu` device of the machine itself or of one of its domain's profiles."""
+    devices = list((_or(v, "instance_devices", {})).values())
+    for pname in _or(v, "instance_profiles", []):
+        devices += list(((d.get("profiles") or {}).get(pname) or {}).get("devices", {}).values())
+    return any((dev or {}).get("type") == "gpu" for dev in devices)
+
+
+def gpu_machines(hosts: Iterable[str], hostvars: Mapping[str, Any],
+                 domains: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The instances of ``hosts`` that ask for a GPU (``instance_gpu``), for the GPU check."""
+    return [{"name": v.get("instance_name", host), "project": project_of(domain, domains[domain]),
+             "type": v.get("instance_type", MACHINE_TYPE)}
+            for host, v, domain in _declared_hosts(hosts, hostvars, domains)
+            if as_bool(v.get("instance_gpu", False))]
+
+
+def gpu_additions(v: Mapping[str, Any], d: Mapping[str, Any], userspace: str,
+                  driver_dir: str) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """(config, devices) a GPU instance gets: the gpu device unless one is declared, and for a
+    container the driver's user space by ``runtime`` (nvidia.runtime) or ``mount``."""
+    config: dict[str, str] = {}
+    devices: dict[str, dict[str, str]] = {}
+    if not as_bool(v.get("instance_gpu", False)):
+        return config, devices
+    if not _has_gpu_device(v, d):
+        devices["gpu"] = {"type": "gpu", "gputype": "physical"}
+    if v.get("instance_type", MACHINE_TYPE) == "vm":
+        return config, devices
+    if userspace == "runtime":
+        config.update({"nvidia.runtime": "true",
+                       "nvidia.driver.capabilities": "compute,utility"})
+    elif userspace == "mount":
+        devices["nvidia-userspace"] = {"type": "disk", "source": driver_dir,
+                                       "path": GPU_USERSPACE_PATH, "readonly": "true"}
+        config.update({
+            "environment.LD_LIBRARY_PATH": f"{GPU_USERSPACE_PATH}/lib64",
+            "environment.PATH": f"{GPU_USERSPACE_PATH}/bin:{_PATH}",
+        })
+    return config, devices
+
+
 def _instance(host: str, v: Mapping[str, Any], domain: str, d: Mapping[str, Any],
-              image: str, admin_device: Mapping[str, str] | None) -> dict[str, Any]:
+              image: str, admin_device: Mapping[str, str] | None,
+              gpu: Mapping[str, str] | None = None) -> dict[str, Any]:
     ip = _or(v, "instance_ip", "")
     devices = plain(_or(v, "instance_devices", {}))
     spoofing = as_bool(v.get("instance_allow_spoofing", False))
@@ -197,6 +247,11 @@ def _instance(host: str, v: Mapping[str, Any], domain: str, d: Mapping[str, Any]
         devices["incus-socket"] = dict(admin_device)
     ephemeral = as_bool(v.get("instance_ephemeral", d.get("ephemeral", False)))
     config = plain(_or(v, "instance_config", {}))
+    gpu = gpu or {}
+    gpu_config, gpu_devices = gpu_additions(v, d, gpu.get("userspace", ""),
+                                            gpu.get("driver_dir", GPU_USERSPACE_PATH))
+    config = {**gpu_config, **config}
+    devices = {**gpu_devices, **devices}
     config["security.protection.delete"] = "false" if ephemeral else "true"
     for key, var in (("snapshots.schedule", "instance_snapshots_schedule"),
                      ("snapshots.expiry", "instance_snapshots_expiry")):
@@ -217,11 +272,13 @@ def _instance(host: str, v: Mapping[str, Any], domain: str, d: Mapping[str, Any]
 
 def instances(hosts: Iterable[str], hostvars: Mapping[str, Any], domains: Mapping[str, Any],
               image: str, admin_domain: str = "",
-              admin_device: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+              admin_device: Mapping[str, str] | None = None,
+              gpu: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The instances of ``hosts``: eth0 with the static address, the protection flag from
-    ``instance_ephemeral``, the snapshot keys, and ``admin_device`` for ``admin_domain``."""
+    ``instance_ephemeral``, the snapshot keys, ``admin_device`` for ``admin_domain``, and
+    for a GPU instance what :func:`gpu_additions` adds (``gpu``: userspace, driver_dir)."""
     return [_instance(host, v, domain, domains[domain], image,
-                      admin_device if admin_domain and domain == admin_domain else None)
+                      admin_device if admin_domain and domain == admin_domain else None, gpu)
             for host, v, domain in _declared_hosts(hosts, hostvars, domains)]
 
 

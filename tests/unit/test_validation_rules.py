@@ -121,8 +121,8 @@ CASES: list[tuple[str, str, list[str], int | None]] = [
      VALID.replace("pro-dev:", "p" * 64 + ":"),
      ["is 64 characters, more than Incus's 63"], 18),
     ("profile not defined in the domain",
-     _two(machine_extra="        profiles: [default, nvidia-compute]\n"),
-     ["domains.pro.machines.pro-dev.profiles[1]: profile 'nvidia-compute' is not defined in "
+     _two(machine_extra="        profiles: [default, gpu-profile]\n"),
+     ["domains.pro.machines.pro-dev.profiles[1]: profile 'gpu-profile' is not defined in "
       "domain pro", "define it under domains.pro.profiles"], 15),
     ("profile name not DNS-safe",
      _two(domain_extra="    profiles:\n      GPU_x: {}\n"),
