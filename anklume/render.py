@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from anklume import firewall
 from anklume.model import Domain, Infra, Machine, Policy, network_name
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -22,6 +23,14 @@ def dump(data: dict[str, Any]) -> str:
 
 
 def _domain_record(infra: Infra, d: Domain) -> dict[str, Any]:
+    record = _domain_base(infra, d)
+    fw = firewall.record(infra)
+    if fw:  # firewall_mode vm: the route to the other domains through sys-firewall (ADR-066)
+        record["firewall"] = {"address": fw["addresses"][d.name], "routes": fw["routes"]}
+    return record
+
+
+def _domain_base(infra: Infra, d: Domain) -> dict[str, Any]:
     return {
         "description": d.description,
         "subnet_id": d.subnet_id,
@@ -61,6 +70,7 @@ def group_all(infra: Infra) -> dict[str, Any]:
         "anklume_incus_remote": infra.incus_remote,
         "anklume_isolation": infra.isolation,
         "anklume_admin_domain": infra.admin_domain,
+        "anklume_firewall": firewall.record(infra),
         "anklume_domains": {d.name: _domain_record(infra, d) for d in infra.domains},
         "anklume_network_policies": [_policy(p) for p in infra.policies],
         "anklume_domain_templates": {t: list(ds) for t, ds in infra.domain_templates.items()},

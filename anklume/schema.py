@@ -88,7 +88,9 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "`shared`: several allowed (warning).",
             "gpu_policy: shared"),
         Key("firewall_mode", "string", "host",
-            "Where inter-domain filtering runs: `host` (nftables on the host) or `vm`.",
+            "Where inter-domain filtering runs: `host` (nftables on the host) or `vm` (the "
+            "`sys-firewall` instance of the admin domain routes and filters between domains; "
+            "`.253` of every domain is its address; docs/network-isolation.md).",
             "firewall_mode: host"),
         Key("incus_remote", "string", "local", "Incus remote that holds the instances.",
             "incus_remote: local"),

@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from anklume import checks, expand, schema
+from anklume import checks, expand, firewall, schema
 from anklume.errors import InputError, Problem
 from anklume.model import HOST, Config, Devices, Domain, Infra, Machine, Policy, Profile
 from anklume.schema import default
@@ -237,6 +237,7 @@ class _Validator:
         self.cross_checks(infra)
         self.template_names(infra)
         self.admin_domain(glob_raw, infra)
+        firewall.complete(infra, domains, self.err, self.warn)  # firewall_mode vm (ADR-066)
         self.policies(top.get("network_policies", default("top", "network_policies")), infra)
         if self.errors:
             raise InputError(_once_per_template_line(self.errors))

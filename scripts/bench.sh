@@ -20,6 +20,10 @@ for part in scripts/bench_apply.sh scripts/bench_snapshots.sh scripts/bench_runn
 done
 
 echo
+echo "== bench: firewall path (firewall_mode vm, sys-firewall as lxc) vs host path, round trip =="
+.venv/bin/python scripts/bench_firewall.py
+
+echo
 echo "== bench: scale (4, 12, 50 instances; BENCH_SCALE_SIZES to change) =="
 .venv/bin/python scripts/bench_scale.py
 

@@ -91,6 +91,14 @@ def project_of(name: str, record: Mapping[str, Any]) -> str:
 
 # -- bridges, projects, profiles (one per domain in scope) --------------------------------
 
+def firewall_route(fw: Mapping[str, Any], gateway: str) -> str:
+    """firewall_mode vm (ADR-066): DHCP hands out a route to every domain through the
+    firewall's address on this bridge, and the default route through the host (a client
+    that takes classless routes ignores the plain router option, RFC 3442)."""
+    return (f"dhcp-option=option:classless-static-route,{fw['routes']},{fw['address']},"
+            f"0.0.0.0/0,{gateway}")
+
+
 def networks(domains: Mapping[str, Any], nat: Any, ipv6_address: str,
              extra_config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One bridge per domain: gateway/prefix, NAT (the domain's ``nat``, else ``nat``), DHCP."""
@@ -108,6 +116,8 @@ def networks(domains: Mapping[str, Any], nat: Any, ipv6_address: str,
             "ipv6.address": ipv6_address,
             **plain(extra_config),
         }
+        if d.get("firewall"):
+            config["raw.dnsmasq"] = firewall_route(d["firewall"], d["gateway"])
         out.append({
             "name": network_of(name, d),
             "description": f"anklume domain {name}" + (f": {description}" if description else ""),
