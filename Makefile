@@ -24,7 +24,7 @@ GENERATE := $(PY) scripts/generate.py $(INFRA) --output $(CURDIR)
 ANSIBLE_ARGS := $(if $(TAGS),--tags $(TAGS)) $(if $(LIMIT),--limit $(LIMIT))
 
 .PHONY: help venv host image up sync sync-dry sync-clean test test-unit test-incus lint bench soak \
-	apply apply-infra apply-provision plan status destroy clean
+	apply apply-infra apply-provision apply-llm plan status destroy clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -106,6 +106,10 @@ apply-infra: ## Infrastructure phase only (make apply TAGS=infra)
 
 apply-provision: ## Provision phase only (make apply TAGS=provision)
 	@$(MAKE) --no-print-directory apply TAGS=provision
+
+apply-llm: $(STAMP) ## Apply only the machines with the ollama_server or open_webui role (their domains, then their roles)
+	@$(GENERATE) --quiet
+	@hosts=$$($(PY) scripts/llm_hosts.py) && $(MAKE) --no-print-directory apply LIMIT="$$hosts"
 
 plan: $(STAMP) ## What apply would do: check mode + diff, ends with a one-line count
 	@$(GENERATE) --quiet

@@ -11,7 +11,7 @@ echo
 echo "== bench: no-op apply of the shipped infra.yml, before and after (ADR-058) =="
 .venv/bin/python scripts/bench_noop.py
 
-for part in scripts/bench_apply.sh scripts/bench_snapshots.sh scripts/bench_runner.sh; do
+for part in scripts/bench_apply.sh scripts/bench_snapshots.sh scripts/bench_runner.sh scripts/bench_llm.sh; do
   if [ -f "$part" ]; then
     echo
     echo "== bench: $(basename "$part" .sh | sed 's/^bench_//') =="
