@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Download a wheelhouse for another Python: `wheelhouse.py VERSION DIR REQUIREMENT...`.
 
 pip evaluates environment markers (`python_full_version < "3.11.3"`) with the Python
