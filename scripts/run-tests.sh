@@ -28,8 +28,11 @@ elif [ -n "${TESTS:-}" ]; then
   done
   set -- "${paths[@]}"
 else
-  # The runner's own test would need a third level of nesting.
-  set -- tests/integration --ignore=tests/integration/test_runner.py
+  # The runner's own test would need a third level of nesting; the host-setup tests set up
+  # the host itself (Debian's mirror, the host's lxcfs), which the offline runner is not.
+  host_only=(test_runner.py test_testbed_idempotent.py test_host_lxcfs.py)
+  echo "test-sandboxed: left out (host only, run them with make test): ${host_only[*]}"
+  set -- tests/integration "${host_only[@]/#/--ignore=tests/integration/}"
 fi
 
 playbook() {
