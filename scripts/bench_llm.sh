@@ -43,3 +43,5 @@ changed=$(grep -o 'changed=[0-9]*' "$lab/out.log" | sort -u | tr '\n' ' ')
 printf '%-52s %6s\n' "open_webui" "seconds"
 printf '%-52s %6s\n' "install in a new instance (wheelhouse cache: $hit)" "$cold"
 printf '%-52s %6s\n' "second apply (no-op: $changed)" "$noop"
+# A no-op that changed something names the tasks (it should not happen: say which).
+awk '/^TASK \[/ {task=$0} /^changed: / {print "  changed in the no-op apply: " task}' "$lab/out.log"

@@ -31,6 +31,7 @@ OWNER = "t11llm"
 AI, WEB = "t11ai", "t11web"
 OLLAMA, WEBUI = "t11-ollama", "t11-webui"
 OLLAMA_IP, WEBUI_IP = "10.156.1.10", "10.156.2.10"
+PLAIN = "t11-plain"  # no LLM role: `make apply-llm` leaves it out
 NFT_TABLE = "anklumet11"
 MODEL = "t11-tiny"
 
@@ -42,7 +43,8 @@ INFRA = {
         AI: {"description": "LLM inference", "subnet_id": 1, "ephemeral": True,
              "machines": {OLLAMA: {"type": "lxc", "ip": OLLAMA_IP, "roles": ["ollama_server"]}}},
         WEB: {"description": "LLM web front", "subnet_id": 2, "ephemeral": True,
-              "machines": {WEBUI: {"type": "lxc", "ip": WEBUI_IP, "roles": ["open_webui"]}}},
+              "machines": {WEBUI: {"type": "lxc", "ip": WEBUI_IP, "roles": ["open_webui"]},
+                           PLAIN: {"type": "lxc", "ip": "10.156.2.11"}}},
     },
     "network_policies": [{"from": WEBUI, "to": OLLAMA, "protocol": "tcp", "ports": [11434],
                           "description": "Open WebUI reaches Ollama"}],
@@ -114,7 +116,9 @@ def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         first = make(root, "apply")
         key = inside(WEBUI, WEB, "cat", "/var/lib/open-webui/secret.env")
         second = make(root, "apply")
-        yield {"first": first, "second": second, "root": str(root), "key": key}
+        llm_only = make(root, "apply-llm")
+        yield {"first": first, "second": second, "llm_only": llm_only, "root": str(root),
+               "key": key}
     finally:
         cleanup()
 
@@ -164,6 +168,12 @@ def test_second_apply_reports_zero_changed_and_keeps_the_secret(lab: dict[str, s
     assert changed and set(changed.values()) == {0}, lab["second"][-4000:]
     assert inside(WEBUI, WEB, "cat", "/var/lib/open-webui/secret.env") == lab["key"]
     assert lab["key"].startswith("WEBUI_SECRET_KEY=") and len(lab["key"].strip()) > 40
+
+
+def test_apply_llm_acts_on_the_llm_machines_only_and_changes_nothing(
+        lab: dict[str, str]) -> None:
+    changed = recap(lab["llm_only"])
+    assert set(changed) == {OLLAMA, WEBUI} and set(changed.values()) == {0}, lab["llm_only"]
 
 
 def test_a_gpu_asked_of_this_gpu_less_host_stops_before_any_change(
