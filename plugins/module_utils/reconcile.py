@@ -164,10 +164,15 @@ class ObjectReconciler(Reconciliation):
     def delete(self, key, cur):
         raise NotImplementedError
 
+    # Config keys (prefixes) besides our markers that anklume alone sets on this kind: one
+    # present but no longer declared is removed (raw.dnsmasq on a bridge, ADR-066).
+    OWNED_KEYS = ()
+
     def put_config(self, name, path, cur, config, desc):
         """Bring CUR's config (our keys; the user.anklume.* markers kept) and description
         to CONFIG and DESC with one PUT to PATH; nothing when they already match."""
-        keys, removed = config_changes(cur.get("config"), config, ("user.anklume.",))
+        keys, removed = config_changes(cur.get("config"), config,
+                                       ("user.anklume.", *self.OWNED_KEYS))
         if cur.get("description", "") != desc:
             keys.append("description")
         if not keys and not removed:

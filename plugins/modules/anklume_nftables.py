@@ -82,6 +82,28 @@ def run(argv, what):
     return proc.stdout
 
 
+def without_dynamic_elements(text):
+    """A listing without the elements of dynamic sets (the dropped flows a firewall records,
+    ADR-066): the packets fill them, the ruleset does not; comparing them would reload."""
+    out, in_set, dynamic, skipping = [], [], False, False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if skipping:
+            skipping = not stripped.endswith("}")
+            continue
+        if stripped.startswith("set ") and stripped.endswith("{"):
+            in_set, dynamic = [line], False
+        elif in_set and stripped.startswith("flags ") and "dynamic" in stripped:
+            dynamic = True
+        elif in_set and stripped == "}":
+            in_set = []
+        if in_set and dynamic and stripped.startswith("elements = {"):
+            skipping = not stripped.endswith("}")
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
 def listing(nft, table):
     """The kernel's table, stateless (no counter values); "" when it does not exist."""
     proc = subprocess.run([nft, "-s", "list", "table", "inet", table],
@@ -90,7 +112,7 @@ def listing(nft, table):
         if "No such file or directory" in proc.stderr:
             return ""
         raise NftError(f"nft list table inet {table}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
+    return without_dynamic_elements(proc.stdout.strip())
 
 
 def canonical(nft, text):

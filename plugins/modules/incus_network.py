@@ -149,6 +149,8 @@ def subnet_clashes(wanted, current):
 class Networks(ObjectReconciler):
     KIND = "network"
     ITEMS = "networks"
+    # The DHCP route of firewall_mode vm: gone from the declaration, gone from the bridge.
+    OWNED_KEYS = ("raw.dnsmasq",)
     READING = "reading networks"
 
     def read(self):

@@ -85,8 +85,8 @@ def tcp(src: str, dst_ip: str, port: int) -> bool:
 def listen(name: str, *ports: int) -> None:
     """Keep TCP listeners on ``ports`` in ``name`` (restarted listeners replace older ones)."""
     for port in ports:
-        in_box(name, "sh", "-c", f"pkill -f 'nc -lk -p {port}' ; "
-               f"setsid nohup nc -lk -p {port} >/dev/null 2>&1 < /dev/null &")
+        in_box(name, "sh", "-c", f"pkill -f '^nc -lk {port}$' ; "
+               f"setsid nohup nc -lk {port} >/dev/null 2>&1 < /dev/null &")
     time.sleep(0.5)
 
 
@@ -126,13 +126,15 @@ def matrix() -> dict[str, bool]:
         "adm>per": ping(A, IP[P]), "adm>pro": ping(A, IP[R]),
         "per>pro": ping(P, IP[R]), "pro>per": ping(R, IP[P]),
         "per>adm": ping(P, IP[A]), "pro>adm": ping(R, IP[A]),
+        "adm>pro:8081": tcp(A, IP[R], 8081),  # the listener is there
         "per>pro:8080": tcp(P, IP[R], 8080), "per>pro:8081": tcp(P, IP[R], 8081),
         "pro>per:8080": tcp(R, IP[P], 8080),
     }
 
 
 PHASE8 = {"adm>per": True, "adm>pro": True, "per>pro": False, "pro>per": False,
-          "per>adm": False, "pro>adm": False, "per>pro:8080": True, "per>pro:8081": False,
+          "per>adm": False, "pro>adm": False, "adm>pro:8081": True,
+          "per>pro:8080": True, "per>pro:8081": False,
           "pro>per:8080": False}
 
 

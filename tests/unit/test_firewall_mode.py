@@ -104,3 +104,33 @@ def test_the_bridges_route_the_other_domains_through_the_firewall() -> None:
     del domains["pro"]["firewall"]
     [net] = ds.networks(domains, True, "none", {})
     assert "raw.dnsmasq" not in net["config"]
+
+
+def test_recorded_drops_do_not_make_the_ruleset_differ() -> None:
+    """The firewall's `drops` set fills with traffic; the next apply must not reload for it."""
+    from ansible_collections.anklume.incus.plugins.modules import anklume_nftables as mod
+    empty = ("table inet anklume {\n\tset drops {\n\t\ttypeof iifname . oifname\n"
+             "\t\tflags dynamic\n\t\tcounter\n\t}\n\tset fixed {\n\t\ttype ipv4_addr\n"
+             "\t\telements = { 10.0.0.1 }\n\t}\n}")
+    filled = empty.replace(
+        "\t\tcounter\n\t}",
+        '\t\tcounter\n\t\telements = { "net-a" . "net-b" counter packets 1 bytes 84,\n'
+        '\t\t\t     "net-b" . "net-a" counter packets 3 bytes 252 }\n\t}', 1)
+    assert filled != empty
+    assert mod.without_dynamic_elements(filled) == mod.without_dynamic_elements(empty) == empty
+
+
+def test_the_firewall_route_leaves_a_bridge_when_host_mode_comes_back() -> None:
+    """Switching back to firewall_mode host: raw.dnsmasq is no longer declared, so it goes."""
+    from tests.unit.fake_incus import FakeIncus, managed, run
+    config = {"ipv4.address": "10.100.2.254/24",
+              "raw.dnsmasq": "dhcp-option=option:classless-static-route,x"}
+    bridge = {"name": "net-pro", "managed": True, "type": "bridge", "description": "d",
+              "config": managed({**config, "bridge.mtu": "1500"}), "used_by": []}
+    client = FakeIncus(networks=[bridge])
+    result = run("incus_network", {"networks": [{"name": "net-pro", "description": "d",
+                                                 "config": {"ipv4.address": "10.100.2.254/24"}}],
+                                   "owner": "anklume"}, client)
+    assert [(e["action"], e.get("keys")) for e in result["plan"]] == [("change", ["raw.dnsmasq"])]
+    [(_method, _path, _project, data)] = client.writes
+    assert "raw.dnsmasq" not in data["config"] and data["config"]["bridge.mtu"] == "1500"
