@@ -104,7 +104,7 @@ def cleanup(root: Path) -> None:
 
 def row(name: str, times: list[float]) -> str:
     p90 = statistics.quantiles(times, n=10)[-1]
-    return f"  {name:<22} {len(times):>5} {statistics.median(times):>10.3f} {p90:>10.3f}"
+    return f"  {name:<27} {len(times):>5} {statistics.median(times):>10.3f} {p90:>10.3f}"
 
 
 def main() -> int:
@@ -124,7 +124,7 @@ def main() -> int:
         make(root, "apply", "PRUNE=1")
         renew()
         host = rtts()
-        print(f"  {'path':<22} {'pings':>5} {'median ms':>10} {'p90 ms':>10}")
+        print(f"  {'path':<27} {'pings':>5} {'median ms':>10} {'p90 ms':>10}")
         print(row("host (firewall_mode host)", host))
         print(row("sys-firewall (vm mode)", fw))
         added = statistics.median(fw) - statistics.median(host)

@@ -228,6 +228,12 @@ def test_a_second_apply_changes_nothing(lab: Lab) -> None:
     assert set(recap(out).values()) == {0}, out
 
 
+def test_a_plan_has_nothing_to_do(lab: Lab) -> None:
+    rc, out = lab_make(lab.root, "plan")
+    assert rc == 0, out
+    assert "plan: 0 to create, 0 to change, 0 to remove, 0 orphans" in out, out
+
+
 def test_stopped_firewall_fails_closed_then_is_restarted(lab: Lab) -> None:
     assert watchdog(lab.root, "stop") == "stopped"
     incus("stop", "--force", "--project", ADM, FW, timeout=120)
