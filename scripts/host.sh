@@ -101,6 +101,12 @@ start_daemon() {
     # caller's (a test's lab tree, a CI clone) may be deleted while the daemon runs.
     (
       cd / || exit 1
+    # A lock the caller holds (`flock /tmp/lock make host`) must not live on in the daemon,
+    # or every later `flock` on it waits forever: close what we inherited above stderr.
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
       setsid nohup /usr/libexec/incus/incusd --group root \
         --logfile /var/log/incus/incusd.log >/var/log/incus/incusd.out 2>&1 &
     )

@@ -31,6 +31,12 @@ mkdir -p "$dir" /var/log/incus || { log "warning: cannot create ${dir}; containe
 # cd /: lxcfs keeps its working directory, which the caller may delete.
 (
   cd / || exit 1
+  # A lock the caller holds (`flock /tmp/lock make host`) must not live on in the daemon,
+  # or every later `flock` on it waits forever: close what we inherited above stderr.
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+  done
   setsid nohup lxcfs --pidfile="$pidfile" "$dir" >>/var/log/incus/lxcfs.log 2>&1 &
 )
 for _ in $(seq 50); do
