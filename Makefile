@@ -109,7 +109,8 @@ apply-provision: ## Provision phase only (make apply TAGS=provision)
 
 apply-llm: $(STAMP) ## Apply only the machines with the ollama_server or open_webui role (their domains, then their roles)
 	@$(GENERATE) --quiet
-	@hosts=$$($(PY) scripts/llm_hosts.py) && $(MAKE) --no-print-directory apply LIMIT="$$hosts"
+	@hosts=$$($(PY) scripts/llm_hosts.py) && \
+		$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --limit "$$hosts" $(APPLY_VARS)
 
 plan: $(STAMP) ## What apply would do: check mode + diff, ends with a one-line count
 	@$(GENERATE) --quiet
