@@ -2,7 +2,7 @@
 (roadmap Phase 9, ADR-065), on the real daemon.
 
 This host's Incus lists only the lxc driver (no vhost_vsock): a lab declaring one container
-and one VM in domain t12v (10.150.0.0/24) must get, from `make plan` and from `make apply`,
+and one VM in domain t12v (10.154.0.0/24) must get, from `make plan` and from `make apply`,
 one line naming the VM, Incus's driver list and its own reason; the plan still shows the VM
 it would create; nothing is created. On a host whose Incus lists qemu the test is skipped
 (there the VM is created: docs/vm-support.md says how it was checked and what was not).
@@ -27,10 +27,10 @@ VM, CT = f"{PREFIX}-vm", f"{PREFIX}-ct"
 
 def infra() -> dict:
     return {"project_name": "t12vm",
-            "global": {"base_subnet": "10.150", "admin_domain": ""},
+            "global": {"base_subnet": "10.154", "admin_domain": ""},
             "domains": {PREFIX: {"subnet_id": 0, "ephemeral": True, "machines": {
-                CT: {"type": "lxc", "ip": "10.150.0.10"},
-                VM: {"type": "vm", "ip": "10.150.0.11",
+                CT: {"type": "lxc", "ip": "10.154.0.10"},
+                VM: {"type": "vm", "ip": "10.154.0.11",
                      "config": {"limits.cpu": "1", "limits.memory": "1GiB"}}}}}}
 
 
