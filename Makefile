@@ -99,6 +99,7 @@ APPLY_VARS := $(if $(filter 1 true yes,$(PRUNE)),-e anklume_prune=true) $(PARALL
 
 apply: $(STAMP) ## Sync then reconcile Incus and provision (TAGS=networks, LIMIT=<domain>, PRUNE=1, PARALLEL=n, FULL=1)
 	@$(GENERATE)
+	@$(PY) scripts/remote_image.py
 	@$(APPLY_ENV) $(BIN)/ansible-playbook site.yml $(ANSIBLE_ARGS) $(APPLY_VARS)
 
 apply-infra: ## Infrastructure phase only (make apply TAGS=infra)
@@ -141,6 +142,25 @@ NFT_FILE ?=
 nftables-deploy: ## On the host: check and load nftables/anklume.nft if it differs (root; FROM=admin reads the admin machine's)
 	@PYTHON=$(PY) bash scripts/deploy-nftables.sh $(if $(filter 1 true yes,$(BOOT)),--install-boot) \
 		$(if $(filter admin,$(FROM)),--from-admin) $(NFT_FILE)
+
+# --- A remote Incus host (global.incus_remote, docs/remote.md) -------------------------
+# On the remote host: `make remote-token CLIENT=<controller>` prints a one-time trust token;
+# on the controller: `make remote-add REMOTE=<name> TOKEN=<token>` (the token carries the
+# server's address and certificate fingerprint). `make apply` copies the local images that
+# infra.yml uses to the remote when it lacks them (make remote-image).
+REMOTE  ?=
+TOKEN   ?=
+CLIENT  ?=
+.PHONY: remote-add remote-token remote-image
+remote-add: ## On the controller: trust a remote Incus host (REMOTE=<name> TOKEN=<token from make remote-token>)
+	@bash scripts/remote.sh add '$(REMOTE)' '$(TOKEN)'
+
+remote-token: ## On the remote Incus host: print a trust token for the controller (CLIENT=<name>)
+	@bash scripts/remote.sh token '$(CLIENT)'
+
+remote-image: $(STAMP) ## Copy the local images infra.yml uses to its incus_remote when missing (apply does it)
+	@$(GENERATE) --quiet
+	@$(PY) scripts/remote_image.py
 
 # --- The admin machine as the controller (ADR-062, docs/admin-controller.md) -------------
 .PHONY: admin-tree

@@ -8,6 +8,11 @@
 # they differ does it load the file (one atomic transaction). Exit 0 when the
 # kernel holds the ruleset, 2 on any error (nothing is loaded then).
 #
+# Once the kernel holds the ruleset, its sha256 is recorded in this host's Incus server
+# configuration (user.anklume.nftables.TABLE.sha256): a controller that drives this host as
+# a remote (global.incus_remote) reads it, and its plan says when the rules are missing or
+# stale (ADR-069). Where no Incus daemon answers here, the record is skipped with a warning.
+#
 #   scripts/deploy-nftables.sh [--dry-run] [--install-boot] [--from-admin] [FILE]
 #
 #   FILE            rendered ruleset (default nftables/anklume.nft)
@@ -16,6 +21,7 @@
 #   --dry-run       check and show the difference; load nothing
 #   --install-boot  also copy FILE to /etc/anklume/ and, with systemd, enable
 #                   a unit that loads it at boot
+#   --no-record     do not record the sha256 in the Incus server configuration
 set -euo pipefail
 
 log() { printf 'deploy-nftables: %s\n' "$*"; }
@@ -24,13 +30,15 @@ die() { printf 'deploy-nftables: error: %s\n' "$*" >&2; exit 2; }
 dry_run=0
 install_boot=0
 from_admin=0
+record=1
 file=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=1 ;;
     --install-boot) install_boot=1 ;;
     --from-admin) from_admin=1 ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    --no-record) record=0 ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [ -z "$file" ] || die "one FILE only"; file=$1 ;;
   esac
@@ -93,6 +101,21 @@ else
   after=$("$NFT" -s list table inet "$table" 2>/dev/null || true)
   [ "$after" = "$wanted" ] || die "table inet $table does not match $file after loading"
   if [ -z "$wanted" ]; then log "removed table inet $table (isolation off)"; else log "loaded table inet $table from $shown"; fi
+fi
+
+# The kernel holds the file: say so to the controllers that reach this host through Incus.
+if [ "$record" -eq 1 ]; then
+  key=user.anklume.nftables.$table.sha256
+  sha=$(sha256sum "$file" | cut -d' ' -f1)
+  if ! command -v incus >/dev/null 2>&1; then
+    log "warning: no incus client here: $key not recorded"
+  elif [ "$(incus config get "$key" 2>/dev/null)" = "$sha" ]; then
+    :
+  elif err=$(incus config set "$key" "$sha" 2>&1); then
+    log "recorded $key=$sha in this host's Incus"
+  else
+    log "warning: cannot record $key in this host's Incus: ${err#Error: }"
+  fi
 fi
 
 if [ "$install_boot" -eq 1 ] && [ "$dry_run" -eq 0 ]; then

@@ -22,6 +22,12 @@ description:
     or the scratch load rejects the content, and the kernel is not touched.
   - Check mode writes and loads nothing and reports the lines it would add and remove;
     diff shows the file and the kernel table.
+  - With O(load=false) and a remote Incus host (O(remote) other than C(local)), the rules
+    belong to that host's kernel, which the Incus API cannot reach: C(deploy-nftables.sh),
+    run there, records the sha256 of the ruleset it loaded in that server's configuration
+    (C(user.anklume.nftables.TABLE.sha256)). The module reads that record and returns a
+    C(deploy) plan entry when it is missing or differs from the rendered content (stale),
+    with the command to run on that host; nothing when the host holds this ruleset.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -35,6 +41,7 @@ options:
   load: {description: Check and load into this host's kernel; false only writes the file., type: bool, default: true}
   nft: {description: Path of the nft binary., type: path, default: /usr/sbin/nft}
   host_step: {description: "With O(load=false): the command that loads the file on the host, named in the returned plan.", type: str, default: ""}
+  remote: {description: "The Incus remote whose host the rules are for; with O(load=false) and a remote other than C(local), its recorded sha256 decides the plan entry.", type: str, default: local}
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -51,7 +58,8 @@ file_changed: {description: The file was (or would be) rewritten., type: bool, r
 reload: {description: The kernel's table differed and was (or would be) reloaded., type: bool, returned: always}
 add: {description: Listing lines the reload adds to the kernel's table., type: list, elements: str, returned: always}
 remove: {description: Listing lines the reload removes from the kernel's table., type: list, elements: str, returned: always}
-plan: {description: "With O(load=false): one C(deploy) entry saying that the host still has to load the file.", type: list, elements: dict, returned: always}
+plan: {description: "With O(load=false): one C(deploy) entry saying that the host still has to load the file (for a remote: only when its record is missing or stale).", type: list, elements: dict, returned: always}
+remote_state: {description: "With O(load=false) and a remote: C(current), C(missing) or C(stale); empty otherwise.", type: str, returned: always}
 """
 
 import hashlib
@@ -60,6 +68,10 @@ import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
+    IncusClient,
+    IncusError,
+)
 
 ARGUMENT_SPEC = dict(
     content=dict(type="str", required=True),
@@ -68,6 +80,7 @@ ARGUMENT_SPEC = dict(
     load=dict(type="bool", default=True),
     nft=dict(type="path", default="/usr/sbin/nft"),
     host_step=dict(type="str", default=""),
+    remote=dict(type="str", default="local"),
 )
 
 
@@ -125,6 +138,33 @@ def canonical(nft, text):
                     nft, tmp.name], "loading the ruleset in a scratch network namespace failed").strip()
 
 
+def record_key(table):
+    """The Incus server key where deploy-nftables.sh records the sha256 it loaded."""
+    return f"user.anklume.nftables.{table}.sha256"
+
+
+def remote_state(record, sha):
+    """current, missing (no record) or stale (a record of another ruleset)."""
+    if not record:
+        return "missing"
+    return "current" if record == sha else "stale"
+
+
+def remote_entry(state, remote, table, path, record, sha, rendered=True):
+    """The plan entry for a remote host whose kernel lacks the rendered ruleset; RENDERED is
+    False in a plan whose file is not written yet."""
+    name = os.path.basename(path)
+    step = (f"{'' if rendered else 'make apply (it renders the file), then '}copy {path} to "
+            f"that host and run there, as root: scripts/deploy-nftables.sh {name}")
+    if state == "missing":
+        why = f"missing on {remote}: no ruleset recorded there"
+    else:
+        why = (f"stale on {remote}: it holds sha256 {record[:12]}, infra.yml now renders "
+               f"{sha[:12]}")
+    return {"kind": "nftables", "name": f"table inet {table} on {remote}", "action": "deploy",
+            "reason": f"{why}; {step}"}
+
+
 def read(path):
     try:
         with open(path, encoding="utf-8") as f:
@@ -155,8 +195,23 @@ def main(module=None):
     text, path, nft, table = p["content"], p["path"], p["nft"], p["table"]
     old = read(path)
     result = dict(changed=old != text, file_changed=old != text, reload=False, add=[], remove=[],
-                  diff=[], plan=[])
-    if not p["load"]:
+                  diff=[], plan=[], remote_state="")
+    remote = p["remote"] or "local"
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    if not p["load"] and remote != "local":
+        # A remote host (ADR-069): its kernel is out of reach; its record says what it holds.
+        try:
+            server = IncusClient(remote=remote, timeout=60).get(
+                "/1.0", what=f"reading the configuration of remote {remote}") or {}
+        except IncusError as exc:
+            module.fail_json(msg=str(exc), **result)
+        record = str((server.get("config") or {}).get(record_key(table)) or "")
+        result["remote_state"] = remote_state(record, sha)
+        if result["remote_state"] != "current":
+            rendered = not (module.check_mode and result["file_changed"])
+            result["plan"].append(remote_entry(result["remote_state"], remote, table, path,
+                                               record, sha, rendered))
+    elif not p["load"]:
         # Rendered where it cannot be loaded (ADR-062): the plan names the host's step.
         state = "changed" if result["file_changed"] else "unchanged"
         result["plan"].append({"kind": "nftables", "name": path, "action": "deploy",
@@ -167,7 +222,7 @@ def main(module=None):
                                "before": old or "", "after": text})
     # The cache next to the file: the sha256 of the content, then its canonical listing.
     cache = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".loaded")
-    key = "# sha256 " + hashlib.sha256(text.encode()).hexdigest() + "\n"
+    key = "# sha256 " + sha + "\n"
     wanted = None
     try:
         if p["load"]:
