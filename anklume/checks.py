@@ -20,6 +20,8 @@ _DOMAIN_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _MACHINE_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _PROFILE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _ROLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Incus names cluster members like hosts: letters, digits, dots and hyphens.
+_MEMBER_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _BASE_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})$")
 _RANGE_RE = re.compile(r"^(\d{1,3})-(\d{1,3})$")
 _CRON_FIELD = re.compile(r"^[A-Za-z0-9*/,?-]+$")
@@ -71,6 +73,13 @@ def machine_name(name: str) -> str | None:
 def profile_name(name: str) -> str | None:
     if len(name) > MACHINE_MAX or not _PROFILE_RE.match(name):
         return f"'{name}' is not a DNS-safe profile name"
+    return None
+
+
+def member_name(name: str) -> str | None:
+    """Why ``name`` cannot be an Incus cluster member's name, or None."""
+    if len(name) > MACHINE_MAX or not _MEMBER_RE.match(name):
+        return "use letters, digits, dots and hyphens (at most 63)"
     return None
 
 

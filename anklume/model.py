@@ -54,6 +54,8 @@ class Machine:
     snapshots_schedule: str = default("domain", "snapshots_schedule")
     snapshots_expiry: str = default("domain", "snapshots_expiry")
     allow_spoofing: bool = default("machine", "allow_spoofing")
+    # Cluster member (derived: the domain's target; "" lets Incus's scheduler place it).
+    target: str = default("domain", "target")
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Domain:
     nat: bool | None = None
     profiles: dict[str, Profile] = field(default_factory=dict)
     machines: list[Machine] = field(default_factory=list)
+    target: str = default("domain", "target")
 
 
 # The network_policies endpoint that names the host itself (`to: host`).

@@ -116,6 +116,7 @@ def host(infra: Infra, d: Domain, m: Machine) -> dict[str, Any]:
         "instance_snapshots_schedule": m.snapshots_schedule,
         "instance_snapshots_expiry": m.snapshots_expiry,
         "instance_allow_spoofing": m.allow_spoofing,
+        "instance_target": m.target,
     }
 
 

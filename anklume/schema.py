@@ -131,6 +131,11 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("snapshots_expiry", "string", "",
             "Default snapshot lifetime of its machines, e.g. `2w`, `3d`, `1d6h`.",
             "snapshots_expiry: 2w"),
+        Key("target", "string", "",
+            "Cluster member that holds the domain's machines when `global.incus_remote` is an "
+            "Incus cluster; `\"\"` lets Incus's scheduler place each one. Plan and apply "
+            "stop when such a member is not online.",
+            "target: node1"),
     ),
     "profile": (
         Key("description", "string", "", "What the profile is for.",
@@ -181,6 +186,11 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "addresses): only for a machine that routes others' packets (firewall, VPN "
             "gateway). See docs/network-isolation.md.",
             "allow_spoofing: true"),
+        Key("target", "string", Derived("domain's target"),
+            "Cluster member that holds the machine (overrides the domain's); `\"\"` lets "
+            "Incus's scheduler place it. An instance found on another member is reported "
+            "with the `incus move` that fixes it, never moved by anklume.",
+            "target: node2"),
     ),
     "network_policy": (
         Key("from", "string", REQUIRED, "Source: a domain or machine name.", "from: pro"),

@@ -292,6 +292,8 @@ class _Validator:
                             description=d.get("description", default("domain", "description")),
                             ephemeral=d.get("ephemeral", default("domain", "ephemeral")),
                             nat=d.get("nat"))
+            if "target" in d:
+                domain.target = self.target(d["target"], (*path, "target"))
             sid = d.get("subnet_id")
             if sid is not None:
                 if not 0 <= sid <= 254:
@@ -356,7 +358,10 @@ class _Validator:
             snapshots_schedule=m.get("snapshots_schedule", _domain_value(d, "snapshots_schedule")),
             snapshots_expiry=m.get("snapshots_expiry", _domain_value(d, "snapshots_expiry")),
             allow_spoofing=m.get("allow_spoofing", default("machine", "allow_spoofing")),
+            target=domain.target,
         )
+        if "target" in m:
+            machine.target = self.target(m["target"], (*path, "target"))
         if "os_image" in m and not m["os_image"]:
             self.err((*path, "os_image"), "empty image name",
                      "name an image alias or remove the key")
@@ -375,6 +380,16 @@ class _Validator:
         if machine.type == "vm":
             self.vm_limits(machine, path)
         return machine
+
+    def target(self, value: str, path: Path) -> str:
+        """A cluster member name (Incus names members like hosts), or "" for the scheduler."""
+        reason = checks.member_name(value) if value else None
+        if reason:
+            self.err(path, f"invalid cluster member name {_show(value)}: {reason}",
+                     'name a member of `incus cluster list`, e.g. target: node1, or "" to '
+                     "let Incus place it")
+            return ""
+        return value
 
     def snapshots(self, values: dict[str, Any], path: Path) -> None:
         schedule = values.get("snapshots_schedule", default("domain", "snapshots_schedule"))

@@ -11,6 +11,7 @@ only hands over the play's variables and turns a bad record into one clear error
   anklume.incus.instance_refs      domains -> ["project/machine", ...] (every declared machine)
   anklume.incus.desired_instances  hosts, hostvars, domains, image, admin socket -> instances
   anklume.incus.gpu_machines       hosts, hostvars, domains -> name, project, type (gpu asked)
+  anklume.incus.placements         hosts, hostvars, domains -> name, project, target (member)
   anklume.incus.owned_names        domains -> bridges, projects, profiles (ownership check)
   anklume.incus.host_instance_refs hosts, hostvars, domains -> ["project/instance", ...]
   anklume.incus.provision_targets  hosts, hostvars, domains -> host, name, project, declared
@@ -65,6 +66,7 @@ class FilterModule:
             "desired_instances": desired_instances,
             "owned_names": ds.owned_names,
             "gpu_machines": ds.gpu_machines,
+            "placements": ds.placements,
             "host_instance_refs": ds.host_instance_refs,
             "provision_targets": ds.instance_targets,
             "snapshot_targets": snapshot_targets,

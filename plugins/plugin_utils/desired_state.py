@@ -242,6 +242,21 @@ def gpu_additions(v: Mapping[str, Any], d: Mapping[str, Any], userspace: str,
     return config, devices
 
 
+def member_of(v: Mapping[str, Any]) -> str:
+    """The cluster member a host's instance is pinned to (``instance_target``), "" for any."""
+    target = v.get("instance_target") or ""
+    return target if isinstance(target, str) else str(target)
+
+
+def placements(hosts: Iterable[str], hostvars: Mapping[str, Any],
+               domains: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The declared instances of ``hosts`` and the member each is pinned to ("" for any),
+    for the cluster check that runs before any change."""
+    return [{"name": v.get("instance_name", host), "project": project_of(domain, domains[domain]),
+             "target": member_of(v)}
+            for host, v, domain in _declared_hosts(hosts, hostvars, domains)]
+
+
 def _instance(host: str, v: Mapping[str, Any], domain: str, d: Mapping[str, Any],
               image: str, admin_device: Mapping[str, str] | None,
               gpu: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -277,6 +292,7 @@ def _instance(host: str, v: Mapping[str, Any], domain: str, d: Mapping[str, Any]
         "config": config,
         "devices": devices,
         "ip": ip,
+        "target": member_of(v),
     }
 
 

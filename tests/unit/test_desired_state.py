@@ -201,7 +201,8 @@ def test_a_hand_written_host_gets_the_machine_defaults() -> None:
     [inst] = ds.instances(["hand"], {"hand": {"instance_domain": "pro"}}, DOMAINS, "img/x")
     assert inst == {"name": "hand", "project": "pro", "type": "lxc", "image": "img/x",
                     "profiles": ["default"], "description": "",
-                    "config": {"security.protection.delete": "false"}, "devices": {}, "ip": ""}
+                    "config": {"security.protection.delete": "false"}, "devices": {}, "ip": "",
+                    "target": ""}
 
 
 def test_hosts_of_undeclared_domains_are_not_reconciled() -> None:
