@@ -24,6 +24,7 @@ description:
   - A declared instance that carries the anklume marker with another O(owner) fails the
     task before anything is written (ADR-021); one without the marker is left alone.
   - Every result carries a RV(plan) list (ADR-056).
+  - On a cluster, an instance with a O(instances[].target) is created on that member.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -46,6 +47,13 @@ options:
       devices: {description: Instance-local devices (eth0 override included)., type: dict}
       description: {description: Free text., type: str}
       ip: {description: "Static IPv4 address to wait for, V('') for any address.", type: str}
+      target:
+        description:
+          - Cluster member to create the instance on (C(POST /1.0/instances?target=MEMBER)); V('')
+            lets Incus's scheduler place it. An existing instance on another member is not
+            moved; the plan gets an V(info) entry and a warning with the C(incus move) that fixes it.
+        type: str
+        default: ""
   declared:
     description: "Every instance the infra declares, as C(PROJECT/NAME) (a bare C(NAME) matches it in any project)."
     type: list
@@ -106,7 +114,8 @@ plan:
     name: {description: The instance., type: str, returned: always}
     project: {description: Its project., type: str, returned: always}
     action:
-      description: "V(create), V(change), V(remove), V(keep) (protected), V(foreign) (not ours), V(orphan) or V(conflict)."
+      description: "V(create), V(change), V(remove), V(keep) (protected), V(foreign) (not ours), V(orphan), V(conflict)
+        or V(info) (on another cluster member than its target: not moved)."
       type: str
       returned: always
     keys:
@@ -114,7 +123,7 @@ plan:
       type: list
       elements: str
       returned: when action is change
-    reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
+    reason: {description: "The one-line reason of a conflict or an info.", type: str, returned: when action is conflict or info}
   sample: [{kind: instance, name: pro-dev, project: pro, action: change, keys: [state]}]
 orphans: {description: "Managed instances no longer declared (C(project/name)).", type: list, elements: str, returned: always}
 addresses: {description: Instance name to the IPv4 addresses seen., type: dict, returned: always}
@@ -208,6 +217,25 @@ def create_request(spec, config, devices, profiles):
             "description": spec.get("description") or "",
             "source": image_source(spec.get("image") or ""),
             "profiles": profiles, "config": config, "devices": devices, "start": True}
+
+
+def create_path(spec):
+    """Where the create goes: on the declared cluster member, else where Incus places it."""
+    target = spec.get("target") or ""
+    return f"/1.0/instances?target={qname(target)}" if target else "/1.0/instances"
+
+
+def misplaced(spec, inst):
+    """The one line for an instance that runs on another member than its target, or None.
+    anklume does not move it: a move stops the instance and copies it to the other member."""
+    target = spec.get("target") or ""
+    location = (inst or {}).get("location") or ""
+    if not target or location in ("", "none", target):
+        return None
+    return (f"instance {spec['name']} (project {spec['project']}) is on cluster member "
+            f"{location}, infra.yml puts it on {target}: not moved (a move stops it); move it "
+            f"with `incus move {spec['name']} --project {spec['project']} --target {target}` "
+            f"(stopped first), or set its target: {location}")
 
 
 def not_ready(spec, inst):
@@ -346,11 +374,12 @@ class Instances(ProjectObjectReconciler):
                 self.change(plan_entry("instance", name, "create", project=project),
                             diff_entry(f"instance {name}", None, {
                                 "type": itype, "image": spec.get("image"),
-                                "profiles": profiles, "config": config, "devices": devices}))
+                                "profiles": profiles, "config": config, "devices": devices,
+                                **({"target": spec["target"]} if spec.get("target") else {})}))
                 if not self.check_mode:
                     what = f"creating instance {name} in project {project}"
                     self.step = what
-                    creates.append(Operation(what, "/1.0/instances", "POST",
+                    creates.append(Operation(what, create_path(spec), "POST",
                                              create_request(spec, config, devices, profiles),
                                              project=project,
                                              verify=self.expect(name, project, "Running")))
@@ -360,6 +389,11 @@ class Instances(ProjectObjectReconciler):
                           f"instance {name} exists without the anklume marker: left alone")
                 to_wait.pop()
                 continue
+            where = misplaced(spec, cur)
+            if where:
+                entry = plan_entry("instance", name, "info", project=project)
+                entry["reason"] = where
+                self.note(entry, where)
             if cur.get("type") != itype:
                 self.warnings.append("instance {} is a {}, declared {}: delete it to recreate".format(name, cur.get("type"), itype))
             cur_config = cur.get("config") or {}
@@ -486,6 +520,7 @@ ARGUMENT_SPEC = dict(
         devices=dict(type="dict"),
         description=dict(type="str"),
         ip=dict(type="str"),
+        target=dict(type="str", default=""),
     )),
     declared=dict(type="list", elements="str", default=[]),
     report_orphans=dict(type="bool", default=False),

@@ -20,6 +20,11 @@ description:
     project) fails the task before anything is written (ADR-021).
   - A bridge to create whose IPv4 subnet overlaps an existing bridge's fails the task
     before anything is written, naming both bridges.
+  - On a cluster (C(GET /1.0) says C(environment.server_clustered)), a bridge is created the
+    way Incus wants it there - on every member first (C(POST /1.0/networks?target=MEMBER)
+    with only the member-specific keys), then once with its config - so each member has
+    its own local bridge with the same subnet. A bridge left pending on some members by an
+    interrupted run is finished. Updates and deletes are cluster-wide.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -146,12 +151,57 @@ def subnet_clashes(wanted, current):
     return out
 
 
+# The bridge keys Incus keeps per cluster member: given with each member's create only.
+MEMBER_KEYS = ("bridge.external_interfaces",)
+
+
+def split_config(config):
+    """(member-specific keys, cluster-wide keys) of a bridge's config."""
+    member = {k: v for k, v in config.items() if k in MEMBER_KEYS}
+    return member, {k: v for k, v in config.items() if k not in MEMBER_KEYS}
+
+
+def is_pending(net):
+    """Created on some cluster members only: the cluster-wide create has not run yet."""
+    return (net or {}).get("status") == "Pending"
+
+
+def cluster_members(server, members):
+    """The names of the members to create a bridge on, [] when the server is no cluster.
+
+    ``server`` is C(GET /1.0), ``members`` a callable returning C(/1.0/cluster/members)
+    (called only on a cluster)."""
+    if not ((server or {}).get("environment") or {}).get("server_clustered"):
+        return []
+    return sorted(m["server_name"] for m in members() or [])
+
+
 class Networks(ObjectReconciler):
     KIND = "network"
     ITEMS = "networks"
     # The DHCP route of firewall_mode vm: gone from the declaration, gone from the bridge.
     OWNED_KEYS = ("raw.dnsmasq",)
     READING = "reading networks"
+
+    def __init__(self, module, name, client=None):
+        super().__init__(module, name, client)
+        self._members = None
+
+    def members(self):
+        """Cluster members (read once, at the first create); [] on a single server."""
+        if self._members is None:
+            self._members = cluster_members(
+                self.client.get("/1.0", what="reading the server's environment"),
+                lambda: self.client.get("/1.0/cluster/members", params={"recursion": 1},
+                                        what="listing cluster members"))
+        return self._members
+
+    def present_one(self, spec):
+        cur = self.current.get(spec["name"])
+        if is_pending(cur):
+            self.create(spec, done=cur.get("locations") or ())
+        else:
+            super().present_one(spec)
 
     def read(self):
         return self.client.networks()
@@ -170,22 +220,32 @@ class Networks(ObjectReconciler):
         config.update(markers(self.params["owner"]))
         return config, spec.get("description") or ""
 
-    def create(self, spec):
+    def create(self, spec, done=()):
+        """Create bridge ``spec``; on a cluster, first on each member not in ``done``."""
         name = spec["name"]
         config, desc = self.wanted(spec)
         self.change(self.entry(name, "create"),
                     diff_entry(f"network {name}", None, {"config": config, "description": desc}))
         if self.check_mode:
             return
-        self.step = f"creating network {name}"
+        member_config, config = split_config(config)
+        members = self.members()
+        for member in members:
+            if member not in done:
+                self.step = f"creating network {name} on cluster member {member}"
+                self.client.query("/1.0/networks", "POST", what=self.step,
+                                  params={"target": member},
+                                  data={"name": name, "type": "bridge", "config": member_config})
+        self.step = f"creating network {name}" + (" on the cluster" if members else "")
         data = {"name": name, "type": "bridge", "description": desc, "config": config}
         try:
             self.client.query("/1.0/networks", "POST", what=self.step, data=data)
         except IncusError:
             # A bridge re-created right after its previous self was deleted can trip on
-            # veths that are still vanishing: one retry.
+            # veths that are still vanishing: one retry (unless the create went through).
             time.sleep(1)
-            if name in self.client.networks():
+            now = self.client.networks().get(name)
+            if now is not None and not is_pending(now):
                 raise
             self.client.query("/1.0/networks", "POST", what=self.step, data=data)
 

@@ -41,7 +41,8 @@ class FakeIncus:
     """An in-memory stand-in for IncusClient (see the module docstring for its limits)."""
 
     def __init__(self, networks: list[dict] | None = None, projects: list[dict] | None = None,
-                 profiles: list[dict] | None = None, instances: list[dict] | None = None) -> None:
+                 profiles: list[dict] | None = None, instances: list[dict] | None = None,
+                 members: list[str] | None = None) -> None:
         self.nets = {n["name"]: n for n in networks or []}
         self.projs = {p["name"]: p for p in projects or []}
         self.profs = {(p.get("project", "default"), p["name"]): p for p in profiles or []}
@@ -49,6 +50,8 @@ class FakeIncus:
         self.calls = 0
         self.writes: list[tuple[str, str, str | None, Any]] = []
         self.waves: list[list[str]] = []
+        # Cluster member names; None: a single server (GET /1.0 says not clustered).
+        self.members = members
 
     # -- the reads IncusClient offers -----------------------------------------------------
     def networks(self) -> dict:
@@ -74,6 +77,10 @@ class FakeIncus:
             return copy.deepcopy(list(self.insts.values()))
         if path == "/1.0/operations":
             return {}
+        if path == "/1.0":
+            return {"environment": {"server_clustered": self.members is not None}}
+        if path == "/1.0/cluster/members":
+            return [{"server_name": m, "status": "Online"} for m in self.members or []]
         if path.startswith("/1.0/projects/"):
             return copy.deepcopy(self.projs[path.rsplit("/", 1)[-1]])
         raise AssertionError(f"FakeIncus does not answer GET {path}")
