@@ -23,7 +23,7 @@ description:
   - Check mode writes and loads nothing and reports the lines it would add and remove;
     diff shows the file and the kernel table.
   - With O(load=false) and a remote Incus host (O(remote) other than C(local)), the rules
-    belong to that host's kernel, which the Incus API cannot reach: C(deploy-nftables.sh),
+    belong to that host's kernel, which the Incus API cannot reach. C(deploy-nftables.sh),
     run there, records the sha256 of the ruleset it loaded in that server's configuration
     (C(user.anklume.nftables.TABLE.sha256)). The module reads that record and returns a
     C(deploy) plan entry when it is missing or differs from the rendered content (stale),
@@ -188,8 +188,9 @@ def write(path, text, mode=0o644):
         raise
 
 
-def main(module=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+def main(module=None, client=None):
+    """Run as a module, or in the controller through the anklume action plugin; CLIENT
+    (tests) stands in for the remote's IncusClient."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     text, path, nft, table = p["content"], p["path"], p["nft"], p["table"]
@@ -201,7 +202,7 @@ def main(module=None):
     if not p["load"] and remote != "local":
         # A remote host (ADR-069): its kernel is out of reach; its record says what it holds.
         try:
-            server = IncusClient(remote=remote, timeout=60).get(
+            server = (client or IncusClient(remote=remote, timeout=60)).get(
                 "/1.0", what=f"reading the configuration of remote {remote}") or {}
         except IncusError as exc:
             module.fail_json(msg=str(exc), **result)

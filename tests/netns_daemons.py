@@ -1,0 +1,60 @@
+"""Second Incus daemons for the remote and cluster tests (ADR-068).
+
+``scripts/incus-netns.sh`` runs each one in its own network namespace and
+directory, listening on HTTPS on the lab bridge ``anklume-rl`` (10.199.0.0/24):
+a real remote host on this machine. The controller side of a test uses its own
+client configuration (``INCUS_CONF``), so the remotes it adds never reach root's
+``~/.config/incus``; a test passes :meth:`Lab.env` to every command it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.incus_helpers import REPO, run
+
+SCRIPT = REPO / "scripts" / "incus-netns.sh"
+
+
+def netns(*args: str, timeout: float = 300) -> str:
+    return run(["bash", str(SCRIPT), *args], timeout=timeout)
+
+
+class Lab:
+    """Daemons ``names`` at ``addresses``; a client config under ``conf``."""
+
+    def __init__(self, conf: Path, daemons: dict[str, str]) -> None:
+        self.conf = conf
+        self.daemons = daemons
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "INCUS_CONF": str(self.conf)}
+
+    def incus(self, *args: str, check: bool = True, timeout: float = 300) -> str:
+        return run(["incus", *args], env=self.env(), check=check, timeout=timeout)
+
+    def down(self) -> None:
+        """Remove every daemon and the client config; safe to call twice."""
+        for name in self.daemons:
+            subprocess.run(["bash", str(SCRIPT), "down", name], capture_output=True,
+                           text=True, timeout=300, check=False)
+        shutil.rmtree(self.conf, ignore_errors=True)
+
+    def up(self) -> None:
+        """Start the daemons from nothing (leftovers of an interrupted run go first)."""
+        self.down()
+        self.conf.mkdir(parents=True)
+        for name, address in self.daemons.items():
+            netns("up", name, address)
+
+    def trust(self, remote: str, daemon: str) -> None:
+        """Add ``daemon`` as remote ``remote``: a trust token, as a user does it."""
+        token = netns("token", daemon, f"anklume-{remote}").strip()
+        self.incus("remote", "add", remote, token)
+
+    def copy_image(self, alias: str, remote: str) -> None:
+        self.incus("image", "copy", f"local:{alias}", f"{remote}:", "--alias", alias,
+                   "--mode", "relay")
