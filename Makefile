@@ -110,6 +110,7 @@ apply-provision: ## Provision phase only (make apply TAGS=provision)
 
 apply-llm: $(STAMP) ## Apply only the machines with the ollama_server or open_webui role (their domains, then their roles)
 	@$(GENERATE) --quiet
+	@$(PY) scripts/remote_image.py
 	@hosts=$$($(PY) scripts/llm_hosts.py) && \
 		$(APPLY_ENV) $(BIN)/ansible-playbook site.yml --limit "$$hosts" $(APPLY_VARS)
 
