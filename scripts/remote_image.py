@@ -50,6 +50,17 @@ def images_needed(allvars: dict, hostvars: dict[str, dict]) -> list[str]:
     return sorted(out)
 
 
+def unreachable(remote: str) -> str:
+    """Why REMOTE does not answer this client (one line), or "" when it does."""
+    proc = subprocess.run(["incus", "query", f"{remote}:/1.0"], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode == 0:
+        return ""
+    err = (proc.stderr or proc.stdout).strip().removeprefix("Error: ")
+    return (f"remote {remote} does not answer: {err} (trust it first: make remote-add "
+            f"REMOTE={remote} TOKEN=<from make remote-token on that host>)")
+
+
 def has_image(remote: str, alias: str) -> bool:
     proc = subprocess.run(["incus", "query", f"{remote}:/1.0/images/aliases/{alias}"],
                           capture_output=True, text=True, check=False)
@@ -68,6 +79,10 @@ def main(argv: list[str]) -> int:
     machines = [m for rec in (allvars.get("anklume_domains") or {}).values()
                 for m in rec.get("machines") or []]
     hostvars = {m: load(root / "host_vars" / f"{m}.yml") for m in machines}
+    why = unreachable(remote)
+    if why:
+        print(f"remote-image: {why}", file=sys.stderr)
+        return 2
     for alias in images_needed(allvars, hostvars):
         if has_image(remote, alias):
             continue

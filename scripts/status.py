@@ -35,8 +35,11 @@ def main(argv: list[str]) -> int:
     url = path if remote == "local" else f"{remote}:{path}"
     proc = subprocess.run(["incus", "query", url], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        print(f"status: reading instances: {proc.stderr.strip()}", file=sys.stderr)
-        return 1
+        err = proc.stderr.strip().removeprefix("Error: ")
+        hint = "" if remote == "local" else (
+            f" (a remote: trust it with make remote-add REMOTE={remote} TOKEN=<token>)")
+        print(f"status: reading instances from {remote}: {err}{hint}", file=sys.stderr)
+        return 2
     current = {(i.get("project"), i["name"]): i for i in json.loads(proc.stdout or "[]")}
     header = ("DOMAIN", "INSTANCE", "TYPE", "STATE", "IP")
     rows: list[tuple[str, ...]] = []

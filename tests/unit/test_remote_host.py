@@ -154,3 +154,31 @@ def test_the_record_key_is_the_one_deploy_nftables_writes() -> None:
     assert key == "user.anklume.nftables.anklume.sha256"
     script = (REPO / "scripts" / "deploy-nftables.sh").read_text()
     assert "key=user.anklume.nftables.$table.sha256" in script
+
+
+def _unknown_remote_tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A rendered tree on remote `nope`, and a PATH whose `incus` knows no such remote."""
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text(
+        "anklume_incus_remote: nope\nanklume_default_os_image: anklume/debian-12\n"
+        "anklume_domains: {a: {machines: [a1]}}\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "incus").write_text(
+        "#!/bin/sh\necho 'Error: The remote \"nope\" doesn'\\''t exist' >&2\nexit 1\n")
+    (fake / "incus").chmod(0o755)
+    return tmp_path, {"PATH": f"{fake}:/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize(("script", "line"), [
+    ("remote_image", "remote-image: remote nope does not answer: The remote \"nope\" doesn't "
+                     "exist (trust it first: make remote-add REMOTE=nope TOKEN=<from make "
+                     "remote-token on that host>)"),
+    ("status", "status: reading instances from nope: The remote \"nope\" doesn't exist (a "
+               "remote: trust it with make remote-add REMOTE=nope TOKEN=<token>)"),
+])
+def test_an_unknown_remote_is_one_line_and_exit_2(tmp_path: Path, script: str, line: str) -> None:
+    root, env = _unknown_remote_tree(tmp_path)
+    proc = subprocess.run([str(REPO / ".venv/bin/python"), str(REPO / "scripts" / f"{script}.py"),
+                           str(root)], capture_output=True, text=True, check=False, env=env)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", line + "\n")
