@@ -230,12 +230,14 @@ class Networks(ObjectReconciler):
             return
         member_config, config = split_config(config)
         members = self.members()
+        # The description too: Incus keeps the one of the first member's create.
         for member in members:
             if member not in done:
                 self.step = f"creating network {name} on cluster member {member}"
                 self.client.query("/1.0/networks", "POST", what=self.step,
                                   params={"target": member},
-                                  data={"name": name, "type": "bridge", "config": member_config})
+                                  data={"name": name, "type": "bridge", "description": desc,
+                                        "config": member_config})
         self.step = f"creating network {name}" + (" on the cluster" if members else "")
         data = {"name": name, "type": "bridge", "description": desc, "config": config}
         try:
