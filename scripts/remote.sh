@@ -30,12 +30,18 @@ cmd_add() {
     || die add "REMOTE=<name> and TOKEN=<token> are required (on the remote host: make remote-token CLIENT=<this machine>)"
   [[ "$remote" =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]] \
     || die add "REMOTE '$remote': use letters, digits, dashes or underscores"
+  # A trust token is base64 JSON naming the server's fingerprint; anything else would be
+  # taken by `incus remote add` for an address to look up.
+  if ! printf '%s' "$token" | base64 -d 2>/dev/null | grep -q '"fingerprint"'; then
+    die add "TOKEN is not an Incus trust token (make remote-token CLIENT=<this machine> prints one on the remote host)"
+  fi
   url=$(remote_url "$remote")
   if [ -n "$url" ]; then
     echo "remote-add: remote $remote already exists ($url): nothing done"
     return 0
   fi
   if ! err=$(incus remote add "$remote" "$token" 2>&1 </dev/null); then
+    err=$(printf '%s\n' "$err" | tail -n 1)
     die add "incus remote add $remote failed: ${err#Error: }"
   fi
   if ! err=$(incus query "$remote:/1.0" 2>&1 >/dev/null); then

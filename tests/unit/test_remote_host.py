@@ -73,6 +73,9 @@ def test_remote_image_does_nothing_for_the_local_remote(tmp_path: Path) -> None:
     (["remote-add", "TOKEN=abc"], None),
     (["remote-add", "REMOTE=a b", "TOKEN=abc"],
      "remote-add: REMOTE 'a b': use letters, digits, dashes or underscores"),
+    (["remote-add", "REMOTE=lab", "TOKEN=garbage"],
+     "remote-add: TOKEN is not an Incus trust token (make remote-token CLIENT=<this machine> "
+     "prints one on the remote host)"),
     (["remote-token"], "remote-token: CLIENT=<name of the controller> is required"),
     (["remote-token", "CLIENT=x;y"],
      "remote-token: CLIENT 'x;y': use letters, digits, dots, dashes or underscores"),
