@@ -60,8 +60,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 clustered: {description: Whether the server is a cluster member (C(environment.server_clustered))., type: bool, returned: always}
-members: {description: "Member name to its status (C(Online), C(Offline), C(Evacuated), ...); empty on a single server.", type: dict, returned: always}
-placement: {description: "Declared instance (C(project/name)) to the member it is on, or will be on (V('') when Incus places it).", type: dict, returned: always}
+members:
+  description: "Member name to its status (C(Online), C(Offline), C(Evacuated), ...); empty on a single server."
+  type: dict
+  returned: always
+placement:
+  description: "Declared instance (C(project/name)) to the member it is on, or will be on (V('') when Incus places it)."
+  type: dict
+  returned: always
 problems: {description: One line per member or target that stops the run., type: list, elements: str, returned: always}
 plan:
   description: One C(info) entry per problem (ADR-056).
