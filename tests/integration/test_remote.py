@@ -65,6 +65,7 @@ class Remote:
 
     def __init__(self, root: Path, lab: Lab) -> None:
         self.root = lab_tree(root)
+        (self.root / "nftables.yml").symlink_to(REPO / "nftables.yml")  # for `make nftables`
         self.lab = lab
         self.out: dict[str, str] = {}
 
@@ -131,6 +132,7 @@ def remote(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rem
         r.make("apply again", "apply")
         r.make("remote-image again", "remote-image")
         r.make("plan before deploy", "plan")
+        r.make("nftables", "nftables")
         yield r
     finally:
         lab.down()
@@ -200,6 +202,8 @@ def test_isolation_is_deployed_on_the_remote_host_and_planned_from_its_record(
     assert deploy_line("missing") in plan and \
         f"run there, as root: scripts/deploy-nftables.sh {TABLE}.nft" in plan, plan
     assert remote.record() == ""
+    alone = " ".join(remote.out["nftables"].split())  # `make nftables`, no plan summary
+    assert f"table inet {TABLE} on {REMOTE}: missing on {REMOTE}" in alone, alone
     assert remote.ping(A1, MACHINES[B1][1]), "no route between the domains before the rules"
     # On the remote host: load and record.
     out = remote.on_remote_host("bash", "scripts/deploy-nftables.sh", str(rules)).stdout
