@@ -160,6 +160,7 @@ def test_a_changed_target_is_reported_with_the_move_and_not_moved(cluster: Clust
 def test_a_stopped_member_ends_the_plan_with_one_clear_line(cluster: Cluster, step: str,
                                                             status: str) -> None:
     out = cluster.out[step]
+    print(f"{step}: {cluster.seconds[step]:.1f} s")  # shown with pytest -s
     assert cluster.seconds[step] < PLAN_BOUND, cluster.seconds
     lines = [line for line in out.splitlines() if f"cluster member {C2} of {REMOTE} " in line]
     assert lines and status in lines[0], out
