@@ -52,7 +52,11 @@ def controller_sha256(path: str) -> str:
 def incus_runs_here(remote: str = "local") -> bool:
     """True when the Incus daemon behind REMOTE runs on this machine: its server name is this
     machine's hostname. In the admin machine it is the host's (ADR-062), so rules meant for
-    the host's kernel are rendered there, not loaded."""
+    the host's kernel are rendered there, not loaded. A remote other than ``local`` is never
+    here: it is another host, or a daemon in its own network namespace (ADR-068), whose
+    nftables and GPU user space the controller cannot see even when the hostnames match."""
+    if str(remote or "local") != "local":
+        return False
     try:
         server = IncusClient(remote=str(remote), timeout=30).get(
             "/1.0", what="reading the Incus server")

@@ -185,3 +185,11 @@ def test_an_unknown_remote_is_one_line_and_exit_2(tmp_path: Path, script: str, l
     proc = subprocess.run([str(REPO / ".venv/bin/python"), str(REPO / "scripts" / f"{script}.py"),
                            str(root)], capture_output=True, text=True, check=False, env=env)
     assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", line + "\n")
+
+
+def test_a_remote_is_never_this_machine_for_rules_or_gpu_user_space() -> None:
+    """A daemon in its own namespace shares this hostname yet is not local (no Incus call)."""
+    from ansible_collections.anklume.incus.plugins.filter.controller import incus_runs_here
+
+    assert incus_runs_here("t16r") is False
+    assert incus_runs_here("lab-server") is False
