@@ -11,7 +11,9 @@
 # Once the kernel holds the ruleset, its sha256 is recorded in this host's Incus server
 # configuration (user.anklume.nftables.TABLE.sha256): a controller that drives this host as
 # a remote (global.incus_remote) reads it, and its plan says when the rules are missing or
-# stale (ADR-069). Where no Incus daemon answers here, the record is skipped with a warning.
+# stale (ADR-069). A cluster shares its configuration but each member has its own kernel:
+# there the key names this member (user.anklume.nftables.TABLE.MEMBER.sha256). Where no
+# Incus daemon answers here, the record is skipped with a warning.
 #
 #   scripts/deploy-nftables.sh [--dry-run] [--install-boot] [--from-admin] [FILE]
 #
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+[ "$dry_run" -eq 0 ] || record=0  # a dry run writes nothing, not even the record
 root=$(cd "$(dirname "$0")/.." && pwd)
 NFT=${NFT:-$(command -v nft || echo /usr/sbin/nft)}
 
@@ -104,12 +107,15 @@ else
 fi
 
 # The kernel holds the file: say so to the controllers that reach this host through Incus.
-if [ "$record" -eq 1 ]; then
-  key=user.anklume.nftables.$table.sha256
+if [ "$record" -eq 1 ] && ! command -v incus >/dev/null 2>&1; then
+  log "warning: no incus client here: the loaded ruleset is not recorded"
+elif [ "$record" -eq 1 ]; then
+  # `incus info` lists the server's environment: a cluster member records for itself alone.
+  member=$(incus info 2>/dev/null | awk '/^  server_clustered: true/ {c=1}
+    /^  server_name:/ {n=$2} END {if (c) print n}')
+  key=user.anklume.nftables.$table${member:+.$member}.sha256
   sha=$(sha256sum "$file" | cut -d' ' -f1)
-  if ! command -v incus >/dev/null 2>&1; then
-    log "warning: no incus client here: $key not recorded"
-  elif [ "$(incus config get "$key" 2>/dev/null)" = "$sha" ]; then
+  if [ "$(incus config get "$key" 2>/dev/null)" = "$sha" ]; then
     :
   elif err=$(incus config set "$key" "$sha" 2>&1); then
     log "recorded $key=$sha in this host's Incus"

@@ -55,6 +55,16 @@ class Lab:
         token = netns("token", daemon, f"anklume-{remote}").strip()
         self.incus("remote", "add", remote, token)
 
+    def on_host(self, daemon: str, *args: str,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A command run ON ``daemon``'s host: in its namespace, its daemon as the local one,
+        from the repository (as a user runs scripts/deploy-nftables.sh there)."""
+        proc = subprocess.run(["ip", "netns", "exec", f"ank-{daemon}", "env",
+                               f"INCUS_DIR=/var/lib/anklume-netns/{daemon}", *args],
+                              capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
+        assert not check or proc.returncode == 0, f"{args}: {proc.stdout}{proc.stderr}"
+        return proc
+
     def copy_image(self, alias: str, remote: str) -> None:
         self.incus("image", "copy", f"local:{alias}", f"{remote}:", "--alias", alias,
                    "--mode", "relay")

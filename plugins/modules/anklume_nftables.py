@@ -28,6 +28,9 @@ description:
     (C(user.anklume.nftables.TABLE.sha256)). The module reads that record and returns a
     C(deploy) plan entry when it is missing or differs from the rendered content (stale),
     with the command to run on that host; nothing when the host holds this ruleset.
+  - On a cluster each member has its own kernel and the server configuration is shared, so
+    each member records under its own key (C(user.anklume.nftables.TABLE.MEMBER.sha256)) and
+    the entry names the members that are missing or stale.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -138,9 +141,32 @@ def canonical(nft, text):
                     nft, tmp.name], "loading the ruleset in a scratch network namespace failed").strip()
 
 
-def record_key(table):
-    """The Incus server key where deploy-nftables.sh records the sha256 it loaded."""
-    return f"user.anklume.nftables.{table}.sha256"
+def record_key(table, member=None):
+    """The Incus server key where deploy-nftables.sh records the sha256 it loaded; on a
+    cluster (shared configuration, one kernel per member) one key per member."""
+    return f"user.anklume.nftables.{table}.{member + '.' if member else ''}sha256"
+
+
+def records(client, remote, table):
+    """{where: recorded sha256}: one entry for a single host (where is ""), one per member
+    of a cluster."""
+    server = client.get("/1.0", what=f"reading the configuration of remote {remote}") or {}
+    config = server.get("config") or {}
+    if not (server.get("environment") or {}).get("server_clustered"):
+        return {"": str(config.get(record_key(table)) or "")}
+    members = client.get("/1.0/cluster/members", params={"recursion": 1},
+                         what=f"listing the members of cluster {remote}") or []
+    return {m["server_name"]: str(config.get(record_key(table, m["server_name"])) or "")
+            for m in members}
+
+
+def cluster_state(found, sha):
+    """The worst state of the hosts: missing, then stale, then current."""
+    states = {remote_state(record, sha) for record in found.values()}
+    for state in ("missing", "stale"):
+        if state in states:
+            return state
+    return "current"
 
 
 def remote_state(record, sha):
@@ -150,19 +176,25 @@ def remote_state(record, sha):
     return "current" if record == sha else "stale"
 
 
-def remote_entry(state, remote, table, path, record, sha, rendered=True):
-    """The plan entry for a remote host whose kernel lacks the rendered ruleset; RENDERED is
-    False in a plan whose file is not written yet."""
+def remote_entry(found, remote, table, path, sha, rendered=True):
+    """The plan entry for a remote host (or the cluster members) whose kernel lacks the
+    rendered ruleset; FOUND is what records() read. RENDERED is False in a plan whose file
+    is not written yet."""
     name = os.path.basename(path)
+    hosts = "that host" if list(found) == [""] else "each member named"
     step = (f"{'' if rendered else 'make apply (it renders the file), then '}copy {path} to "
-            f"that host and run there, as root: scripts/deploy-nftables.sh {name}")
-    if state == "missing":
-        why = f"missing on {remote}: no ruleset recorded there"
-    else:
-        why = (f"stale on {remote}: it holds sha256 {record[:12]}, infra.yml now renders "
-               f"{sha[:12]}")
+            f"{hosts} and run there, as root: scripts/deploy-nftables.sh {name}")
+    why = []
+    for member, record in sorted(found.items()):
+        where = f"{remote} member {member}" if member else remote
+        state = remote_state(record, sha)
+        if state == "missing":
+            why.append(f"missing on {where}: no ruleset recorded there")
+        elif state == "stale":
+            why.append(f"stale on {where}: it holds sha256 {record[:12]}, infra.yml now "
+                       f"renders {sha[:12]}")
     return {"kind": "nftables", "name": f"table inet {table} on {remote}", "action": "deploy",
-            "reason": f"{why}; {step}"}
+            "reason": f"{'; '.join(why)}; {step}"}
 
 
 def read(path):
@@ -202,16 +234,13 @@ def main(module=None, client=None):
     if not p["load"] and remote != "local":
         # A remote host (ADR-069): its kernel is out of reach; its record says what it holds.
         try:
-            server = (client or IncusClient(remote=remote, timeout=60)).get(
-                "/1.0", what=f"reading the configuration of remote {remote}") or {}
+            found = records(client or IncusClient(remote=remote, timeout=60), remote, table)
         except IncusError as exc:
             module.fail_json(msg=str(exc), **result)
-        record = str((server.get("config") or {}).get(record_key(table)) or "")
-        result["remote_state"] = remote_state(record, sha)
+        result["remote_state"] = cluster_state(found, sha)
         if result["remote_state"] != "current":
             rendered = not (module.check_mode and result["file_changed"])
-            result["plan"].append(remote_entry(result["remote_state"], remote, table, path,
-                                               record, sha, rendered))
+            result["plan"].append(remote_entry(found, remote, table, path, sha, rendered))
     elif not p["load"]:
         # Rendered where it cannot be loaded (ADR-062): the plan names the host's step.
         state = "changed" if result["file_changed"] else "unchanged"

@@ -32,8 +32,6 @@ from tests.netns_daemons import Lab
 DAEMON = "t16r"
 ADDRESS = "10.199.0.21"
 REMOTE = "t16r"
-NETNS = f"ank-{DAEMON}"
-INCUS_DIR = f"/var/lib/anklume-netns/{DAEMON}"
 BASE = "10.196"
 TABLE = "anklumet16r"
 IMAGE = "anklume/debian-12"
@@ -79,12 +77,7 @@ class Remote:
         (self.root / "infra.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
     def on_remote_host(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """A command run ON the remote host: in its namespace, with its daemon as local."""
-        proc = subprocess.run(["ip", "netns", "exec", NETNS, "env", f"INCUS_DIR={INCUS_DIR}",
-                               *args], capture_output=True, text=True, timeout=300,
-                              check=False, cwd=REPO)
-        assert not check or proc.returncode == 0, f"{args}: {proc.stdout}{proc.stderr}"
-        return proc
+        return self.lab.on_host(DAEMON, *args, check=check)
 
     def query(self, path: str) -> Any:
         return json.loads(self.lab.incus("query", f"{REMOTE}:{path}") or "null")

@@ -146,6 +146,45 @@ def test_a_remote_holding_another_ruleset_is_stale(tmp_path: Path) -> None:
     assert not (tmp_path / "t.nft").exists()  # a plan writes nothing
 
 
+class ClusterServer(Server):
+    """A cluster of members m1 and m2 sharing CONFIG; each member has its own kernel."""
+
+    def get(self, path: str, project: str | None = None, params: dict | None = None,
+            what: str | None = None) -> Any:
+        self.calls += 1
+        if path == "/1.0/cluster/members":
+            return [{"server_name": "m1"}, {"server_name": "m2"}]
+        assert path == "/1.0"
+        return {"config": dict(self.config), "environment": {"server_clustered": True}}
+
+
+def cluster_plan(tmp_path: Path, config: dict[str, str]) -> dict[str, Any]:
+    path = tmp_path / "t.nft"
+    path.write_text(RULES)
+    params = {"content": RULES, "path": str(path), "table": "t", "load": False,
+              "remote": "lab", "nft": "/nonexistent/nft"}
+    return run("anklume_nftables", params, ClusterServer(config))
+
+
+def test_a_cluster_names_each_member_whose_kernel_lacks_the_ruleset(tmp_path: Path) -> None:
+    old = "0123456789ab" + "0" * 52
+    result = cluster_plan(tmp_path, {"user.anklume.nftables.t.m2.sha256": old,
+                                     # a single host's key says nothing about any member
+                                     "user.anklume.nftables.t.sha256": SHA})
+    [entry] = result["plan"]
+    assert result["remote_state"] == "missing"
+    assert entry["reason"] == (
+        "missing on lab member m1: no ruleset recorded there; stale on lab member m2: it holds "
+        f"sha256 0123456789ab, infra.yml now renders {SHA[:12]}; copy {tmp_path}/t.nft to each "
+        "member named and run there, as root: scripts/deploy-nftables.sh t.nft")
+
+
+def test_a_cluster_whose_members_all_hold_the_ruleset_needs_nothing(tmp_path: Path) -> None:
+    result = cluster_plan(tmp_path, {"user.anklume.nftables.t.m1.sha256": SHA,
+                                     "user.anklume.nftables.t.m2.sha256": SHA})
+    assert result["remote_state"] == "current" and result["plan"] == []
+
+
 def test_the_record_of_another_table_does_not_count(tmp_path: Path) -> None:
     result = nft_plan(tmp_path, {"user.anklume.nftables.other.sha256": SHA})
     assert result["remote_state"] == "missing"
@@ -156,7 +195,9 @@ def test_the_record_key_is_the_one_deploy_nftables_writes() -> None:
     key = module("anklume_nftables").record_key("anklume")
     assert key == "user.anklume.nftables.anklume.sha256"
     script = (REPO / "scripts" / "deploy-nftables.sh").read_text()
-    assert "key=user.anklume.nftables.$table.sha256" in script
+    assert "key=user.anklume.nftables.$table${member:+.$member}.sha256" in script
+    assert module("anklume_nftables").record_key("anklume", "m1") == (
+        "user.anklume.nftables.anklume.m1.sha256")
 
 
 def _unknown_remote_tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
