@@ -144,7 +144,7 @@ nftables-deploy: ## On the host: check and load nftables/anklume.nft if it diffe
 	@PYTHON=$(PY) bash scripts/deploy-nftables.sh $(if $(filter 1 true yes,$(BOOT)),--install-boot) \
 		$(if $(filter admin,$(FROM)),--from-admin) $(NFT_FILE)
 
-# --- A remote Incus host (global.incus_remote, docs/remote.md) -------------------------
+# --- A remote Incus host (global.incus_remote, docs/remote-and-cluster.md) ---------------
 # On the remote host: `make remote-token CLIENT=<controller>` prints a one-time trust token;
 # on the controller: `make remote-add REMOTE=<name> TOKEN=<token>` (the token carries the
 # server's address and certificate fingerprint). `make apply` copies the local images that

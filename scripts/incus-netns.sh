@@ -25,7 +25,9 @@ LAB_GATEWAY=10.199.0.1
 BASE=/var/lib/anklume-netns
 INCUSD=${INCUSD:-/usr/libexec/incus/incusd}
 
-[ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces and incusd need it)"
+need_root() {
+  [ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces and incusd need it)"
+}
 
 check_name() {
   [[ "$1" =~ ^[a-z][a-z0-9-]{0,7}$ ]] \
@@ -92,6 +94,7 @@ cmd_up() {
   local name=$1 address=$2 bare=${3:-}
   check_name "$name"
   check_address "$address"
+  need_root
   ensure_lab_bridge
   ensure_netns "$name" "$address"
   start_daemon "$name"
@@ -125,6 +128,7 @@ kill_containers() {
 cmd_stop() {
   local name=$1 dir="$BASE/$1"
   check_name "$name"
+  need_root
   if answers "$name"; then
     timeout 120 env INCUS_DIR="$dir" incus admin shutdown >/dev/null 2>&1 || true
   fi
@@ -152,6 +156,7 @@ cmd_down() {
 cmd_token() {
   local name=$1 client=$2
   check_name "$name"
+  need_root
   answers "$name" || die "$name is not running: scripts/incus-netns.sh up $name ADDRESS"
   in_dir "$name" incus config trust add "$client" --quiet
 }
@@ -159,6 +164,7 @@ cmd_token() {
 cmd_cluster() {
   local founder=$1 member
   shift
+  need_root
   answers "$founder" || die "$founder is not running"
   local address
   address=$(in_dir "$founder" incus config get core.https_address)
