@@ -44,7 +44,12 @@ options:
   load: {description: Check and load into this host's kernel; false only writes the file., type: bool, default: true}
   nft: {description: Path of the nft binary., type: path, default: /usr/sbin/nft}
   host_step: {description: "With O(load=false): the command that loads the file on the host, named in the returned plan.", type: str, default: ""}
-  remote: {description: "The Incus remote whose host the rules are for; with O(load=false) and a remote other than C(local), its recorded sha256 decides the plan entry.", type: str, default: local}
+  remote:
+    description: >-
+      The Incus remote whose host the rules are for; with O(load=false) and a remote other
+      than C(local), its recorded sha256 decides the plan entry.
+    type: str
+    default: local
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -61,7 +66,13 @@ file_changed: {description: The file was (or would be) rewritten., type: bool, r
 reload: {description: The kernel's table differed and was (or would be) reloaded., type: bool, returned: always}
 add: {description: Listing lines the reload adds to the kernel's table., type: list, elements: str, returned: always}
 remove: {description: Listing lines the reload removes from the kernel's table., type: list, elements: str, returned: always}
-plan: {description: "With O(load=false): one C(deploy) entry saying that the host still has to load the file (for a remote: only when its record is missing or stale).", type: list, elements: dict, returned: always}
+plan:
+  description: >-
+    With O(load=false): one C(deploy) entry saying that the host still has to load the file
+    (for a remote: only when its record is missing or stale).
+  type: list
+  elements: dict
+  returned: always
 remote_state: {description: "With O(load=false) and a remote: C(current), C(missing) or C(stale); empty otherwise.", type: str, returned: always}
 """
 
