@@ -14,7 +14,7 @@
 # Every daemon's veth joins the host bridge anklume-rl (10.199.0.1/24): ADDRESS is an
 # address of that subnet, where the daemon listens on HTTPS port 8443. Its bridges,
 # dnsmasq and nftables live in its own namespace. --bare: no storage pool (a member
-# about to join a cluster). Traffic stays on this machine: the lab bridge has no route out.
+# about to join a cluster). Traffic stays on this machine: a namespace has no default route.
 set -euo pipefail
 
 log() { printf 'incus-netns: %s\n' "$*"; }
@@ -61,7 +61,9 @@ ensure_netns() {
   ip -n "$ns" link set lo up
   ip -n "$ns" addr replace "$address/24" dev eth0
   ip -n "$ns" link set eth0 up
-  ip -n "$ns" route replace default via "$LAB_GATEWAY"
+  # No default route: the daemon and its instances reach the lab subnet only, so nothing
+  # they send (image index refreshes, DNS) can be forwarded off this machine by the host.
+  ip -n "$ns" route del default 2>/dev/null || true
 }
 
 # The daemon needs its namespace's view of /sys/class/net (bridges it creates are checked

@@ -188,6 +188,8 @@ def test_isolation_is_deployed_on_the_remote_host_and_planned_from_its_record(
     # The remote's kernel forwards between its bridges (Incus sets it).
     fwd = remote.on_remote_host("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
     assert fwd == "1"
+    # ...yet nothing leaves this machine: the remote host has no default route.
+    assert remote.on_remote_host("ip", "route", "show", "default").stdout.strip() == ""
     # Rendered here, loaded nowhere yet: the plan names the host's step; traffic crosses.
     rules = remote.rules()
     assert f"table inet {TABLE}" in rules.read_text()
