@@ -85,6 +85,9 @@ ensure_sysctl() {
   fi
 }
 
+# shellcheck source=scripts/detach.sh
+. "$(dirname "$0")/detach.sh"
+
 daemon_ready() { incus admin waitready --timeout 1 >/dev/null 2>&1; }
 
 start_daemon() {
@@ -96,20 +99,8 @@ start_daemon() {
     log "starting incusd (no systemd as PID 1)"
     mkdir -p /var/log/incus
     bash "$(dirname "$0")/start-lxcfs.sh"
-    # setsid: the daemon must outlive the shell (and process group) that started it.
-    # cd /: its helpers (rsync for snapshots) inherit its working directory, and the
-    # caller's (a test's lab tree, a CI clone) may be deleted while the daemon runs.
-    (
-      cd / || exit 1
-    # A lock the caller holds (`flock /tmp/lock make host`) must not live on in the daemon,
-    # or every later `flock` on it waits forever: close what we inherited above stderr.
-    for fd in /proc/"$BASHPID"/fd/*; do
-      fd=${fd##*/}
-      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-    done
-      setsid nohup /usr/libexec/incus/incusd --group root \
-        --logfile /var/log/incus/incusd.log >/var/log/incus/incusd.out 2>&1 &
-    )
+    detach /var/log/incus/incusd.out /usr/libexec/incus/incusd --group root \
+      --logfile /var/log/incus/incusd.log
   fi
   incus admin waitready --timeout 60 || die "incusd did not become ready: see /var/log/incus/incusd.log"
   changed=1

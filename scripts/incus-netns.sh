@@ -24,6 +24,8 @@ LAB_BRIDGE=anklume-rl
 LAB_GATEWAY=10.199.0.1
 BASE=/var/lib/anklume-netns
 INCUSD=${INCUSD:-/usr/libexec/incus/incusd}
+# shellcheck source=scripts/detach.sh
+. "$(dirname "$0")/detach.sh"
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces and incusd need it)"
@@ -73,21 +75,14 @@ start_daemon() {
   local name=$1 dir="$BASE/$1"
   answers "$name" && return 0
   mkdir -p "$dir/sysfs"
-  (
-    cd / || exit 1
-    for fd in /proc/"$BASHPID"/fd/*; do
-      fd=${fd##*/}
-      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-    done
-    # shellcheck disable=SC2016  # expanded by the inner shell, in the new namespaces
-    setsid nohup nsenter --net="/run/netns/ank-$name" unshare --mount --propagation slave \
-      env INCUS_DIR="$dir" sh -c '
-        mount -t sysfs sysfs "$INCUS_DIR/sysfs" &&
-        mount --bind "$INCUS_DIR/sysfs/class/net" /sys/class/net &&
-        mount --bind "$INCUS_DIR/sysfs/devices/virtual/net" /sys/devices/virtual/net &&
-        exec "$0" --group root --logfile "$INCUS_DIR/incusd.log"' "$INCUSD" \
-      >"$dir/incusd.out" 2>&1 &
-  )
+  rm -f "$dir/incusd.out"
+  # shellcheck disable=SC2016  # expanded by the inner shell, in the new namespaces
+  detach "$dir/incusd.out" nsenter --net="/run/netns/ank-$name" \
+    unshare --mount --propagation slave env INCUS_DIR="$dir" sh -c '
+      mount -t sysfs sysfs "$INCUS_DIR/sysfs" &&
+      mount --bind "$INCUS_DIR/sysfs/class/net" /sys/class/net &&
+      mount --bind "$INCUS_DIR/sysfs/devices/virtual/net" /sys/devices/virtual/net &&
+      exec "$0" --group root --logfile "$INCUS_DIR/incusd.log"' "$INCUSD"
   answers "$name" 60 || die "incusd of $name did not become ready: see $dir/incusd.out"
   log "started incusd $name (INCUS_DIR=$dir, namespace ank-$name)"
 }

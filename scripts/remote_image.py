@@ -15,18 +15,14 @@ Exit 0 when every image is there, 2 with one line when one cannot be copied.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import yaml
-
-
-def load(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    return yaml.safe_load(path.read_text()) or {}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, run or imported
+from status import load
 
 
 def local_alias(image: str) -> str | None:
@@ -50,21 +46,16 @@ def images_needed(allvars: dict, hostvars: dict[str, dict]) -> list[str]:
     return sorted(out)
 
 
-def unreachable(remote: str) -> str:
-    """Why REMOTE does not answer this client (one line), or "" when it does."""
-    proc = subprocess.run(["incus", "query", f"{remote}:/1.0"], capture_output=True, text=True,
-                          check=False)
-    if proc.returncode == 0:
-        return ""
-    err = (proc.stderr or proc.stdout).strip().removeprefix("Error: ")
-    return (f"remote {remote} does not answer: {err} (trust it first: make remote-add "
-            f"REMOTE={remote} TOKEN=<from make remote-token on that host>)")
-
-
-def has_image(remote: str, alias: str) -> bool:
-    proc = subprocess.run(["incus", "query", f"{remote}:/1.0/images/aliases/{alias}"],
+def aliases(server: str) -> set[str] | str:
+    """The image aliases SERVER holds (one read, which also proves it answers this client),
+    or why it does not answer (one line)."""
+    proc = subprocess.run(["incus", "query", f"{server}:/1.0/images/aliases?recursion=1"],
                           capture_output=True, text=True, check=False)
-    return proc.returncode == 0
+    if proc.returncode == 0:
+        return {a["name"] for a in json.loads(proc.stdout or "[]")}
+    err = (proc.stderr or proc.stdout).strip().removeprefix("Error: ")
+    return (f"remote {server} does not answer: {err} (trust it first: make remote-add "
+            f"REMOTE={server} TOKEN=<from make remote-token on that host>)")
 
 
 def main(argv: list[str]) -> int:
@@ -79,14 +70,14 @@ def main(argv: list[str]) -> int:
     machines = [m for rec in (allvars.get("anklume_domains") or {}).values()
                 for m in rec.get("machines") or []]
     hostvars = {m: load(root / "host_vars" / f"{m}.yml") for m in machines}
-    why = unreachable(remote)
-    if why:
-        print(f"remote-image: {why}", file=sys.stderr)
+    there = aliases(remote)
+    if isinstance(there, str):
+        print(f"remote-image: {there}", file=sys.stderr)
         return 2
-    for alias in images_needed(allvars, hostvars):
-        if has_image(remote, alias):
-            continue
-        if not has_image("local", alias):
+    missing = [a for a in images_needed(allvars, hostvars) if a not in there]
+    here = aliases("local") if missing else set()
+    for alias in missing:
+        if isinstance(here, str) or alias not in here:
             print(f"remote-image: image {alias} is neither on {remote} nor here: build it "
                   "(make image) or import it on the remote host", file=sys.stderr)
             return 2

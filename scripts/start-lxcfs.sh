@@ -27,18 +27,9 @@ if is_mounted; then
   }
 fi
 mkdir -p "$dir" /var/log/incus || { log "warning: cannot create ${dir}; containers start without lxcfs"; exit 0; }
-# setsid: lxcfs must outlive the shell (and process group) that started it.
-# cd /: lxcfs keeps its working directory, which the caller may delete.
-(
-  cd / || exit 1
-  # A lock the caller holds (`flock /tmp/lock make host`) must not live on in the daemon,
-  # or every later `flock` on it waits forever: close what we inherited above stderr.
-  for fd in /proc/"$BASHPID"/fd/*; do
-    fd=${fd##*/}
-    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-  done
-  setsid nohup lxcfs --pidfile="$pidfile" "$dir" >>/var/log/incus/lxcfs.log 2>&1 &
-)
+# shellcheck source=scripts/detach.sh
+. "$(dirname "$0")/detach.sh"
+detach /var/log/incus/lxcfs.log lxcfs --pidfile="$pidfile" "$dir"
 for _ in $(seq 50); do
   is_mounted && stat "$dir" >/dev/null 2>&1 && { log "started lxcfs on ${dir}"; exit 0; }
   sleep 0.1

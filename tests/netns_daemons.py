@@ -9,12 +9,17 @@ client configuration (``INCUS_CONF``), so the remotes it adds never reach root's
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
-from tests.incus_helpers import REPO, run
+import yaml
+
+from tests.incus_helpers import REPO, lab_make, lab_tree, run
 
 SCRIPT = REPO / "scripts" / "incus-netns.sh"
 
@@ -68,3 +73,37 @@ class Lab:
     def copy_image(self, alias: str, remote: str) -> None:
         self.incus("image", "copy", f"local:{alias}", f"{remote}:", "--alias", alias,
                    "--mode", "relay")
+
+
+class LabTree:
+    """A lab tree (tests.incus_helpers.lab_tree) driven through make against ``remote`` with
+    ``lab``'s client configuration; each step's output and duration, by step name."""
+
+    def __init__(self, root: Path, lab: Lab, remote: str) -> None:
+        self.root, self.lab, self.remote = lab_tree(root), lab, remote
+        self.out: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+
+    def make(self, step: str, *args: str, rc: int | None = 0) -> str:
+        """Run make ARGS in the tree; it must exit ``rc`` (None: any failure)."""
+        start = time.monotonic()
+        code, out = lab_make(self.root, *args, timeout=600, INCUS_CONF=str(self.lab.conf))
+        self.seconds[step] = time.monotonic() - start
+        self.out[step] = out
+        ok = code != 0 if rc is None else code == rc
+        assert ok, f"{step}: make {' '.join(args)} exited {code}, want {rc}:\n{out}"
+        return out
+
+    def write(self, doc: dict[str, Any]) -> None:
+        (self.root / "infra.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def sync_with_table(self, doc: dict[str, Any], table: str) -> None:
+        """Write and sync DOC, with the lab's own nftables table name (outside the managed
+        section, so every later sync keeps it): never the real one."""
+        self.write(doc)
+        self.make("sync", "sync")
+        allvars = self.root / "group_vars" / "all.yml"
+        allvars.write_text(allvars.read_text() + f"incus_nftables_table: {table}\n")
+
+    def query(self, path: str) -> Any:
+        return json.loads(self.lab.incus("query", f"{self.remote}:{path}") or "null")

@@ -171,8 +171,8 @@ def records(client, remote, table):
             for m in members}
 
 
-def cluster_state(found, sha):
-    """The worst state of the hosts: missing, then stale, then current."""
+def overall_state(found, sha):
+    """The worst state of the hosts (one, or each cluster member): missing, then stale, then current."""
     states = {remote_state(record, sha) for record in found.values()}
     for state in ("missing", "stale"):
         if state in states:
@@ -248,7 +248,7 @@ def main(module=None, client=None):
             found = records(client or IncusClient(remote=remote, timeout=60), remote, table)
         except IncusError as exc:
             module.fail_json(msg=str(exc), **result)
-        result["remote_state"] = cluster_state(found, sha)
+        result["remote_state"] = overall_state(found, sha)
         if result["remote_state"] != "current":
             rendered = not (module.check_mode and result["file_changed"])
             result["plan"].append(remote_entry(found, remote, table, path, sha, rendered))

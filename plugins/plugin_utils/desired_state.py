@@ -244,8 +244,7 @@ def gpu_additions(v: Mapping[str, Any], d: Mapping[str, Any], userspace: str,
 
 def member_of(v: Mapping[str, Any]) -> str:
     """The cluster member a host's instance is pinned to (``instance_target``), "" for any."""
-    target = v.get("instance_target") or ""
-    return target if isinstance(target, str) else str(target)
+    return str(v.get("instance_target") or "")
 
 
 def placements(hosts: Iterable[str], hostvars: Mapping[str, Any],

@@ -14,17 +14,15 @@ OFFLINE. The fixture always removes both daemons and the client configuration.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.incus_helpers import lab_make, lab_tree, recap, run
-from tests.netns_daemons import Lab, netns
+from tests.incus_helpers import recap, run
+from tests.netns_daemons import Lab, LabTree, netns
 
 C1, C2 = "t16c1", "t16c2"
 DAEMONS = {C1: "10.199.0.31", C2: "10.199.0.32"}
@@ -57,31 +55,15 @@ def infra() -> dict[str, Any]:
                                   "machines": machines["t16cb"]}}}
 
 
-class Cluster:
-    """The lab tree driven against the cluster; each step's output and duration."""
+class Cluster(LabTree):
+    """The lab tree driven against the cluster."""
 
     def __init__(self, root: Path, lab: Lab) -> None:
-        self.root, self.lab = lab_tree(root), lab
-        self.out: dict[str, str] = {}
-        self.seconds: dict[str, float] = {}
+        super().__init__(root, lab, REMOTE)
         # The instances (with their state) and the bridges after the second apply.
         self.state: list[dict[str, Any]] = []
         self.networks: list[dict[str, Any]] = []
         self.tables: dict[str, str] = {}  # each member's `nft list tables`
-
-    def make(self, step: str, *args: str, ok: bool = True) -> str:
-        start = time.monotonic()
-        code, out = lab_make(self.root, *args, timeout=300, INCUS_CONF=str(self.lab.conf))
-        self.seconds[step] = time.monotonic() - start
-        self.out[step] = out
-        assert (code == 0) == ok, f"{step}: make {' '.join(args)} exited {code}:\n{out}"
-        return out
-
-    def write(self, doc: dict[str, Any]) -> None:
-        (self.root / "infra.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
-
-    def get(self, path: str) -> Any:
-        return json.loads(self.lab.incus("query", f"{REMOTE}:{path}") or "null")
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +82,7 @@ def cluster(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cl
                   str(OFFLINE_THRESHOLD))
         (base / "tree").mkdir()
         c = Cluster(base / "tree", lab)
-        c.write(infra())
-        c.make("sync", "sync")
-        allvars = c.root / "group_vars" / "all.yml"
-        # Outside the managed section: the lab's own table name.
-        allvars.write_text(allvars.read_text() + f"incus_nftables_table: {TABLE}\n")
+        c.sync_with_table(infra(), TABLE)
         c.make("apply", "apply")
         c.make("apply again", "apply")
         # Isolation: each member's kernel loads the rules; the plan names the member without.
@@ -115,20 +93,20 @@ def cluster(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cl
         lab.on_host(C2, "bash", "scripts/deploy-nftables.sh", rules)
         c.make("plan both deployed", "plan")
         c.tables = {m: lab.on_host(m, "nft", "list", "tables").stdout for m in DAEMONS}
-        c.state = c.get("/1.0/instances?all-projects=true&recursion=2")
-        c.networks = c.get("/1.0/networks?recursion=1")
+        c.state = c.query("/1.0/instances?all-projects=true&recursion=2")
+        c.networks = c.query("/1.0/networks?recursion=1")
         moved = copy.deepcopy(infra())
         moved["domains"]["t16ca"]["machines"]["t16c-a2"]["target"] = C1
         c.write(moved)
         c.make("plan moved target", "plan")
         c.write(infra())
         netns("stop", C2)
-        c.make("plan member stopped", "plan", ok=False)
+        c.make("plan member stopped", "plan", rc=None)
         deadline = time.monotonic() + OFFLINE_THRESHOLD + 30
         while time.monotonic() < deadline and "OFFLINE" not in lab.incus(
                 "cluster", "list", f"{REMOTE}:", "--format", "csv"):
             time.sleep(1)
-        c.make("plan member offline", "plan", ok=False)
+        c.make("plan member offline", "plan", rc=None)
         yield c
     finally:
         lab.down()

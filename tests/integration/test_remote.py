@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.incus_helpers import REPO, lab_make, lab_tree, recap, run
-from tests.netns_daemons import Lab
+from tests.incus_helpers import REPO, recap, run
+from tests.netns_daemons import Lab, LabTree
 
 DAEMON = "t16r"
 ADDRESS = "10.199.0.21"
@@ -58,29 +57,15 @@ def infra(extra_domain: bool = False) -> dict[str, Any]:
             "domains": domains}
 
 
-class Remote:
+class Remote(LabTree):
     """The lab tree, its client configuration and what each step printed or left."""
 
     def __init__(self, root: Path, lab: Lab) -> None:
-        self.root = lab_tree(root)
+        super().__init__(root, lab, REMOTE)
         (self.root / "nftables.yml").symlink_to(REPO / "nftables.yml")  # for `make nftables`
-        self.lab = lab
-        self.out: dict[str, str] = {}
-
-    def make(self, step: str, *args: str, rc: int = 0) -> str:
-        code, out = lab_make(self.root, *args, timeout=600, INCUS_CONF=str(self.lab.conf))
-        self.out[step] = out
-        assert code == rc, f"{step}: make {' '.join(args)} exited {code}, want {rc}:\n{out}"
-        return out
-
-    def write(self, doc: dict[str, Any]) -> None:
-        (self.root / "infra.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
     def on_remote_host(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.lab.on_host(DAEMON, *args, check=check)
-
-    def query(self, path: str) -> Any:
-        return json.loads(self.lab.incus("query", f"{REMOTE}:{path}") or "null")
 
     def instances(self) -> dict[str, dict[str, Any]]:
         items = self.query("/1.0/instances?all-projects=true&recursion=2") or []
@@ -116,11 +101,7 @@ def remote(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rem
                                  "CLIENT=anklume-t16r").stdout.strip()
         r.make("add", "remote-add", f"REMOTE={REMOTE}", f"TOKEN={token}")
         r.make("add again", "remote-add", f"REMOTE={REMOTE}", f"TOKEN={token}")
-        r.write(infra())
-        r.make("sync", "sync")
-        allvars = r.root / "group_vars" / "all.yml"
-        # Outside the managed section: the lab's own table name, never the real one.
-        allvars.write_text(allvars.read_text() + f"incus_nftables_table: {TABLE}\n")
+        r.sync_with_table(infra(), TABLE)
         r.make("apply", "apply")
         r.make("apply again", "apply")
         r.make("remote-image again", "remote-image")
