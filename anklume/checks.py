@@ -62,6 +62,16 @@ def domain_name(name: str) -> str | None:
     return None
 
 
+def project_name(name: str) -> str | None:
+    """Why ``name`` cannot be a project_name (the owner marker): a domain's rule, any length
+    up to a DNS label's, and no reserved word (it names no Ansible group)."""
+    if len(name) > MACHINE_MAX:
+        return f"'{name}' is {len(name)} characters, more than {MACHINE_MAX}"
+    if not _DOMAIN_RE.match(name):
+        return f"'{name}' is not a lowercase DNS label"
+    return None
+
+
 def machine_name(name: str) -> str | None:
     if len(name) > MACHINE_MAX:
         return f"'{name}' is {len(name)} characters, more than Incus's {MACHINE_MAX}"

@@ -41,10 +41,10 @@ def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     args = _parser().parse_args(argv)
     display: str = args.infra
     doc = yamlload.load_text(yamlload.read_text(args.infra, display), display)
-    infra, warnings = validate.validate(doc)
+    outdir = args.output or os.path.dirname(os.path.abspath(args.infra))
+    infra, warnings = validate.validate(doc, roles_root=outdir)
     for w in warnings:
         print(f"warning: {w.render()}", file=err)
-    outdir = args.output or os.path.dirname(os.path.abspath(args.infra))
     bodies = render.render(infra)
     changes, unchanged = writer.plan(outdir, bodies)
     found = orphans.find(outdir, bodies)

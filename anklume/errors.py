@@ -7,6 +7,8 @@ line, dotted path) and how to fix it, rendered on one line. The CLI catches
 
 from __future__ import annotations
 
+import os
+import select
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,11 +57,59 @@ class OutputError(AnklumeError):
     exit_code = EXIT_IO
 
 
+def stdout_gone() -> bool:
+    """True when nothing reads this process's standard output any more: the reader of its
+    pipe went away (``| head -1``), or the stream or its descriptor is closed."""
+    stream = sys.stdout
+    if stream is None or stream.closed:
+        return True
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # an in-memory stream (tests): never "gone"
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    gone = select.POLLERR | select.POLLHUP | select.POLLNVAL
+    return any(events & gone for _, events in poller.poll(0))
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at interpreter exit finds nothing to break on
+    (Python would print "Exception ignored ... BrokenPipeError" and exit 120)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no stdout object, or closed in Python
+        fd = 1
+    devnull = os.open(os.devnull, os.O_WRONLY)  # it is fd 1 itself when fd 1 was closed
+    if devnull != fd:
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    if sys.stdout is None or sys.stdout.closed:
+        sys.stdout = open(fd, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+
+
+def pipe_safe(work: Callable[[], int | None]) -> int:
+    """Run a script's WORK; when its reader goes away (``make sync-dry | head -1``), end
+    quietly: no message, exit 0. Any other exception goes on to the caller."""
+    if sys.stdout is None:  # started with stdout closed: write nowhere, do the work
+        _silence_stdout()
+    try:
+        code = work()
+        sys.stdout.flush()  # a broken pipe in the last buffer shows here, not at exit
+        return code or 0
+    except (OSError, ValueError):
+        if not stdout_gone():
+            raise
+        _silence_stdout()
+        return EXIT_OK
+
+
 def guarded(work: Callable[[], int], interrupted: str) -> int:
     """Run an entry point's WORK: problems as their lines and exit code, Ctrl-C as
-    INTERRUPTED (130), any other exception as one line (70); never a traceback."""
+    INTERRUPTED (130), a reader of stdout gone as a quiet 0 (:func:`pipe_safe`), any other
+    exception as one line (70); never a traceback."""
     try:
-        return work()
+        return pipe_safe(work)
     except AnklumeError as exc:
         for p in exc.problems:
             print(p.render(), file=sys.stderr)

@@ -56,7 +56,11 @@ REQUIRED = Derived("required")
 
 SECTIONS: dict[str, tuple[Key, ...]] = {
     "top": (
-        Key("project_name", "string", "anklume", "Name of this infrastructure (informational).",
+        Key("project_name", "string", "anklume",
+            "Owner of what this file creates: written as `user.anklume.owner` on every "
+            "project, network, profile and instance; another owner's objects are never "
+            "changed. A lowercase name: letters, digits and hyphens, starting with a letter "
+            "(at most 63).",
             "project_name: my-infra"),
         Key("global", "mapping", {}, "Settings shared by all domains (see `global`).",
             "global: {base_subnet: \"10.100\"}"),
@@ -70,6 +74,12 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "Domains generated from one template, by template name (see "
             "`domain_templates.NAME`).",
             "domain_templates: {student: {count: 24, first_subnet_id: 11}}"),
+        Key("allow_empty", "boolean", False,
+            "`true` accepts a file without any domain: sync then takes every domain out of "
+            "the inventory. Left `false`, such a file is refused; to remove everything, run "
+            "`make destroy FORCE=1` while the domains are still declared, then empty the "
+            "file, set `allow_empty: true` and run `make sync-clean FORCE=1`.",
+            "allow_empty: true"),
     ),
     "global": (
         Key("base_subnet", "string", "10.100",
@@ -111,7 +121,9 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "Third octet of the domain network, 0-254, unique across domains.",
             "subnet_id: 2"),
         Key("ephemeral", "boolean", False,
-            "`false` = protected: its orphan files need FORCE=1 to be deleted.",
+            "`false` = protected: its instances get Incus's delete protection "
+            "(`security.protection.delete`): `make destroy` deletes them only with FORCE=1, "
+            "`PRUNE=1` never; its orphan files need FORCE=1 to be deleted.",
             "ephemeral: true"),
         Key("nat", "boolean", Derived("true"),
             "Masquerade the domain's outbound IPv4 traffic to the host's uplink (`ipv4.nat` "
@@ -175,7 +187,8 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("roles", "list of strings", [], "Ansible roles that provision it, in order.",
             "roles: [base_system, ollama_server]"),
         Key("ephemeral", "boolean", Derived("domain's ephemeral"),
-            "`false` = protected; defaults to its domain's value.", "ephemeral: true"),
+            "`false` = protected (`security.protection.delete`, see `domains.NAME`); "
+            "defaults to its domain's value.", "ephemeral: true"),
         Key("snapshots_schedule", "string", Derived("domain's snapshots_schedule"),
             "Automatic snapshot schedule (overrides the domain's).",
             "snapshots_schedule: '@daily'"),

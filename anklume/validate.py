@@ -13,6 +13,7 @@ from typing import Any
 from anklume import checks, expand, firewall, schema
 from anklume.errors import InputError, Problem
 from anklume.model import HOST, Config, Devices, Domain, Infra, Machine, Policy, Profile
+from anklume.roles import RolePaths, search_paths
 from anklume.schema import default
 from anklume.shipped_profiles import shipped
 from anklume.yamlload import Document, Path, dotted
@@ -72,8 +73,11 @@ def incus_string(value: object) -> str | None:
 
 
 class _Validator:
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, roles: RolePaths | None = None) -> None:
         self.doc = doc
+        # Where machines' roles are looked up; None checks only their names' form.
+        self.roles = roles
+        self.known_roles: dict[str, bool] = {}
         self.errors: list[Problem] = []
         self.warnings: list[Problem] = []
         self.base_ok = True
@@ -222,7 +226,7 @@ class _Validator:
         top = self.section(data, "top", ())
         infra = Infra()
         if isinstance(top.get("project_name"), str):
-            infra.project_name = top["project_name"]
+            infra.project_name = self.project_name(top["project_name"])
         raw_global = data.get("global")
         glob_raw: dict[Any, Any] = raw_global if isinstance(raw_global, dict) else {}
         self.global_(self.section(top.get("global"), "global", ("global",)), infra)
@@ -233,6 +237,8 @@ class _Validator:
                                   infra.base_subnet if self.base_ok else None, self.err)
         self.aliases = generated.aliases
         infra.domain_templates = generated.members
+        if "domains" in top and not domains and not generated.domains:
+            self.nothing_declared(top.get("allow_empty", default("top", "allow_empty")))
         self.domains({**domains, **generated.domains}, infra)
         self.cross_checks(infra)
         self.template_names(infra)
@@ -242,6 +248,25 @@ class _Validator:
         if self.errors:
             raise InputError(_once_per_template_line(self.errors))
         return infra
+
+    def project_name(self, name: str) -> str:
+        reason = checks.project_name(name)
+        if reason:
+            self.err(("project_name",), f"invalid project_name: {reason}",
+                     "use lowercase letters, digits and hyphens, starting with a letter "
+                     "(it marks every Incus object as this file's: user.anklume.owner)")
+            return str(default("top", "project_name"))
+        return name
+
+    def nothing_declared(self, allowed: bool) -> None:
+        """No domain at all: a sync would take every domain out of the inventory, which is
+        seldom what a half-edited or truncated file means."""
+        if not allowed:
+            self.err(("domains",), "no domain is declared: a sync would take every domain "
+                     "out of the inventory",
+                     "to remove everything, run `make destroy FORCE=1` while the domains are "
+                     "still declared, then empty the file with `allow_empty: true` and run "
+                     "`make sync-clean FORCE=1`; add `allow_empty: true` to sync it as is")
 
     def template_names(self, infra: Infra) -> None:
         machines = {m.name for d in infra.domains for m in d.machines}
@@ -373,6 +398,7 @@ class _Validator:
             elif role in machine.roles:
                 self.err((*path, "roles", i), f"role '{role}' is listed twice", "list it once")
             else:
+                self.role_exists(role, (*path, "roles", i))
                 machine.roles.append(role)
         self.snapshots(m, path)
         if "ip" in m:
@@ -380,6 +406,20 @@ class _Validator:
         if machine.type == "vm":
             self.vm_limits(machine, path)
         return machine
+
+    def role_exists(self, role: str, path: Path) -> None:
+        """A role Ansible cannot find would stop the apply half-way: refuse it at sync."""
+        if self.roles is None:
+            return
+        if role not in self.known_roles:
+            self.known_roles[role] = self.roles.exists(role)
+        if self.known_roles[role]:
+            return
+        guess = checks.did_you_mean(role, self.roles.names_like(role))
+        hint = f"did you mean '{guess}'? " if guess else ""
+        self.err(path, f"unknown role '{role}'",
+                 f"{hint}name a folder of roles/ or of a roles_path in ansible.cfg, or a "
+                 "collection's role as namespace.collection.role")
 
     def target(self, value: str, path: Path) -> str:
         """A cluster member name (Incus names members like hosts), or "" for the scheduler."""
@@ -638,8 +678,11 @@ def _once_per_template_line(errors: list[Problem]) -> list[Problem]:
     return kept
 
 
-def validate(doc: Document) -> tuple[Infra, list[Problem]]:
-    """Return the normalised infrastructure and its warnings, or raise InputError."""
-    v = _Validator(doc)
+def validate(doc: Document, roles_root: str | None = None) -> tuple[Infra, list[Problem]]:
+    """Return the normalised infrastructure and its warnings, or raise InputError.
+
+    With ROLES_ROOT (the tree root, where ansible.cfg and site.yml are), every machine's
+    role must also exist there (anklume/roles.py)."""
+    v = _Validator(doc, None if roles_root is None else search_paths(roles_root))
     infra = v.run()
     return infra, v.warnings

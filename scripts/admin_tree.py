@@ -23,6 +23,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the anklume package
+from anklume.errors import pipe_safe
+
 # The tree is where it runs from (make and up.sh run it from the root): a lab tree links its
 # scripts/ to another tree, so this file's own path does not name it.
 ROOT = Path.cwd()
@@ -148,7 +151,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        sys.exit(pipe_safe(main))
     except Failure as exc:
         print(f"admin-tree: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the anklume package
+from anklume.errors import pipe_safe
+
 REPO = Path(__file__).resolve().parent.parent
 PREFIX, BASE, TABLE = "t12b", "10.153", "anklumet12b"
 ADM, PRO = f"{PREFIX}adm", f"{PREFIX}pro"
@@ -136,4 +139,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pipe_safe(main))

@@ -28,6 +28,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from anklume.errors import pipe_safe
+
 # The lab helpers the integration tests use: one way to build, run and clean a lab tree.
 from tests.incus_helpers import (
     REPO,
@@ -130,4 +132,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(pipe_safe(main))

@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the anklume package
+from anklume.errors import pipe_safe
+
 REPO = Path(__file__).resolve().parent.parent
 PREFIX, OWNER, BASE, NFT = "b19d", "b19bench", "10.191", "anklumeb19"
 LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "collections", "scripts",
@@ -260,4 +263,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(pipe_safe(main))

@@ -29,6 +29,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the anklume package
+from anklume.errors import pipe_safe
+
 # Not provisioned yet (no boot unit): nothing to guard; its interfaces have no address, so
 # nothing crosses it. Provisioned: the rules are loaded and forwarding is on.
 HEALTH = ('[ ! -e /etc/systemd/system/anklume-firewall.service ] || '
@@ -190,4 +193,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pipe_safe(main))

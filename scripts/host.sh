@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Turn this machine into an Incus host for AnKLuMe, idempotently.
-# Installs incus, nftables and debootstrap when missing, starts the daemon,
+# Installs incus, nftables, debootstrap and python3-venv when missing, starts the daemon,
 # and makes sure a `default` storage pool and root disk exist.
 # Every step says whether it changed something; a second run changes nothing.
 set -euo pipefail
@@ -51,6 +51,9 @@ install_packages() {
   command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
   # Recommended by incus: gives containers a correct view of /proc.
   command -v lxcfs >/dev/null || missing+=(lxcfs)
+  # `make venv` runs `python3 -m venv`: Debian and Ubuntu ship ensurepip (and the pip the
+  # venv gets) in python3-venv, which also brings python3 itself where it is missing.
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
   apt-get update -qq

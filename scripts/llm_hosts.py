@@ -11,6 +11,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the anklume package
+from anklume.errors import pipe_safe
+
 LLM_ROLES = {"ollama_server", "open_webui"}
 
 
@@ -34,4 +37,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pipe_safe(main))

@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, run or imported
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the anklume package
 from status import load
+
+from anklume.errors import pipe_safe
 
 
 def local_alias(image: str) -> str | None:
@@ -94,4 +97,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(pipe_safe(lambda: main(sys.argv)))

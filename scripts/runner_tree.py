@@ -24,6 +24,8 @@ from pathlib import Path
 
 import admin_tree  # scripts/ is on sys.path when this file runs
 
+from anklume.errors import pipe_safe  # admin_tree put the tree root on sys.path
+
 
 def content_digest(data: bytes) -> str:
     digest = hashlib.sha256()
@@ -71,4 +73,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pipe_safe(main))

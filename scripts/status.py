@@ -24,7 +24,14 @@ def load(path: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    root = Path(argv[1]) if len(argv) > 1 else Path.cwd()
+    """status.py [DIR] [--hosts a,b]: --hosts keeps only those instances (make status I=...)."""
+    args = argv[1:]
+    only: set[str] | None = None
+    if "--hosts" in args:
+        at = args.index("--hosts")
+        only = {h for h in args[at + 1].split(",") if h}
+        del args[at:at + 2]
+    root = Path(args[0]) if args else Path.cwd()
     allvars = load(root / "group_vars" / "all.yml")
     if not allvars:
         print("status: no group_vars/all.yml here: run `make sync` first", file=sys.stderr)
@@ -51,6 +58,8 @@ def main(argv: list[str]) -> int:
         project = rec.get("project") or domain
         for machine in rec.get("machines") or []:
             declared.add((project, machine))
+            if only is not None and machine not in only:
+                continue
             hv = load(root / "host_vars" / f"{machine}.yml")
             inst = current.get((project, machine))
             state = inst["status"].upper() if inst else "MISSING"
@@ -64,8 +73,9 @@ def main(argv: list[str]) -> int:
             (grouped[group_of[domain]] if domain in group_of else rows).append(row)
     for (project, name), inst in sorted(current.items()):
         cfg = inst.get("config") or {}
-        if (project, name) not in declared and cfg.get("user.anklume.managed") == "true" \
-                and cfg.get("user.anklume.owner", "") == owner:
+        ours = cfg.get("user.anklume.managed") == "true" \
+            and cfg.get("user.anklume.owner", "") == owner
+        if only is None and (project, name) not in declared and ours:
             rows.append((project, name, inst.get("type", ""), "ORPHAN", "-"))
     every = [header, *rows, *(r for g in grouped.values() for r in g)]
     widths = [max(len(str(r[i])) for r in every) for i in range(5)]
@@ -76,6 +86,8 @@ def main(argv: list[str]) -> int:
     for plain in (header, *rows):
         show(plain)
     for template, members in grouped.items():
+        if only is not None and not members:
+            continue
         running = sum(1 for r in members if r[3] == "RUNNING")
         print(f"-- template {template}: {len(templates[template])} domains, "
               f"{running}/{len(members)} instances running")

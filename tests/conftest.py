@@ -21,6 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
 
 LOCAL_IMAGE = os.environ.get("ANKLUME_IMAGE", "anklume/debian-12")
 
+# Under `make test` pytest inherits make's MAKEFLAGS and MAKELEVEL: every make a test runs
+# would read them as a parent's (ADR-071: a make started by a make is not checked
+# strictly). A test's make is the user's own command line.
+for _inherited in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "ANKLUME_LOCK"):
+    os.environ.pop(_inherited, None)
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -62,11 +62,11 @@ def test_make_test_is_the_readme_test_command_and_ai_test_calls_the_wrapper() ->
     readme = (REPO / "README.md").read_text()
     assert "make test    # the whole test suite" in readme
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(r"^test: .*\n\t@bash scripts/test\.sh$", makefile, re.M)
-    assert re.search(r"^ai-test: .*## .*\n\t@PYTHON=\$\(PY\) bash scripts/ai-test-loop\.sh$",
-                     makefile, re.M)
-    assert re.search(r"^ai-develop: .*## .*\n\t@PYTHON=\$\(PY\) bash scripts/ai-develop\.sh$",
-                     makefile, re.M)
+    assert re.search(r"^test: .*\n\t@\$\(CHECK\) test && bash scripts/test\.sh$", makefile, re.M)
+    assert re.search(r"^ai-test: .*\n\t@\$\(CHECK\) ai-test && PYTHON=\$\(PY\) bash "
+                     r"scripts/ai-test-loop\.sh$", makefile, re.M)
+    assert re.search(r"^ai-develop: .*\n\t@\$\(CHECK\) ai-develop && PYTHON=\$\(PY\) bash "
+                     r"scripts/ai-develop\.sh$", makefile, re.M)
 
 
 @pytest.mark.parametrize(("command", "status"),

@@ -28,7 +28,9 @@ CONVERTED = {
 }
 # Schema keys that are not a field of their section's dataclass (or not by that name).
 # A domain's snapshot keys are the defaults of its machines' (test_derived_defaults_...).
+# `allow_empty` only lets the validator accept a file without domains (test_empty_infra.py).
 NOT_FIELDS = {("top", "global"), ("top", "domains"), ("top", "network_policies"),
+              ("top", "allow_empty"),
               ("domain", "snapshots_schedule"), ("domain", "snapshots_expiry")}
 # A domain's `nat` left out stays None in the model: the networks role decides.
 ROLE_DECIDES = {("domain", "nat")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -36,3 +37,55 @@ def test_refuses_an_unsupported_distribution(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "unsupported distribution Fedora Linux 40" in proc.stderr
+
+
+def _stub(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def _packages_installed(tmp_path: Path, python_has_venv: bool) -> list[str]:
+    """The packages host.sh asks apt-get for, on a Debian 13 whose PATH holds only stubs:
+    no incus, nftables... yet; `apt-get install` records its arguments and fails, which
+    stops host.sh before it touches anything else."""
+    release = tmp_path / "os-release"
+    release.write_text('ID=debian\nVERSION_ID="13"\nPRETTY_NAME="Debian 13"\n')
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "dirname").symlink_to("/usr/bin/dirname")
+    _stub(stubs, "id", "echo 0")
+    _stub(stubs, "python3", "exit 0" if python_has_venv else "exit 1")
+    log = tmp_path / "apt.log"
+    _stub(stubs, "apt-get", f'[ "$1" = install ] || exit 0\necho "$@" > {log}\nexit 1')
+    proc = subprocess.run(["/bin/bash", HOST_SH], capture_output=True, text=True, check=False,
+                          env={"ANKLUME_OS_RELEASE": str(release), "PATH": str(stubs)})
+    assert proc.returncode != 0 and "installing" in proc.stdout, proc
+    return log.read_text().split()
+
+
+def test_installs_python3_venv_for_make_venv_when_ensurepip_is_missing(tmp_path: Path) -> None:
+    packages = _packages_installed(tmp_path, python_has_venv=False)
+    assert {"incus", "nftables", "debootstrap", "python3-venv"} <= set(packages)
+
+
+def test_leaves_python3_venv_alone_when_python_can_make_a_venv(tmp_path: Path) -> None:
+    packages = _packages_installed(tmp_path, python_has_venv=True)
+    assert "incus" in packages and "python3-venv" not in packages
+
+
+def test_make_rebuilds_a_venv_that_has_no_pip(tmp_path: Path) -> None:
+    """A .venv made while python3-venv was missing has no pip: make makes it again (real
+    venv, real pip, a project with no dependency)."""
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "t27venv"\nversion = "0"\n[project.optional-dependencies]\ndev = []\n'
+        '[tool.setuptools]\npy-modules = []\n')
+    subprocess.run(["python3", "-m", "venv", "--without-pip", ".venv"], cwd=tmp_path, check=True)
+    assert not (tmp_path / ".venv/bin/pip").exists()
+    proc = subprocess.run(["make", "-s", ".venv/.installed"], cwd=tmp_path, capture_output=True,
+                          text=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / ".venv/bin/pip").exists()
+    assert (tmp_path / ".venv/.installed").exists()

@@ -40,8 +40,8 @@ def test_only_the_llm_machines_are_listed(tmp_path: Path) -> None:
 
 
 def test_no_llm_machine_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    assert sync(tmp_path, INFRA.replace("ollama_server", "x_role")
-                .replace("open_webui", "y_role")).code == 0
+    assert sync(tmp_path, INFRA.replace("ollama_server", "dev_test_runner")
+                .replace("open_webui", "admin_bootstrap")).code == 0
     proc = hosts(tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "no machine in infra.yml has the" in proc.stderr

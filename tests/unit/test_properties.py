@@ -19,7 +19,8 @@ VARIANTS = [
     VALID,
     VALID.replace("10.100.2.10", "10.100.2.11"),
     VALID.replace("ephemeral: true", "ephemeral: false"),
-    VALID.replace('        ip: "10.100.2.10"\n', '        ip: "10.100.2.12"\n        roles: [x]\n'),
+    VALID.replace('        ip: "10.100.2.10"\n',
+                  '        ip: "10.100.2.12"\n        roles: [ollama_server]\n'),
 ]
 
 # Any text, including \r, \x85, NUL, unicode and non-UTF-8 bytes (as surrogates),

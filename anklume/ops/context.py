@@ -1,0 +1,86 @@
+"""What a target's runner gets: its checked variables, the tree, and the ways to run the
+generator, Ansible and incus with the user's terminal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from anklume.ops import makevars
+from anklume.ops import scope as scopes
+from anklume.ops import tree as trees
+from anklume.ops.targets import FLAGS, Target
+
+
+@dataclass
+class Context:
+    target: Target
+    values: dict[str, str]
+    root: Path = field(default_factory=Path.cwd)
+    out: TextIO = field(default=sys.stdout)
+    err: TextIO = field(default=sys.stderr)
+    _tree: trees.Tree | None = None
+
+    # --- variables --------------------------------------------------------------------
+    def get(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default)
+
+    def flag(self, name: str) -> bool:
+        assert name in FLAGS, name
+        return makevars.flag(name, self.values.get(name, ""))
+
+    @property
+    def infra(self) -> str:
+        return self.values.get("INFRA") or "infra.yml"
+
+    # --- the tree ---------------------------------------------------------------------
+    def tree(self, reload: bool = False) -> trees.Tree:
+        if self._tree is None or reload:
+            self._tree = trees.load(self.root)
+        return self._tree
+
+    def scope(self) -> scopes.Scope:
+        return scopes.resolve(self.tree(), self.values)
+
+    # --- tools ------------------------------------------------------------------------
+    @property
+    def python(self) -> str:
+        return sys.executable
+
+    @property
+    def bin(self) -> Path:
+        return Path(sys.executable).parent
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
+        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def run(self, argv: Sequence[str], check_input: str | None = None) -> int:
+        """Run ARGV in the tree with the user's terminal; its exit status."""
+        self.out.flush()
+        self.err.flush()
+        proc = subprocess.run(list(argv), cwd=self.root, env=self.env(), check=False,
+                              input=check_input, text=check_input is not None)
+        return proc.returncode
+
+    def sync(self, *extra: str) -> int:
+        return self.run([self.python, "scripts/generate.py", self.infra, "--output",
+                         str(self.root), *extra])
+
+    def playbook(self, playbook: str, *args: str) -> int:
+        return self.run([str(self.bin / "ansible-playbook"), playbook, *args])
+
+    def capture(self, argv: Sequence[str]) -> str | None:
+        """ARGV's standard output (its errors go to the user); None when it fails."""
+        self.out.flush()
+        self.err.flush()
+        proc = subprocess.run(list(argv), cwd=self.root, env=self.env(), check=False,
+                              stdout=subprocess.PIPE, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else None

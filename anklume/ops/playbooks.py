@@ -1,0 +1,188 @@
+"""The targets that run the generator and Ansible: sync, plan, apply, destroy, snapshots,
+status, nftables. Each turns its checked variables into one command line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from anklume.ops.context import Context
+from anklume.ops.problems import refuse
+from anklume.ops.scope import Scope
+
+
+def _extra(variables: dict[str, object]) -> list[str]:
+    return ["-e", json.dumps(variables, sort_keys=True)] if variables else []
+
+
+def parallel(ctx: Context) -> dict[str, object]:
+    value = ctx.get("PARALLEL")
+    if not value:
+        return {}
+    if not value.isdigit() or int(value) < 1:
+        raise refuse(f"PARALLEL={value} is not a positive number", "e.g. PARALLEL=4")
+    return {"anklume_incus_parallel": int(value)}
+
+
+def limit(scope: Scope) -> list[str]:
+    if scope.everything:
+        return []
+    if not scope.hosts:
+        raise refuse(f"{', '.join(scope.domains)} declare no machines", "nothing to act on")
+    return ["--limit", ",".join(scope.hosts)]
+
+
+def _apply_vars(ctx: Context) -> dict[str, object]:
+    found: dict[str, object] = dict(parallel(ctx))
+    if "PRUNE" in ctx.target.variables and ctx.flag("PRUNE"):
+        found["anklume_prune"] = True
+    if "FULL" in ctx.target.variables and ctx.flag("FULL"):
+        found["anklume_state_probe"] = False
+    return found
+
+
+def sync(ctx: Context) -> int:
+    return ctx.sync()
+
+
+def sync_dry(ctx: Context) -> int:
+    return ctx.sync("--dry-run")
+
+
+def sync_clean(ctx: Context) -> int:
+    return ctx.sync("--clean-orphans", *(["--force"] if ctx.flag("FORCE") else []))
+
+
+def _apply(tags: str) -> Callable[[Context], int]:
+    def run(ctx: Context) -> int:
+        variables = _apply_vars(ctx)
+        rc = ctx.sync()
+        if rc:
+            return rc
+        scope = ctx.scope()
+        args = limit(scope)
+        chosen = tags or ctx.get("TAGS")
+        rc = ctx.run([ctx.python, "scripts/remote_image.py"])
+        if rc:
+            return rc
+        return ctx.playbook("site.yml", *(["--tags", chosen] if chosen else []), *args,
+                            *_extra(variables))
+    return run
+
+
+apply = _apply("")
+apply_infra = _apply("infra")
+apply_provision = _apply("provision")
+
+
+def apply_llm(ctx: Context) -> int:
+    variables = _apply_vars(ctx)
+    rc = ctx.sync("--quiet")
+    if rc:
+        return rc
+    rc = ctx.run([ctx.python, "scripts/remote_image.py"])
+    if rc:
+        return rc
+    hosts = ctx.capture([ctx.python, "scripts/llm_hosts.py"])
+    if hosts is None:
+        return 2
+    return ctx.playbook("site.yml", "--limit", hosts, *_extra(variables))
+
+
+def plan(ctx: Context) -> int:
+    variables = _apply_vars(ctx)
+    rc = ctx.sync("--quiet")
+    if rc:
+        return rc
+    args = limit(ctx.scope())
+    return ctx.playbook("site.yml", "--check", "--diff", "--tags", ctx.get("TAGS") or "infra",
+                        *args, *_extra(variables))
+
+
+def destroy(ctx: Context) -> int:
+    variables: dict[str, object] = dict(parallel(ctx))
+    if ctx.flag("FORCE"):
+        variables["anklume_force"] = True
+    rc = ctx.sync("--quiet")
+    if rc:
+        return rc
+    scope = ctx.scope()
+    if scope.by_instance:
+        # Only these instances: their domain's project, profiles and bridge stay.
+        variables["anklume_destroy_instances_only"] = True
+    return ctx.playbook("site.yml", "--tags", "destroy", *limit(scope), *_extra(variables))
+
+
+def _snapshots(action: str) -> Callable[[Context], int]:
+    def run(ctx: Context) -> int:
+        variables: dict[str, object] = {"incus_snapshots_action": action, **parallel(ctx)}
+        if ctx.get("NAME"):
+            variables["incus_snapshots_name"] = ctx.get("NAME")
+        if "FORCE" in ctx.target.variables and ctx.flag("FORCE"):
+            variables["incus_snapshots_force"] = True
+        if action in ("create", "restore"):
+            rc = ctx.sync("--quiet")
+            if rc:
+                return rc
+        scope = ctx.scope()
+        if scope.by_instance:
+            variables["incus_snapshots_instance"] = ",".join(scope.hosts)
+        elif scope.named:
+            variables["incus_snapshots_domain"] = ",".join(scope.domains)
+        return ctx.playbook("snapshot.yml", *_extra(variables))
+    return run
+
+
+snapshot = _snapshots("create")
+restore = _snapshots("restore")
+snapshot_delete = _snapshots("delete")
+snapshot_list = _snapshots("list")
+
+
+def status(ctx: Context) -> int:
+    scope = ctx.scope()
+    only = [] if scope.everything else ["--hosts", ",".join(scope.hosts)]
+    return ctx.run([ctx.python, "scripts/status.py", str(ctx.root), *only])
+
+
+def nftables(ctx: Context) -> int:
+    variables: dict[str, object] = {}
+    if ctx.flag("BOOT"):
+        variables["incus_nftables_boot"] = True
+    if ctx.get("MODE"):
+        variables["incus_nftables_mode"] = ctx.get("MODE")
+    rc = ctx.sync()
+    return rc or ctx.playbook("nftables.yml", *_extra(variables))
+
+
+def nftables_deploy(ctx: Context) -> int:
+    args = ["--install-boot"] if ctx.flag("BOOT") else []
+    source = ctx.get("FROM")
+    if source and source != "admin":
+        raise refuse(f"FROM={source} is not a source of rules", "FROM=admin, or no FROM")
+    if source:
+        args.append("--from-admin")
+    if ctx.get("NFT_FILE"):
+        args.append(ctx.get("NFT_FILE"))
+    return ctx.run(["env", f"PYTHON={ctx.python}", "bash", "scripts/deploy-nftables.sh",
+                    *args])
+
+
+def remote_image(ctx: Context) -> int:
+    rc = ctx.sync("--quiet")
+    return rc or ctx.run([ctx.python, "scripts/remote_image.py"])
+
+
+def up(ctx: Context) -> int:
+    """make up (host and image are its make prerequisites): sync, apply, status."""
+    return ctx.run(["bash", "scripts/up.sh", ctx.infra])
+
+
+RUNNERS: dict[str, Callable[[Context], int]] = {
+    "up": up, "sync": sync, "sync-dry": sync_dry, "sync-clean": sync_clean,
+    "apply": apply, "apply-infra": apply_infra, "apply-provision": apply_provision,
+    "apply-llm": apply_llm, "plan": plan, "destroy": destroy,
+    "snapshot": snapshot, "restore": restore, "snapshot-delete": snapshot_delete,
+    "snapshot-list": snapshot_list, "status": status,
+    "nftables": nftables, "nftables-deploy": nftables_deploy, "remote-image": remote_image,
+}

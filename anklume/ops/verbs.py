@@ -1,0 +1,80 @@
+"""The everyday verbs on instances (shell, exec, logs, start, stop, restart, delete, use).
+
+Each acts on declared instances only (I= and DOMAIN= name what the tree declares), in the
+instance's project, on the tree's Incus (global.incus_remote). start/stop/restart live in
+power.py, logs in logs.py, use in use.py; docs/everyday.md is the user's page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from anklume.ops import instances, logs, power, use
+from anklume.ops.context import Context
+from anklume.ops.instances import PROTECTION
+from anklume.ops.problems import refuse
+
+# The login shell: bash where the image has it (Debian does), else sh.
+LOGIN = "if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l"
+
+
+def shell(ctx: Context) -> int:
+    """An interactive login shell in the instance; its exit status."""
+    tree, inst = instances.running(ctx, "shell")
+    return ctx.run(instances.argv(tree, inst, "exec", "--", "sh", "-c", LOGIN))
+
+
+def exec_(ctx: Context) -> int:
+    """CMD as one shell line (sh -c) in the instance; exactly its exit status."""
+    tree, inst = instances.running(ctx, "exec")
+    command = ctx.get("CMD")
+    rc = ctx.run(instances.argv(tree, inst, "exec", "--", "sh", "-c", command))
+    if rc:
+        print(f"exec: `{command}` exited with status {rc} in {inst.name}", file=ctx.err)
+    return rc
+
+
+def delete(ctx: Context) -> int:
+    """Delete one instance of ours (a protected one with FORCE=1), nothing else."""
+    inst = instances.one(ctx, "delete")
+    tree = ctx.tree()
+    live = instances.read(ctx, tree).get((inst.project, inst.name))
+    if live is None:
+        where = "" if tree.remote == "local" else f" on Incus '{tree.remote}'"
+        raise refuse(f"instance {inst.name} does not exist in project {inst.project}{where}",
+                     "nothing to delete")
+    why = live.foreign(tree.owner)
+    if why:
+        raise refuse(f"instance {inst.name} (project {inst.project}) is not this tree's: {why}",
+                     "make delete removes only instances this description made")
+    force = ctx.flag("FORCE")
+    if live.protected and not force:
+        raise refuse(f"instance {inst.name} is protected ({PROTECTION}=true, ephemeral: false)",
+                     f"make delete I={inst.name} FORCE=1 lifts the protection and deletes it")
+    if live.protected:
+        rc, out = instances.incus(ctx, instances.argv(
+            tree, inst, "config set", f"{PROTECTION}=false"))
+        if rc:
+            print(f"delete: cannot lift the protection of {inst.name}: {out}", file=ctx.err)
+            return 1
+    rc, out = instances.incus(ctx, instances.argv(tree, inst, "delete", "--force"))
+    if rc:
+        if live.protected:  # put the protection back as it was: nothing half-done
+            before = live.config.get(PROTECTION)
+            back = ("config set", f"{PROTECTION}={before}") if before is not None else (
+                "config unset", PROTECTION)
+            instances.incus(ctx, instances.argv(tree, inst, *back))
+        print(f"delete: {inst.name} was not deleted: {out}", file=ctx.err)
+        return 1
+    lifted = ", its protection lifted first" if live.protected else ""
+    print(f"delete: {inst.name} (project {inst.project}) deleted{lifted}; nothing else was "
+          "touched", file=ctx.out)
+    print(f"delete: infra.yml still declares {inst.name}: the next make apply creates it "
+          "again (remove it from infra.yml to keep it gone)", file=ctx.out)
+    return 0
+
+
+RUNNERS: dict[str, Callable[[Context], int]] = {
+    "shell": shell, "exec": exec_, "logs": logs.run, "delete": delete, "use": use.run,
+    "start": power.start, "stop": power.stop, "restart": power.restart,
+}
