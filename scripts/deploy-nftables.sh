@@ -111,7 +111,8 @@ if [ "$record" -eq 1 ] && ! command -v incus >/dev/null 2>&1; then
   log "warning: no incus client here: the loaded ruleset is not recorded"
 elif [ "$record" -eq 1 ]; then
   # `incus info` lists the server's environment: a cluster member records for itself alone.
-  member=$(incus info 2>/dev/null | awk '/^  server_clustered: true/ {c=1}
+  # No daemon answering: no member name, and the record below says why it failed.
+  member=$( { incus info 2>/dev/null || true; } | awk '/^  server_clustered: true/ {c=1}
     /^  server_name:/ {n=$2} END {if (c) print n}')
   key=user.anklume.nftables.$table${member:+.$member}.sha256
   sha=$(sha256sum "$file" | cut -d' ' -f1)

@@ -55,7 +55,6 @@ def _runner(name: str) -> Callable[..., int]:
     return runners[name]
 
 
-
 def run(argv: Sequence[str]) -> int:
     """Run the target; a refusal names it (make apply: ...)."""
     try:

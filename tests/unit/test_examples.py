@@ -2,8 +2,9 @@
 
 Every ``examples/<name>/infra.yml`` validates and syncs (and a second sync
 writes nothing), every example has a README with its use case, and every
-``make <target>`` written in ``docs/*.md``, the examples' READMEs and their
-infra.yml comments is a real target of the Makefile.
+``make <target>`` written in ``docs/*.md``, ``docs/adr/*.md``, the examples' READMEs and
+their infra.yml comments is a real target of the Makefile; every relative link in those
+documents points to a file that exists.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def _make_targets_in(code: str) -> list[str]:
 
 
 def _documents() -> list[Path]:
-    docs = sorted((ROOT / "docs").glob("*.md"))
+    docs = sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "docs" / "adr").glob("*.md"))
     return docs + sorted(EXAMPLES.glob("**/README.md"))
 
 
@@ -160,8 +161,7 @@ def test_every_make_target_in_example_comments_exists(name: str) -> None:
     assert not missing, f"examples/{name}/infra.yml comments name missing targets: {missing}"
 
 
-@pytest.mark.parametrize("doc", OUR_DOCS + sorted(EXAMPLES.glob("**/README.md")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("doc", _documents(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_point_to_files_that_exist(doc: Path) -> None:
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
         if "://" in target:
