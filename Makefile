@@ -15,7 +15,9 @@ endif
 PY      := $(VENV)/bin/python
 BIN     := $(VENV)/bin
 INFRA   ?= infra.yml
-PLAYBOOK_ENV := ANSIBLE_PYTHON_INTERPRETER=$(abspath $(PY)) PATH=$(abspath $(BIN)):$$PATH
+# PYTHONWARNINGS: cryptography 51 warns "DSA is deprecated" at every ansible-core start.
+PLAYBOOK_ENV := ANSIBLE_PYTHON_INTERPRETER=$(abspath $(PY)) PATH=$(abspath $(BIN)):$$PATH \
+	PYTHONWARNINGS='ignore:DSA is deprecated'
 # A flag as the shell scripts read it: 1 or nothing (anklume/ops has refused other values).
 FLAG = $(if $(filter 1 true yes,$(shell printf '%s' '$(1)' | tr A-Z a-z)),1)
 
@@ -28,7 +30,8 @@ CHECK   := python3 scripts/ops.py --check
 
 .PHONY: help venv host image up sync sync-dry sync-clean test test-unit lint bench soak \
 	apply apply-infra apply-provision apply-llm plan status destroy clean doctor use \
-	shell exec logs start stop restart delete
+	shell exec logs start stop restart delete snapshot restore snapshot-delete snapshot-list \
+	nftables nftables-deploy remote-image
 
 help: ## List the targets by group, with every variable
 	@python3 scripts/ops.py help

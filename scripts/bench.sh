@@ -8,6 +8,10 @@ echo "== bench: sync (generator) =="
 .venv/bin/python scripts/bench_sync.py
 
 echo
+echo "== bench: the daily front (help, a refused variable, a run stopped by the lock; ADR-071) =="
+.venv/bin/python scripts/bench_lock.py
+
+echo
 echo "== bench: no-op apply of the shipped infra.yml, before and after (ADR-058) =="
 .venv/bin/python scripts/bench_noop.py
 

@@ -3,11 +3,18 @@
 # `make collection` (scripts/collection.sh).
 # Sets up the test bed first (make host, make image). With CI=true a test bed
 # that cannot be set up is a failure; elsewhere the integration tests are
-# skipped with their reason shown.
+# skipped with their reason shown. Prints the 20 slowest tests and each phase's wall time.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 in_ci() { [[ "${CI:-}" =~ ^(1|true|TRUE|yes)$ ]]; }
+
+phases=()
+phase_start=$SECONDS
+phase_done() {  # NAME: record the wall time since the previous phase ended
+  phases+=("$(printf '  %-12s %5d s' "$1" $((SECONDS - phase_start)))")
+  phase_start=$SECONDS
+}
 
 if [ "$(id -u)" -eq 0 ] && bash scripts/host.sh && bash scripts/build-image.sh; then
   echo "test: Incus test bed ready"
@@ -17,12 +24,17 @@ elif in_ci; then
 else
   echo "test: warning: no Incus test bed (need root and 'make host'); integration tests will be skipped" >&2
 fi
+phase_done "test bed"
 
-.venv/bin/pytest "$@"
+.venv/bin/pytest --durations=20 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "test: error: pytest collected no test" >&2
 fi
+phase_done "pytest"
 # The collection as users install it: build, install apart, run a module, ansible-test sanity.
 bash scripts/collection.sh || rc=1
+phase_done "collection"
+echo "test: wall time of each phase"
+printf '%s\n' "${phases[@]}"
 exit "$rc"

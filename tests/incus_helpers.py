@@ -126,6 +126,10 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
+# The shipped infra.yml as committed: the checkout's own infra.yml is the user's to edit
+# (examples/README copies an example over it), so no test reads it; a unit test
+# (test_shipped_infra) keeps this copy equal to `git show HEAD:infra.yml`.
+SHIPPED_INFRA = REPO / "tests" / "fixtures" / "shipped_infra.yml"
 # The shipped infra.yml's domains and the short names a lab gives them (PREFIX + short).
 SHIPPED_DOMAINS = {"admin": "adm", "perso": "per", "pro": "pro", "homelab": "lab"}
 
@@ -135,7 +139,7 @@ def shipped_as_lab(prefix: str, owner: str, base: str,
     """The shipped infra.yml under a lab's own names: domain admin becomes PREFIX + "adm",
     machine admin-ansible PREFIX + "-adm-ansible", 10.100.x becomes BASE.x, the owner OWNER;
     every machine's roles become ROLES when given."""
-    doc = yaml.safe_load((REPO / "infra.yml").read_text())
+    doc = yaml.safe_load(SHIPPED_INFRA.read_text())
     doc["project_name"] = owner
     doc["global"].update(base_subnet=base, admin_domain=prefix + SHIPPED_DOMAINS["admin"])
     domains = {}

@@ -60,6 +60,10 @@ class Context:
         env = dict(os.environ)
         env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        # cryptography 51 warns "DSA is deprecated" each time ansible-core starts (it imports
+        # the DSA module for its ssh agent): a line that would end every apply and plan.
+        quiet = "ignore:DSA is deprecated"
+        env["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), quiet) if w)
         return env
 
     def run(self, argv: Sequence[str], check_input: str | None = None) -> int:

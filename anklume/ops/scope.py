@@ -58,7 +58,9 @@ def by_domain(tree: Tree, value: str, variable: str = "DOMAIN") -> Scope:
     for part in _parts(value):
         found = _domains_matching(tree, part)
         if not found:
-            raise refuse(f"{variable}={part} matches no domain or template",
+            hint = " (an instance: use I=)" if part in tree.instances else ""
+            raise refuse(f"unknown domain {variable}={part}{hint}: it matches no domain or "
+                         "template",
                          f"{_close(part, names)}domains and templates: {', '.join(names)}; "
                          "patterns such as student* work")
         domains.update(found)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -294,12 +295,16 @@ def apply_role(tmp: Path, *extra: str, **overrides: object) -> Applied:
     vars_file.write_text(yaml.safe_dump(variables))
     inventory = tmp / "hosts.ini"
     inventory.write_text("localhost ansible_connection=local\n")
+    # A copy of the play: run beside ROOT's, Ansible would add the checkout's own
+    # group_vars/ (the user's infra) to the lab's variables.
+    playbook = tmp / "nftables.yml"
+    shutil.copyfile(ROOT / "nftables.yml", playbook)
     proc = subprocess.run(
         [
             str(ROOT / ".venv/bin/ansible-playbook"),
             "-i",
             str(inventory),
-            str(ROOT / "nftables.yml"),
+            str(playbook),
             "-e",
             f"@{vars_file}",
             *extra,

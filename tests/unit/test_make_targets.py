@@ -155,8 +155,8 @@ def test_no_scope_is_everything(tree: scope.Tree) -> None:
     ({"I": "pro-dv"}, r"I=pro-dv is no declared instance; did you mean pro-dev\?"),
     ({"I": "pro"}, r"I=pro is no declared instance \(a domain: use DOMAIN=\)"),
     ({"I": "student*"}, r"I=student\* is no declared instance"),
-    ({"DOMAIN": "studnet*"}, r"DOMAIN=studnet\* matches no domain or template"),
-    ({"DOMAIN": "pro-dev"}, r"DOMAIN=pro-dev matches no domain"),
+    ({"DOMAIN": "studnet*"}, r"unknown domain DOMAIN=studnet\*: it matches no domain or template"),
+    ({"DOMAIN": "pro-dev"}, r"unknown domain DOMAIN=pro-dev \(an instance: use I=\)"),
     ({"DOMAIN": "pro", "I": "pro-dev"}, r"DOMAIN= and I= given together"),
     ({"LIMIT": "pro,pro-dev"}, r"LIMIT=pro,pro-dev mixes domains and instances"),
     ({"DOMAIN": " , "}, r"DOMAIN= is empty"),
@@ -183,6 +183,17 @@ def _makefile_targets() -> set[str]:
 
 def test_every_target_of_the_table_is_in_the_makefile_and_back() -> None:
     assert _makefile_targets() == set(TARGETS)
+
+
+def _phony() -> set[str]:
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    return {w for m in re.finditer(r"^\.PHONY:(.*)$", text, re.M) for w in m.group(1).split()}
+
+
+def test_every_target_is_phony_so_a_folder_of_its_name_never_hides_it() -> None:
+    """`make nftables` once said "'nftables' is up to date": the tree has a nftables/ folder."""
+    assert (REPO / "nftables").is_dir()
+    assert set(TARGETS) - _phony() == set()
 
 
 def test_every_variable_a_target_reads_is_explained_once() -> None:
@@ -251,3 +262,13 @@ def test_help_and_checks_need_only_the_system_python(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("make host: I= is not read here; it reads no variable "
                                    "(make help)")
+
+
+def test_ansible_started_by_a_target_prints_no_python_warning(tmp_path: Path) -> None:
+    """What make apply/plan print ends with our summary, not with a library's warning."""
+    from anklume.ops.context import Context
+    ctx = Context(TARGETS["apply"], {}, root=tmp_path)
+    proc = subprocess.run([str(ctx.bin / "ansible-playbook"), "--version"], cwd=tmp_path,
+                          env=ctx.env(), capture_output=True, text=True, check=True)
+    assert proc.stdout.startswith("ansible-playbook [core ")
+    assert "Warning" not in proc.stderr, proc.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.incus_helpers import REPO
+from tests.incus_helpers import REPO, SHIPPED_INFRA
 from tests.unit.gen_support import run, sync, tree, write_infra
 
 pytestmark = pytest.mark.unit
@@ -109,5 +109,5 @@ domain_templates:
 
 
 def test_the_shipped_infra_names_only_roles_that_exist(tmp_path: Path) -> None:
-    result = run(str(REPO / "infra.yml"), "--dry-run", "--output", str(tmp_path))
+    result = run(str(SHIPPED_INFRA), "--dry-run", "--output", str(tmp_path))
     assert result.code == 0, result.err

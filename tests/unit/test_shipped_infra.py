@@ -1,13 +1,20 @@
-"""The shipped infra.yml and a v1-style file (every v1 key) validate and render."""
+"""The shipped infra.yml and a v1-style file (every v1 key) validate and render.
+
+The shipped file is read as committed, from tests/fixtures/shipped_infra.yml: the
+checkout's own infra.yml is the user's to edit (examples/README copies an example over it).
+"""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from anklume import render, validate, yamlload
+from tests.incus_helpers import SHIPPED_INFRA
 from tests.unit.gen_support import sync, tree
 
 pytestmark = pytest.mark.unit
@@ -15,8 +22,21 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def test_the_fixture_is_the_committed_infra_yml() -> None:
+    """The copy the tests read is the infra.yml of HEAD, never the working tree's."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: no committed infra.yml to compare with")
+    proc = subprocess.run(["git", "show", "HEAD:./infra.yml"], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"no committed infra.yml to compare with: {proc.stderr.strip()}")
+    assert SHIPPED_INFRA.read_text() == proc.stdout, (
+        "tests/fixtures/shipped_infra.yml differs from the committed infra.yml; after changing "
+        "the shipped file: git show HEAD:infra.yml > tests/fixtures/shipped_infra.yml")
+
+
 def test_shipped_infra_has_the_four_roadmap_domains() -> None:
-    text = (ROOT / "infra.yml").read_text()
+    text = SHIPPED_INFRA.read_text()
     infra, warnings = validate.validate(yamlload.load_text(text, "infra.yml"))
     assert warnings == []
     assert {d.name: d.subnet_id for d in infra.domains} == {
