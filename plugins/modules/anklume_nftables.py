@@ -56,7 +56,7 @@ author: AnKLuMe contributors (!UNKNOWN)
 EXAMPLES = r"""
 - name: Render, check and load the isolation table
   anklume.incus.anklume_nftables:
-    content: "{{ lookup('ansible.builtin.template', 'anklume.nft.j2') }}"
+    content: "{{ anklume_domains | anklume.incus.nftables_ruleset('anklume') }}"
     path: /srv/anklume/nftables/anklume.nft
     table: anklume
 """
