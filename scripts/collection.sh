@@ -56,7 +56,7 @@ check_contents() {
   archive=$(echo "$work"/dist/anklume-incus-*.tar.gz)
   listing=$(tar -tzf "$archive")
   for path in MANIFEST.json FILES.json meta/runtime.yml README.md CHANGELOG.md docs/ARCHITECTURE.md \
-      plugins/modules/incus_instance.py plugins/action/incus_instance.py \
+      plugins/modules/incus_instance.py plugins/action/inprocess.py \
       plugins/module_utils/incus_client.py plugins/connection/anklume_incus.py \
       plugins/callback/anklume_plan.py roles/incus_instances/tasks/main.yml \
       tests/sanity/ignore-2.19.txt; do

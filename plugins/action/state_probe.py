@@ -25,7 +25,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         module = importlib.import_module(PLUGINS + "modules.state_probe")
         args = self.validate_argument_spec(argument_spec=module.ARGUMENT_SPEC)[1]
-        with open(importlib.import_module(PLUGINS + "module_utils.state_probe").__file__,
+        with open(str(importlib.import_module(PLUGINS + "module_utils.state_probe").__file__),
                   encoding="utf-8") as handle:
             script = handle.read() + RUNNER.format(args=json.dumps(args))
         python = (task_vars or {}).get("ansible_python_interpreter") or "/usr/bin/python3"

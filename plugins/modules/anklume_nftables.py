@@ -33,10 +33,7 @@ description:
     the entry names the members that are missing or stale.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  platform: {platforms: posix}
+  - anklume.incus.change
 options:
   content: {description: The rendered ruleset., type: str, required: true}
   path: {description: File the ruleset is written to., type: path, required: true}
@@ -48,8 +45,6 @@ options:
     description: >-
       The Incus remote whose host the rules are for; with O(load=false) and a remote other
       than C(local), its recorded sha256 decides the plan entry.
-    type: str
-    default: local
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -86,6 +81,7 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     IncusClient,
     IncusError,
 )
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import REMOTE_OPTION
 
 ARGUMENT_SPEC = dict(
     content=dict(type="str", required=True),
@@ -94,7 +90,7 @@ ARGUMENT_SPEC = dict(
     load=dict(type="bool", default=True),
     nft=dict(type="path", default="/usr/sbin/nft"),
     host_step=dict(type="str", default=""),
-    remote=dict(type="str", default="local"),
+    **REMOTE_OPTION,
 )
 
 
@@ -232,8 +228,8 @@ def write(path, text, mode=0o644):
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin; CLIENT
-    (tests) stands in for the remote's IncusClient."""
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     text, path, nft, table = p["content"], p["path"], p["nft"], p["table"]

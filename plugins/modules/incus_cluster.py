@@ -25,10 +25,7 @@ description:
   - Every result carries a RV(plan) list (ADR-056).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: none}
-  platform: {platforms: posix}
+  - anklume.incus.check
 options:
   instances:
     description: The declared instances in scope with the member each is pinned to.
@@ -47,7 +44,6 @@ options:
     description: Fail the task when a problem is found (V(false) only reports).
     type: bool
     default: true
-  remote: {description: Incus remote., type: str, default: local}
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -77,12 +73,15 @@ plan:
 incus_calls: {description: Incus REST calls made., type: int, returned: always}
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     IncusClient,
     IncusError,
     plan_entry,
 )
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import REMOTE_OPTION
 
 ONLINE = "Online"
 
@@ -104,7 +103,7 @@ def placement(instances, existing):
 
 def needed(instances, existing):
     """Member -> the declared instances it holds or is to hold (sorted names)."""
-    out = {}
+    out: dict[str, list[str]] = {}
     for inst in instances:
         key = ref(inst)
         for member in {existing.get(key) or "", inst.get("target") or ""} - {"", "none"}:
@@ -151,7 +150,7 @@ def check(client, instances, remote, probe_timeout):
     """The module's result (without ``changed``) and the warnings."""
     server = client.get("/1.0", what=f"reading the server of {remote}")
     clustered = bool(((server or {}).get("environment") or {}).get("server_clustered"))
-    result = {"clustered": clustered, "members": {}, "placement": {}, "problems": [], "plan": []}
+    result: dict[str, Any] = {"clustered": clustered, "members": {}, "placement": {}, "problems": [], "plan": []}
     warnings = []
     if not clustered:
         result["problems"] = not_clustered(instances, remote)
@@ -198,12 +197,13 @@ ARGUMENT_SPEC = dict(
     )),
     probe_timeout=dict(type="int", default=10),
     fail=dict(type="bool", default=True),
-    remote=dict(type="str", default="local"),
+    **REMOTE_OPTION,
 )
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     client = client or IncusClient(p["remote"], timeout=p["probe_timeout"])

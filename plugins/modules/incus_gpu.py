@@ -25,10 +25,7 @@ description:
     GPU and which user-space method.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: none}
-  platform: {platforms: posix}
+  - anklume.incus.check
 options:
   machines:
     description: The instances in scope that ask for a GPU.
@@ -44,7 +41,6 @@ options:
   userspace: {description: How a container gets the driver's user space., type: str, choices: [auto, runtime, mount, none], default: auto}
   driver_dir: {description: "Host directory with the driver's C(bin/) and C(lib64/) (mount method).", type: str, default: /usr/local/nvidia}
   incus_is_local: {description: Incus runs on this machine (its files can be inspected)., type: bool, default: true}
-  remote: {description: Incus remote., type: str, default: local}
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -68,9 +64,9 @@ import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    IncusClient,
-    IncusError,
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    REMOTE_OPTION,
+    run_check,
 )
 
 NVIDIA_VENDOR = "10de"
@@ -194,19 +190,15 @@ ARGUMENT_SPEC = dict(
     userspace=dict(type="str", choices=["auto", "runtime", "mount", "none"], default="auto"),
     driver_dir=dict(type="str", default="/usr/local/nvidia"),
     incus_is_local=dict(type="bool", default=True),
-    remote=dict(type="str", default="local"),
+    **REMOTE_OPTION,
 )
 
 
-def main(module=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+def main(module=None, client=None):
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    client = IncusClient(module.params["remote"])
-    try:
-        result = check(module, client)
-    except IncusError as exc:
-        module.fail_json(msg=f"incus_gpu: {exc}")
-    module.exit_json(**result, incus_calls=client.calls)
+    run_check(module, "incus_gpu", check, client)
 
 
 if __name__ == "__main__":

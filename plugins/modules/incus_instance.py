@@ -27,10 +27,7 @@ description:
   - On a cluster, an instance with a O(instances[].target) is created on that member.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  platform: {platforms: posix}
+  - anklume.incus.reconcile
 options:
   instances:
     description: Instances to reconcile (or delete with O(state=absent)).
@@ -56,17 +53,6 @@ options:
         default: ""
   declared:
     description: "Every instance the infra declares, as C(PROJECT/NAME) (a bare C(NAME) matches it in any project)."
-    type: list
-    elements: str
-    default: []
-  report_orphans: {description: Compute orphans., type: bool, default: false}
-  owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
-  remote: {description: Incus remote., type: str, default: local}
-  state:
-    description: V(present) reconciles, V(absent) deletes O(instances), V(pruned) deletes orphans.
-    type: str
-    choices: [present, absent, pruned]
-    default: present
   force: {description: "With O(state=absent), delete protected instances too.", type: bool, default: false}
   wait: {description: Wait until every instance runs with its address., type: bool, default: true}
   timeout: {description: Seconds to wait for instances to run with their address., type: int, default: 120}
@@ -140,14 +126,14 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     Operation,
     devices_changes,
     diff_entry,
-    is_managed,
     markers,
-    plan_entry,
     qname,
     stringify,
 )
 from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    RECONCILE_OPTIONS,
     ProjectObjectReconciler,
+    Wanted,
     run_module,
 )
 
@@ -248,9 +234,9 @@ def not_ready(spec, inst):
 
 
 class Instances(ProjectObjectReconciler):
-    """The skeleton's orphans, owner check and managed check; instances are created,
-    started, stopped and deleted in parallel operations (ADR-022), so ``present`` and
-    ``remove`` are their own."""
+    """The skeleton, with instances created, started, stopped and deleted in parallel
+    operations (ADR-022): ``create``, ``update`` and ``delete`` gather them, ``present``
+    and ``remove`` run them after the skeleton's loop."""
 
     KIND = "instance"
     ITEMS = "instances"
@@ -354,96 +340,101 @@ class Instances(ProjectObjectReconciler):
         return self.client.instances(state=True)
 
     def present(self, specs):
-        creates, ops, to_wait = [], [], []
-        current = self.current
-        unsettled = [(s["project"], s["name"]) for s in specs
-                     if (s["project"], s["name"]) in current
-                     and current[(s["project"], s["name"])].get("status") != "Running"]
+        """The skeleton's create / foreign / update per instance, with the creates, starts
+        and restarts gathered into parallel operations, then the wait for addresses."""
+        self.creates: list[Operation] = []
+        self.ops: list[Operation] = []
+        self.to_wait: list[dict] = []
+        unsettled = [k for k in map(self.key, specs)
+                     if k in self.current and self.current[k].get("status") != "Running"]
         if unsettled and not self.check_mode:
-            current = self.settle(current, unsettled)
-        for spec in specs:
-            name, project = spec["name"], spec["project"]
-            itype = instance_type(spec)
-            config = self.wanted_config(spec)
-            devices = {k: stringify(v) for k, v in (spec.get("devices") or {}).items()}
-            profiles = list(spec.get("profiles") or ["default"])
-            desc = spec.get("description") or ""
-            cur = current.get((project, name))
-            to_wait.append(spec)
-            if cur is None:
-                self.change(plan_entry("instance", name, "create", project=project),
-                            diff_entry(f"instance {name}", None, {
-                                "type": itype, "image": spec.get("image"),
-                                "profiles": profiles, "config": config, "devices": devices,
-                                **({"target": spec["target"]} if spec.get("target") else {})}))
-                if not self.check_mode:
-                    what = f"creating instance {name} in project {project}"
-                    self.step = what
-                    creates.append(Operation(what, create_path(spec), "POST",
-                                             create_request(spec, config, devices, profiles),
-                                             project=project,
-                                             verify=self.expect(name, project, "Running")))
-                continue
-            if not is_managed(cur, None):
-                self.note(plan_entry("instance", name, "foreign", project=project),
-                          f"instance {name} exists without the anklume marker: left alone")
-                to_wait.pop()
-                continue
-            where = misplaced(spec, cur)
-            if where:
-                entry = plan_entry("instance", name, "info", project=project)
-                entry["reason"] = where
-                self.note(entry, where)
-            if cur.get("type") != itype:
-                self.warnings.append("instance {} is a {}, declared {}: delete it to recreate".format(name, cur.get("type"), itype))
-            cur_config = cur.get("config") or {}
-            keys = [f"config.{k}" for k, v in sorted(config.items())
-                    if cur_config.get(k) != v]
-            removed = sorted(k for k in cur_config if k not in config and self.owned_key(k))
-            keys += [f"config.{k}" for k in removed]
-            dkeys = devices_changes(cur.get("devices"), devices)
-            keys += dkeys
-            if list(cur.get("profiles") or []) != profiles:
-                keys.append("profiles")
-            if (cur.get("description") or "") != desc:
-                keys.append("description")
-            running = cur.get("status") == "Running"
-            if not running:
-                keys.append("state")
-            if not keys:
-                continue
-            self.change(plan_entry("instance", name, "change", keys, project=project))
-            if keys != ["state"]:
-                new_config = {k: v for k, v in cur_config.items() if k not in removed}
-                new_config.update(config)
-                self.diffs.append(diff_entry(
-                    f"instance {name}",
-                    {"config": {k: v for k, v in cur_config.items() if self.owned_key(k)},
-                     "devices": cur.get("devices"), "profiles": cur.get("profiles"),
-                     "status": cur.get("status")},
-                    {"config": {k: v for k, v in new_config.items() if self.owned_key(k)},
-                     "devices": devices, "profiles": profiles, "status": "Running"}))
-            if self.check_mode:
-                continue
-            if keys != ["state"]:
-                self.step = f"updating instance {name}"
-                self.client.query(self.url(name), "PUT", project=project, what=self.step, data={
-                    "architecture": cur.get("architecture"), "config": new_config,
-                    "devices": devices, "profiles": profiles, "description": desc,
-                    "ephemeral": cur.get("ephemeral", False),
-                    "stateful": cur.get("stateful", False)})
-            if not running:
-                ops.append(self.state_op(cur, "start", f"starting instance {name}"))
-            elif needs_new_lease(cur.get("devices"), devices):
-                ops.append(self.state_op(cur, "restart", f"restarting instance {name}"))
+            self.current = self.settle(self.current, unsettled)
+        super().present(specs)
         if self.check_mode:
             return
         self.step = "creating instances"
-        self.run_ops(creates, "created")
+        self.run_ops(self.creates, "created")
         self.step = "starting instances"
-        self.run_ops(ops, "started")
-        if self.p["wait"] and to_wait:
-            self.wait_ready(to_wait, current if not (creates or ops) else None)
+        self.run_ops(self.ops, "started")
+        if self.p["wait"] and self.to_wait:
+            self.wait_ready(self.to_wait, self.current if not (self.creates or self.ops) else None)
+
+    def wanted(self, spec):
+        config = self.wanted_config(spec)
+        devices = {k: stringify(v) for k, v in (spec.get("devices") or {}).items()}
+        return Wanted(config, spec.get("description") or "", devices)
+
+    def create(self, spec):
+        name, project = spec["name"], spec["project"]
+        want = self.wanted(spec)
+        config, devices = want.config, want.devices
+        profiles = list(spec.get("profiles") or ["default"])
+        self.to_wait.append(spec)
+        self.change(self.entry(self.key(spec), "create"),
+                    diff_entry(f"instance {name}", None, {
+                        "type": instance_type(spec), "image": spec.get("image"),
+                        "profiles": profiles, "config": config, "devices": devices,
+                        **({"target": spec["target"]} if spec.get("target") else {})}))
+        if not self.check_mode:
+            self.step = f"creating instance {name} in project {project}"
+            self.creates.append(Operation(self.step, create_path(spec), "POST",
+                                          create_request(spec, config, devices, profiles),
+                                          project=project,
+                                          verify=self.expect(name, project, "Running")))
+
+    def update(self, spec, cur):
+        name, key = spec["name"], self.key(spec)
+        config, desc, devices = self.wanted(spec)
+        profiles = list(spec.get("profiles") or ["default"])
+        self.to_wait.append(spec)
+        where = misplaced(spec, cur)
+        if where:
+            entry = self.entry(key, "info")
+            entry["reason"] = where
+            self.note(entry, where)
+        itype = instance_type(spec)
+        if cur.get("type") != itype:
+            self.warnings.append(f"instance {name} is a {cur.get('type')}, declared {itype}: "
+                                 "delete it to recreate")
+        cur_config = cur.get("config") or {}
+        removed = sorted(k for k in cur_config if k not in config and self.owned_key(k))
+        keys = [f"config.{k}" for k, v in sorted(config.items()) if cur_config.get(k) != v]
+        keys += [f"config.{k}" for k in removed]
+        keys += devices_changes(cur.get("devices"), devices)
+        if list(cur.get("profiles") or []) != profiles:
+            keys.append("profiles")
+        if (cur.get("description") or "") != desc:
+            keys.append("description")
+        running = cur.get("status") == "Running"
+        if not running:
+            keys.append("state")
+        if not keys:
+            return
+        self.change(self.entry(key, "change", keys))
+        new_config = {k: v for k, v in cur_config.items() if k not in removed}
+        new_config.update(config)
+        if keys != ["state"]:
+            self.diffs.append(diff_entry(
+                f"instance {name}",
+                {"config": {k: v for k, v in cur_config.items() if self.owned_key(k)},
+                 "devices": cur.get("devices"), "profiles": cur.get("profiles"),
+                 "status": cur.get("status")},
+                {"config": {k: v for k, v in new_config.items() if self.owned_key(k)},
+                 "devices": devices, "profiles": profiles, "status": "Running"}))
+        if self.check_mode:
+            return
+        if keys != ["state"]:
+            self.step = f"updating instance {name}"
+            self.client.query(self.url(name), "PUT", project=spec["project"], what=self.step,
+                              data={"architecture": cur.get("architecture"),
+                                    "config": new_config, "devices": devices,
+                                    "profiles": profiles, "description": desc,
+                                    "ephemeral": cur.get("ephemeral", False),
+                                    "stateful": cur.get("stateful", False)})
+        if not running:
+            self.ops.append(self.state_op(cur, "start", f"starting instance {name}"))
+        elif needs_new_lease(cur.get("devices"), devices):
+            self.ops.append(self.state_op(cur, "restart", f"restarting instance {name}"))
 
     def wait_ready(self, specs, current):
         self.step = "waiting for instances to run with their address (and VMs' agent)"
@@ -467,46 +458,44 @@ class Instances(ProjectObjectReconciler):
 
     # -- absent / pruned -------------------------------------------------------
     def remove(self, keys):
-        # Protected instances go only with force, and only when named (state absent).
-        force = self.p["force"] and self.p["state"] == "absent"
-        stops, deletes = [], []
-        current = self.current
+        """The skeleton's managed check and keep / remove per instance; the stops and
+        deletes run after, in parallel operations."""
+        self.stops: list[Operation] = []
+        self.deletes: list[dict] = []
         if not self.check_mode:
-            current = self.settle(current, [k for k in keys if k in current])
-        for key in keys:
-            cur = current.get(key)
-            if cur is None:
-                continue
-            name, project = key[1], key[0]
-            if not is_managed(cur, None):
-                self.warnings.append(f"instance {name} is not managed by anklume: not deleted")
-                continue
-            protected = (cur.get("config") or {}).get(PROTECT) == "true"
-            if protected and not force:
-                self.note(plan_entry("instance", name, "keep", project=project),
-                          f"instance {name} kept: it is protected (ephemeral: false); "
-                          "FORCE=1 deletes it")
-                continue
-            self.change(plan_entry("instance", name, "remove", project=project),
-                        diff_entry(f"instance {name}",
-                                   {"status": cur.get("status"),
-                                    "profiles": cur.get("profiles")}, None))
-            if self.check_mode:
-                continue
-            if protected:
-                self.step = f"lifting the delete protection of {name}"
-                self.client.query(self.url(name), "PATCH", project=project, what=self.step,
-                                  data={"config": {PROTECT: "false"}})
-            if cur.get("status") != "Stopped":
-                stops.append(self.state_op(cur, "stop", f"stopping instance {name}"))
-            deletes.append(cur)
+            self.current = self.settle(self.current, [k for k in keys if k in self.current])
+        super().remove(keys)
         self.step = "stopping instances"
-        self.run_ops(stops, "stopped")
+        self.run_ops(self.stops, "stopped")
         self.step = "deleting instances"
         self.run_ops([Operation("deleting instance {}".format(c["name"]), self.url(c["name"]),
                                 "DELETE", project=c["project"],
                                 verify=self.expect(c["name"], c["project"], None))
-                      for c in deletes], "deleted")
+                      for c in self.deletes], "deleted")
+
+    def protected(self, cur):
+        return (cur.get("config") or {}).get(PROTECT) == "true"
+
+    def keep_reason(self, key, cur):
+        # Protected instances go only with force, and only when named (state absent).
+        force = self.p["force"] and self.p["state"] == "absent"
+        if self.protected(cur) and not force:
+            return "it is protected (ephemeral: false); FORCE=1 deletes it"
+        return ""
+
+    def removal_diff(self, key, cur):
+        return diff_entry(self.label(key), {"status": cur.get("status"),
+                                            "profiles": cur.get("profiles")}, None)
+
+    def delete(self, key, cur):
+        name, project = key[1], key[0]
+        if self.protected(cur):
+            self.step = f"lifting the delete protection of {name}"
+            self.client.query(self.url(name), "PATCH", project=project, what=self.step,
+                              data={"config": {PROTECT: "false"}})
+        if cur.get("status") != "Stopped":
+            self.stops.append(self.state_op(cur, "stop", f"stopping instance {name}"))
+        self.deletes.append(cur)
 
 
 ARGUMENT_SPEC = dict(
@@ -522,11 +511,7 @@ ARGUMENT_SPEC = dict(
         ip=dict(type="str"),
         target=dict(type="str", default=""),
     )),
-    declared=dict(type="list", elements="str", default=[]),
-    report_orphans=dict(type="bool", default=False),
-    owner=dict(type="str", default=""),
-    remote=dict(type="str", default="local"),
-    state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+    **RECONCILE_OPTIONS,
     force=dict(type="bool", default=False),
     wait=dict(type="bool", default=True),
     timeout=dict(type="int", default=120),
@@ -539,7 +524,8 @@ ARGUMENT_SPEC = dict(
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     run_module(module, Instances, "incus_instance", client)
 

@@ -27,10 +27,7 @@ description:
     interrupted run is finished. Updates and deletes are cluster-wide.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  platform: {platforms: posix}
+  - anklume.incus.reconcile
 options:
   networks:
     description: Networks to reconcile (or delete with O(state=absent)).
@@ -44,18 +41,7 @@ options:
   declared:
     description: Every network name the whole infra declares; with O(report_orphans) the
       managed ones outside it (and matching O(prefix)) are orphans.
-    type: list
-    elements: str
-    default: []
-  report_orphans: {description: Compute orphans., type: bool, default: false}
   prefix: {description: Naming scheme of our bridges., type: str, default: "net-"}
-  owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
-  remote: {description: Incus remote., type: str, default: local}
-  state:
-    description: V(present) reconciles, V(absent) deletes O(networks), V(pruned) deletes orphans.
-    type: str
-    choices: [present, absent, pruned]
-    default: present
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -100,11 +86,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     IncusError,
     diff_entry,
-    markers,
     qname,
-    stringify,
 )
 from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    RECONCILE_OPTIONS,
     ObjectReconciler,
     run_module,
 )
@@ -115,12 +100,8 @@ ARGUMENT_SPEC = dict(
         description=dict(type="str", default=""),
         config=dict(type="dict", default={}),
     )),
-    declared=dict(type="list", elements="str", default=[]),
-    report_orphans=dict(type="bool", default=False),
     prefix=dict(type="str", default="net-"),
-    owner=dict(type="str", default=""),
-    remote=dict(type="str", default="local"),
-    state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+    **RECONCILE_OPTIONS,
 )
 
 
@@ -199,7 +180,7 @@ class Networks(ObjectReconciler):
     def present_one(self, spec):
         cur = self.current.get(spec["name"])
         if is_pending(cur):
-            self.create(spec, done=cur.get("locations") or ())
+            self.create(spec, done=(cur or {}).get("locations") or ())
         else:
             super().present_one(spec)
 
@@ -215,15 +196,10 @@ class Networks(ObjectReconciler):
             self.fail("incus_network: nothing was changed:\n" + "\n".join(clashes),
                       step="checking subnets")
 
-    def wanted(self, spec):
-        config = stringify(spec.get("config"))
-        config.update(markers(self.params["owner"]))
-        return config, spec.get("description") or ""
-
     def create(self, spec, done=()):
         """Create bridge ``spec``; on a cluster, first on each member not in ``done``."""
         name = spec["name"]
-        config, desc = self.wanted(spec)
+        config, desc = self.wanted(spec)[:2]
         self.change(self.entry(name, "create"),
                     diff_entry(f"network {name}", None, {"config": config, "description": desc}))
         if self.check_mode:
@@ -252,7 +228,7 @@ class Networks(ObjectReconciler):
             self.client.query("/1.0/networks", "POST", what=self.step, data=data)
 
     def update(self, spec, cur):
-        config, desc = self.wanted(spec)
+        config, desc = self.wanted(spec)[:2]
         self.put_config(spec["name"], f"/1.0/networks/{qname(spec['name'])}", cur, config, desc)
 
     def in_use(self, key, cur):
@@ -276,7 +252,8 @@ class Networks(ObjectReconciler):
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     run_module(module, Networks, "incus_network", client)
 

@@ -20,10 +20,7 @@ description:
     C(make destroy) stop before changing anything.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: none}
-  platform: {platforms: posix}
+  - anklume.incus.check
 options:
   networks: {description: Declared bridge names., type: list, elements: str, default: []}
   projects: {description: Declared project names., type: list, elements: str, default: []}
@@ -37,7 +34,6 @@ options:
     type: str
     choices: [fail, ignore]
     default: fail
-  remote: {description: Incus remote., type: str, default: local}
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -75,6 +71,7 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     ownership_problem,
     plan_entry,
 )
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import REMOTE_OPTION
 
 ARGUMENT_SPEC = dict(
     networks=dict(type="list", elements="str", default=[]),
@@ -83,7 +80,7 @@ ARGUMENT_SPEC = dict(
     instances=dict(type="list", elements="str", default=[]),
     owner=dict(type="str", default=""),
     unmarked=dict(type="str", default="fail", choices=["fail", "ignore"]),
-    remote=dict(type="str", default="local"),
+    **REMOTE_OPTION,
 )
 
 
@@ -93,11 +90,12 @@ def split(label):
     return project, name if sep else ""
 
 
-def main(module=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+def main(module=None, client=None):
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    client = IncusClient(p["remote"])
+    client = client or IncusClient(p["remote"])
     plan = []
     step = "reading the objects"
 

@@ -19,10 +19,7 @@ description:
   - Every result carries a RV(plan) list (ADR-056).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  platform: {platforms: posix}
+  - anklume.incus.reconcile
 options:
   profiles:
     description: Profiles to reconcile (or delete with O(state=absent)).
@@ -35,15 +32,7 @@ options:
       description: {description: Free text., type: str, default: ""}
       config: {description: Profile config keys., type: dict, default: {}}
       devices: {description: Profile devices., type: dict, default: {}}
-  declared: {description: "Every profile the infra declares, as C(project/name).", type: list, elements: str, default: []}
-  report_orphans: {description: Compute orphans., type: bool, default: false}
-  owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
-  remote: {description: Incus remote., type: str, default: local}
-  state:
-    description: V(present) reconciles, V(absent) deletes O(profiles), V(pruned) deletes orphans.
-    type: str
-    choices: [present, absent, pruned]
-    default: present
+  declared: {description: "Every profile the infra declares, as C(project/name)."}
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -85,11 +74,10 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     config_changes,
     devices_changes,
     diff_entry,
-    markers,
     qname,
-    stringify,
 )
 from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    RECONCILE_OPTIONS,
     ProjectObjectReconciler,
     run_module,
 )
@@ -102,11 +90,7 @@ ARGUMENT_SPEC = dict(
         config=dict(type="dict", default={}),
         devices=dict(type="dict", default={}),
     )),
-    declared=dict(type="list", elements="str", default=[]),
-    report_orphans=dict(type="bool", default=False),
-    owner=dict(type="str", default=""),
-    remote=dict(type="str", default="local"),
-    state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+    **RECONCILE_OPTIONS,
 )
 
 
@@ -114,6 +98,7 @@ class Profiles(ProjectObjectReconciler):
     KIND = "profile"
     ITEMS = "profiles"
     READING = "reading profiles"
+    DEVICES = "devices"
     DIFF_ON_REMOVE = False
 
     def read(self):
@@ -122,15 +107,9 @@ class Profiles(ProjectObjectReconciler):
     def may_be_orphan(self, key, obj):
         return key[1] != "default"
 
-    def wanted(self, spec):
-        config = stringify(spec.get("config"))
-        config.update(markers(self.params["owner"]))
-        devices = {k: stringify(v) for k, v in (spec.get("devices") or {}).items()}
-        return config, devices, spec.get("description") or ""
-
     def create(self, spec):
         key = self.key(spec)
-        config, devices, desc = self.wanted(spec)
+        config, desc, devices = self.wanted(spec)
         self.change(self.entry(key, "create"),
                     diff_entry(self.label(key), None, {"config": config, "devices": devices}))
         if not self.check_mode:
@@ -141,7 +120,7 @@ class Profiles(ProjectObjectReconciler):
 
     def update(self, spec, cur):
         key = self.key(spec)
-        config, devices, desc = self.wanted(spec)
+        config, desc, devices = self.wanted(spec)
         keys, removed = config_changes(cur.get("config"), config, ("",))
         keys = [f"config.{k}" for k in keys + removed]
         keys += devices_changes(cur.get("devices"), devices)
@@ -169,7 +148,8 @@ class Profiles(ProjectObjectReconciler):
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     run_module(module, Profiles, "incus_profile", client)
 

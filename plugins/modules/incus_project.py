@@ -20,10 +20,7 @@ description:
   - Every result carries a RV(plan) list (ADR-056).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  platform: {platforms: posix}
+  - anklume.incus.reconcile
 options:
   projects:
     description: Projects to reconcile (or delete with O(state=absent)).
@@ -35,15 +32,7 @@ options:
       description: {description: Free text., type: str, default: ""}
       config: {description: "Project config keys (C(features.*), C(limits.*), ...).", type: dict, default: {}}
       default_devices: {description: Devices of the project's default profile., type: dict, default: {}}
-  declared: {description: Every project the whole infra declares., type: list, elements: str, default: []}
-  report_orphans: {description: Compute orphans., type: bool, default: false}
-  owner: {description: anklume project name written in C(user.anklume.owner)., type: str, default: ""}
-  remote: {description: Incus remote., type: str, default: local}
-  state:
-    description: V(present) reconciles, V(absent) deletes O(projects), V(pruned) deletes orphans.
-    type: str
-    choices: [present, absent, pruned]
-    default: present
+  declared: {description: Every project the whole infra declares.}
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -84,12 +73,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     devices_changes,
     diff_entry,
-    markers,
     plan_entry,
     qname,
-    stringify,
 )
 from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    RECONCILE_OPTIONS,
     ObjectReconciler,
     run_module,
 )
@@ -101,11 +89,7 @@ ARGUMENT_SPEC = dict(
         config=dict(type="dict", default={}),
         default_devices=dict(type="dict", default={}),
     )),
-    declared=dict(type="list", elements="str", default=[]),
-    report_orphans=dict(type="bool", default=False),
-    owner=dict(type="str", default=""),
-    remote=dict(type="str", default="local"),
-    state=dict(type="str", default="present", choices=["present", "absent", "pruned"]),
+    **RECONCILE_OPTIONS,
 )
 
 
@@ -119,6 +103,7 @@ class Projects(ObjectReconciler):
     KIND = "project"
     ITEMS = "projects"
     READING = "reading projects"
+    DEVICES = "default_devices"
 
     def read(self):
         current = self.client.projects()
@@ -129,12 +114,6 @@ class Projects(ObjectReconciler):
 
     def may_be_orphan(self, key, obj):
         return key != "default"
-
-    def wanted(self, spec):
-        config = stringify(spec.get("config"))
-        config.update(markers(self.params["owner"]))
-        devices = {k: stringify(v) for k, v in (spec.get("default_devices") or {}).items()}
-        return config, spec.get("description") or "", devices
 
     def create(self, spec):
         name = spec["name"]
@@ -183,7 +162,8 @@ class Projects(ObjectReconciler):
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     run_module(module, Projects, "incus_project", client)
 

@@ -20,10 +20,7 @@ description:
   - Changes nothing; check mode runs the same read-only probes.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: none}
-  platform: {platforms: posix}
+  - anklume.incus.check
 options:
   instances:
     description: The hosts to check.
@@ -35,7 +32,6 @@ options:
       name: {description: Instance name., type: str, required: true}
       project: {description: Incus project., type: str, required: true}
       declared: {description: False when infra.yml (group_vars/all.yml) no longer declares the host., type: bool, default: true}
-  remote: {description: Incus remote., type: str, default: local}
   timeout: {description: Seconds to wait for every instance to finish booting., type: int, default: 120}
   parallel: {description: "Probes run at a time (anklume_incus_parallel, make PARALLEL=n).", type: int, default: 8}
 author: AnKLuMe contributors (!UNKNOWN)
@@ -62,8 +58,10 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     DEFAULT_PARALLEL,
-    IncusClient,
-    IncusError,
+)
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    REMOTE_OPTION,
+    run_check,
 )
 
 MARKER = "anklume-ready"
@@ -147,21 +145,17 @@ ARGUMENT_SPEC = dict(
         project=dict(type="str", required=True),
         declared=dict(type="bool", default=True),
     )),
-    remote=dict(type="str", default="local"),
+    **REMOTE_OPTION,
     timeout=dict(type="int", default=120),
     parallel=dict(type="int", default=DEFAULT_PARALLEL),
 )
 
 
-def main(module=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+def main(module=None, client=None):
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    client = IncusClient(module.params["remote"])
-    try:
-        result = check(module, client)
-    except IncusError as exc:
-        module.fail_json(msg=f"incus_ready: {exc}")
-    module.exit_json(**result, incus_calls=client.calls)
+    run_check(module, "incus_ready", check, client)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,7 @@ description:
     removed or restored (ADR-056).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  platform: {platforms: posix}
+  - anklume.incus.change
 options:
   instances:
     description:
@@ -58,10 +55,6 @@ options:
     description: Take a stateful snapshot (running state too; needs CRIU).
     type: bool
     default: false
-  remote:
-    description: Incus remote (V(local) is the local socket).
-    type: str
-    default: local
   timeout:
     description: Seconds to wait for each Incus operation.
     type: int
@@ -128,6 +121,7 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     qname,
 )
 from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
+    REMOTE_OPTION,
     Reconciliation,
 )
 
@@ -295,14 +289,15 @@ ARGUMENT_SPEC = {
     },
     "force": {"type": "bool", "default": False},
     "stateful": {"type": "bool", "default": False},
-    "remote": {"type": "str", "default": "local"},
+    **REMOTE_OPTION,
     "timeout": {"type": "int", "default": 600},
     "parallel": {"type": "int", "default": DEFAULT_PARALLEL},
 }
 
 
-def main(module=None, client=None) -> None:
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013)."""
+def main(module=None, client=None):
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     client = client or IncusClient(remote=p["remote"], timeout=p["timeout"] + 30)

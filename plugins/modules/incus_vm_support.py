@@ -19,10 +19,7 @@ description:
   - Nothing is read beyond C(/1.0) when no VM is declared, or when C(qemu) is listed.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: none}
-  platform: {platforms: posix}
+  - anklume.incus.check
 options:
   instances:
     description: The declared instances in scope; only those of type V(vm) matter.
@@ -37,7 +34,6 @@ options:
     description: Fail the task when a VM cannot run (V(false) only reports, for a plan that goes on).
     type: bool
     default: true
-  remote: {description: Incus remote., type: str, default: local}
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
@@ -66,6 +62,7 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     IncusError,
     plan_entry,
 )
+from ansible_collections.anklume.incus.plugins.module_utils.reconcile import REMOTE_OPTION
 
 VM_TYPES = ("vm", "virtual-machine")
 # Never created where VMs cannot run; deleted at once should a server accept it all the same.
@@ -140,12 +137,13 @@ ARGUMENT_SPEC = dict(
         type=dict(type="str", default="lxc"),
     )),
     fail=dict(type="bool", default=True),
-    remote=dict(type="str", default="local"),
+    **REMOTE_OPTION,
 )
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin."""
+    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
+    CLIENT stands in for the remote's IncusClient in unit tests."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     client = client or IncusClient(p["remote"])

@@ -139,8 +139,10 @@ ARGUMENT_SPEC = {
 }
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+def main(module=None, client=None):
+    """Run as a module (its action plugin runs module_utils/state_probe.py in the instance
+    instead, ADR-058); the shape of every main(), CLIENT unused: the probe reads no Incus."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     module.exit_json(changed=False, drift=probe(module.params))
 
 

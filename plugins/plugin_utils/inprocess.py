@@ -50,16 +50,16 @@ class InProcessModule:
 
 
 class InProcessAction(ActionBase):
-    """Base of every action plugin in plugins/action/: each one is the same few lines, and
-    the module it runs is the one named like its file (plugins/action/incus_network.py
-    runs plugins/modules/incus_network.py)."""
+    """The action plugin of every anklume Incus module (plugins/action/inprocess.py, chosen
+    for each of them by meta/runtime.yml): it runs the module the task names."""
 
     TRANSFERS_FILES = False
     _requires_connection = False
 
     @property
     def module_name(self):
-        return type(self).__module__.rsplit(".", 1)[-1]
+        action = self._task.resolved_action or self._task.action
+        return str(action).rsplit(".", 1)[-1]
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)

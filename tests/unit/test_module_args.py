@@ -11,11 +11,11 @@ import subprocess
 from typing import Any
 
 import pytest
-import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from tests.incus_helpers import REPO
 from tests.unit.fake_incus import module
+from tests.unit.module_doc import resolved
 
 pytestmark = pytest.mark.unit
 
@@ -81,7 +81,8 @@ def test_every_list_of_entries_declares_its_options(name: str) -> None:
 
 
 def _doc_options(name: str) -> dict[str, Any]:
-    return yaml.safe_load(module(name).DOCUMENTATION)["options"]
+    options: dict[str, Any] = resolved(module(name).DOCUMENTATION)["options"]
+    return options
 
 
 @pytest.mark.parametrize("name", ALL_MODULES)
@@ -101,7 +102,7 @@ def test_documented_suboptions_match_the_spec(name: str) -> None:
 
 @pytest.mark.parametrize("name", ALL_MODULES)
 def test_documentation_declares_the_attributes(name: str) -> None:
-    doc = yaml.safe_load(module(name).DOCUMENTATION)
+    doc = resolved(module(name).DOCUMENTATION)
     assert {"check_mode", "diff_mode", "platform"} <= set(doc.get("attributes") or {})
 
 
@@ -116,3 +117,14 @@ def test_a_bad_entry_fails_the_task_without_a_traceback() -> None:
     assert proc.returncode != 0
     assert "missing required arguments: name found in networks" in out, out
     assert "Traceback" not in out and "KeyError" not in out, out
+
+
+def test_every_module_but_state_probe_runs_through_the_one_in_process_action() -> None:
+    """meta/runtime.yml routes each module to plugins/action/inprocess.py (ADR-013)."""
+    import yaml
+    routing = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())["plugin_routing"]
+    modules = {p.stem for p in (REPO / "plugins" / "modules").glob("*.py")} - {"state_probe"}
+    assert {name: entry["action_plugin"] for name, entry in routing["modules"].items()} == \
+        dict.fromkeys(modules, "anklume.incus.inprocess")
+    assert sorted(p.name for p in (REPO / "plugins" / "action").glob("*.py")) == \
+        ["inprocess.py", "state_probe.py"]

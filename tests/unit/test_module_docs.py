@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from tests.incus_helpers import REPO
+from tests.unit.fake_incus import module
+from tests.unit.module_doc import resolved
 
 pytestmark = pytest.mark.unit
 MODULES = sorted((REPO / "plugins" / "modules").glob("[!_]*.py"))
@@ -25,13 +27,6 @@ def _assignments(path: Path) -> dict[str, ast.expr]:
         for node in tree.body
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
     }
-
-
-def _spec_keys(node: ast.expr) -> set[str]:
-    if isinstance(node, ast.Dict):
-        return {k.value for k in node.keys if isinstance(k, ast.Constant)}
-    assert isinstance(node, ast.Call), "ARGUMENT_SPEC must be a dict literal or dict(...)"
-    return {kw.arg for kw in node.keywords if kw.arg}
 
 
 def test_there_are_modules_to_check() -> None:
@@ -49,8 +44,19 @@ def test_documentation_examples_and_return_are_valid_yaml(path: Path) -> None:
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
 def test_documented_options_are_the_accepted_arguments(path: Path) -> None:
-    found = _assignments(path)
-    doc = found["DOCUMENTATION"]
-    assert isinstance(doc, ast.Constant)
-    documented = set((yaml.safe_load(doc.value).get("options") or {}).keys())
-    assert documented == _spec_keys(found["ARGUMENT_SPEC"])
+    """With the doc fragments merged in: same names, types, defaults and choices."""
+    mod = module(path.stem)
+    documented = resolved(mod.DOCUMENTATION).get("options") or {}
+    assert set(documented) == set(mod.ARGUMENT_SPEC)
+    for option, spec in mod.ARGUMENT_SPEC.items():
+        doc = documented[option]
+        for key in ("type", "default", "choices", "elements"):
+            assert doc.get(key) == spec.get(key), f"{option}.{key}"
+
+
+def test_every_fragment_named_exists_and_is_used() -> None:
+    used = {slug.removeprefix("anklume.incus.") for path in MODULES
+            for slug in yaml.safe_load(module(path.stem).DOCUMENTATION)
+            .get("extends_documentation_fragment") or [] if slug.startswith("anklume.incus.")}
+    shipped = {p.stem for p in (REPO / "plugins" / "doc_fragments").glob("[!_]*.py")}
+    assert used == shipped

@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The options and attributes every object module shares (ADR-056)."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """incus_network, incus_project, incus_profile, incus_instance: a module names its list of
+    objects and may override a description below (its own words win over the fragment's)."""
+
+    DOCUMENTATION = r"""
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: full}
+  platform: {platforms: posix}
+options:
+  declared:
+    description: Every object of the kind the whole infra declares; with O(report_orphans),
+      the managed ones outside it are orphans.
+    type: list
+    elements: str
+    default: []
+  report_orphans: {description: Compute orphans., type: bool, default: false}
+  owner:
+    description: anklume project name written in C(user.anklume.owner).
+    type: str
+    default: ""
+  remote: {description: Incus remote., type: str, default: local}
+  state:
+    description: V(present) reconciles, V(absent) deletes the listed objects, V(pruned)
+      deletes orphans.
+    type: str
+    choices: [present, absent, pruned]
+    default: present
+"""
