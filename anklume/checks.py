@@ -50,15 +50,21 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     return match[0] if match else None
 
 
+def _shown(name: str) -> str:
+    """NAME quoted for a message: a control character is escaped, so the message stays one
+    line whatever the file holds."""
+    return f"'{name}'" if name.isprintable() else repr(name)
+
+
 def domain_name(name: str) -> str | None:
     if name in RESERVED_DOMAINS:
-        return f"'{name}' is reserved (Incus/Ansible use it)"
+        return f"{_shown(name)} is reserved (Incus/Ansible use it)"
     if len(name) > DOMAIN_MAX:
-        return (f"'{name}' is {len(name)} characters, more than {DOMAIN_MAX} "
+        return (f"{_shown(name)} is {len(name)} characters, more than {DOMAIN_MAX} "
                 f"(the bridge {network_name(name)} must fit Linux's {IFNAME_MAX}-character "
                 "interface names)")
     if not _DOMAIN_RE.match(name):
-        return f"'{name}' is not a lowercase DNS label"
+        return f"{_shown(name)} is not a lowercase DNS label"
     return None
 
 
@@ -66,17 +72,17 @@ def project_name(name: str) -> str | None:
     """Why ``name`` cannot be a project_name (the owner marker): a domain's rule, any length
     up to a DNS label's, and no reserved word (it names no Ansible group)."""
     if len(name) > MACHINE_MAX:
-        return f"'{name}' is {len(name)} characters, more than {MACHINE_MAX}"
+        return f"{_shown(name)} is {len(name)} characters, more than {MACHINE_MAX}"
     if not _DOMAIN_RE.match(name):
-        return f"'{name}' is not a lowercase DNS label"
+        return f"{_shown(name)} is not a lowercase DNS label"
     return None
 
 
 def machine_name(name: str) -> str | None:
     if len(name) > MACHINE_MAX:
-        return f"'{name}' is {len(name)} characters, more than Incus's {MACHINE_MAX}"
+        return f"{_shown(name)} is {len(name)} characters, more than Incus's {MACHINE_MAX}"
     if not _MACHINE_RE.match(name):
-        return f"'{name}' is not a valid instance name"
+        return f"{_shown(name)} is not a valid instance name"
     return None
 
 

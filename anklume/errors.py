@@ -34,7 +34,8 @@ class Problem:
         text = f"{head}{self.what}"
         if self.fix:
             text += f"; {self.fix}"
-        return " ".join(text.split("\n"))
+        # Every character that ends a line (\x1e and \u2028 too), so the problem is one line.
+        return " ".join(text.splitlines())
 
 
 class AnklumeError(Exception):

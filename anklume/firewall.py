@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from anklume.model import Domain, Infra, Machine, network_name
+from anklume.model import Domain, Infra, Machine, machine_ephemeral, network_name
 from anklume.yamlload import Path
 
 NAME = "sys-firewall"
@@ -100,7 +100,7 @@ def complete(infra: Infra, raw_domains: Any, err: Report, warn: Report) -> None:
     else:
         fw = Machine(name=NAME, domain=admin, type="vm", os_image=infra.default_os_image,
                      description="AnKLuMe firewall: the only path between domains",
-                     ephemeral=home.ephemeral)
+                     ephemeral=machine_ephemeral(home))
         home.machines.append(fw)
     fw.ip = address(infra, home)
     fw.allow_spoofing = True  # it forwards the packets of every domain

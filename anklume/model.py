@@ -31,10 +31,6 @@ class Profile:
     config: Config = field(default_factory=partial(default, "profile", "config"))
     devices: Devices = field(default_factory=partial(default, "profile", "devices"))
 
-    @property
-    def has_gpu(self) -> bool:
-        return any(d.get("type") == "gpu" for d in self.devices.values())
-
 
 @dataclass
 class Machine:
@@ -71,6 +67,25 @@ class Domain:
     target: str = default("domain", "target")
 
 
+def machine_ephemeral(d: Domain, declared: bool | None = None) -> bool:
+    """A machine's ``ephemeral``: what it declares, else its domain's (the collection's copy
+    for a hand-written host, desired_state.is_ephemeral, is pinned by test_one_home.py)."""
+    return d.ephemeral if declared is None else declared
+
+
+def has_gpu_device(m: Machine, d: Domain) -> bool:
+    """A `type: gpu` device of the machine itself or of one of its domain's profiles (the
+    collection's copy, desired_state.has_gpu_device, is pinned to it by test_one_home.py)."""
+    profiles = [d.profiles[p] for p in m.profiles if p in d.profiles]
+    devices = [*m.devices.values(), *(dev for p in profiles for dev in p.devices.values())]
+    return any(dev.get("type") == "gpu" for dev in devices)
+
+
+def uses_gpu(m: Machine, d: Domain) -> bool:
+    """Whether ``m`` asks for the GPU: ``gpu: true`` or a gpu device (its ``instance_gpu``)."""
+    return m.gpu or has_gpu_device(m, d)
+
+
 # The network_policies endpoint that names the host itself (`to: host`).
 HOST = "host"
 
@@ -93,7 +108,6 @@ class Infra:
     project_name: str = default("top", "project_name")
     base_subnet: str = default("global", "base_subnet")
     default_os_image: str = default("global", "default_os_image")
-    default_connection: str = default("global", "default_connection")
     default_user: str = default("global", "default_user")
     gpu_policy: str = default("global", "gpu_policy")
     firewall_mode: str = default("global", "firewall_mode")

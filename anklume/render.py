@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from anklume import firewall
-from anklume.model import Domain, Infra, Machine, Policy, network_name
+from anklume.model import Domain, Infra, Machine, Policy, network_name, uses_gpu
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -61,10 +61,7 @@ def _policy(p: Policy) -> dict[str, Any]:
 def group_all(infra: Infra) -> dict[str, Any]:
     return {
         "anklume_project_name": infra.project_name,
-        "anklume_base_subnet": infra.base_subnet,
         "anklume_default_os_image": infra.default_os_image,
-        "anklume_default_connection": infra.default_connection,
-        "anklume_default_user": infra.default_user,
         "anklume_gpu_policy": infra.gpu_policy,
         "anklume_firewall_mode": infra.firewall_mode,
         "anklume_incus_remote": infra.incus_remote,
@@ -79,9 +76,6 @@ def group_all(infra: Infra) -> dict[str, Any]:
 
 def group_domain(infra: Infra, d: Domain) -> dict[str, Any]:
     return {
-        "anklume_domain": d.name,
-        "anklume_domain_network": network_name(d.name),
-        "anklume_domain_gateway": infra.gateway(d),
         "anklume_domain_ephemeral": d.ephemeral,
         "ansible_incus_project": d.name,
         "ansible_incus_remote": infra.incus_remote,
@@ -98,8 +92,6 @@ def template_inventory(name: str, domains: list[str]) -> dict[str, Any]:
 
 
 def host(infra: Infra, d: Domain, m: Machine) -> dict[str, Any]:
-    gpu = m.gpu or any(dev.get("type") == "gpu" for dev in m.devices.values()) or any(
-        d.profiles[p].has_gpu for p in m.profiles if p in d.profiles)
     return {
         "instance_name": m.name,
         "instance_domain": d.name,
@@ -110,7 +102,7 @@ def host(infra: Infra, d: Domain, m: Machine) -> dict[str, Any]:
         "instance_profiles": list(m.profiles),
         "instance_config": dict(m.config),
         "instance_devices": {k: dict(v) for k, v in m.devices.items()},
-        "instance_gpu": gpu,
+        "instance_gpu": uses_gpu(m, d),
         "instance_roles": list(m.roles),
         "instance_ephemeral": m.ephemeral,
         "instance_snapshots_schedule": m.snapshots_schedule,

@@ -12,7 +12,18 @@ from typing import Any
 
 from anklume import checks, expand, firewall, schema
 from anklume.errors import InputError, Problem
-from anklume.model import HOST, Config, Devices, Domain, Infra, Machine, Policy, Profile
+from anklume.model import (
+    HOST,
+    Config,
+    Devices,
+    Domain,
+    Infra,
+    Machine,
+    Policy,
+    Profile,
+    machine_ephemeral,
+    uses_gpu,
+)
 from anklume.roles import RolePaths, search_paths
 from anklume.schema import default
 from anklume.shipped_profiles import shipped
@@ -125,6 +136,9 @@ class _Validator:
         out: dict[str, Any] = {}
         for key, val in value.items():
             sub = (*path, key if isinstance(key, str) else str(key))
+            if isinstance(key, str) and key in schema.RETIRED.get(section, {}):
+                self.warn(sub, f"no longer read ({schema.RETIRED[section][key]})", "remove it")
+                continue
             if not isinstance(key, str) or key not in spec:
                 guess = checks.did_you_mean(str(key), spec) if isinstance(key, str) else None
                 fix = (f"did you mean '{guess}'?" if guess
@@ -276,7 +290,7 @@ class _Validator:
                          "machine", "rename one (Ansible hosts and groups share one namespace)")
 
     def global_(self, g: dict[str, Any], infra: Infra) -> None:
-        for name in ("default_os_image", "default_connection", "default_user", "gpu_policy",
+        for name in ("default_os_image", "default_user", "gpu_policy",
                      "firewall_mode", "incus_remote", "isolation"):
             if name in g:
                 setattr(infra, name, g[name])
@@ -379,7 +393,7 @@ class _Validator:
             devices=self.devices(m.get("devices", default("machine", "devices")),
                                  (*path, "devices")),
             gpu=m.get("gpu", default("machine", "gpu")),
-            ephemeral=m.get("ephemeral", domain.ephemeral),
+            ephemeral=machine_ephemeral(domain, m.get("ephemeral")),
             snapshots_schedule=m.get("snapshots_schedule", _domain_value(d, "snapshots_schedule")),
             snapshots_expiry=m.get("snapshots_expiry", _domain_value(d, "snapshots_expiry")),
             allow_spoofing=m.get("allow_spoofing", default("machine", "allow_spoofing")),
@@ -553,7 +567,7 @@ class _Validator:
                                  "give each machine its own address")
                     else:
                         ips[m.ip] = m
-                if self.has_gpu(m, domain):
+                if uses_gpu(m, domain):
                     gpu.append(m)
         if len(gpu) > 1:
             names = ", ".join(m.name for m in gpu)
@@ -571,12 +585,6 @@ class _Validator:
     @staticmethod
     def mpath(m: Machine) -> Path:
         return ("domains", m.domain, "machines", m.name)
-
-    @staticmethod
-    def has_gpu(m: Machine, domain: Domain) -> bool:
-        if m.gpu or any(d.get("type") == "gpu" for d in m.devices.values()):
-            return True
-        return any(domain.profiles[p].has_gpu for p in m.profiles if p in domain.profiles)
 
     def admin_domain(self, glob_raw: dict[Any, Any], infra: Infra) -> None:
         names = [d.name for d in infra.domains]

@@ -15,7 +15,6 @@ Exit 0 when every image is there, 2 with one line when one cannot be copied.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -23,6 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, run or imported
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the anklume package
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))  # its plugins
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
+    IncusClient,
+    IncusError,
+)
+from ansible_collections.anklume.incus.plugins.plugin_utils.desired_state import image_of
 from status import load
 
 from anklume.errors import pipe_safe
@@ -42,8 +47,7 @@ def images_needed(allvars: dict, hostvars: dict[str, dict]) -> list[str]:
     out = set()
     for rec in (allvars.get("anklume_domains") or {}).values():
         for machine in rec.get("machines") or []:
-            image = str((hostvars.get(machine) or {}).get("instance_os_image") or default)
-            alias = local_alias(image)
+            alias = local_alias(image_of(hostvars.get(machine) or {}, default))
             if alias:
                 out.add(alias)
     return sorted(out)
@@ -52,13 +56,13 @@ def images_needed(allvars: dict, hostvars: dict[str, dict]) -> list[str]:
 def aliases(server: str) -> set[str] | str:
     """The image aliases SERVER holds (one read, which also proves it answers this client),
     or why it does not answer (one line)."""
-    proc = subprocess.run(["incus", "query", f"{server}:/1.0/images/aliases?recursion=1"],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode == 0:
-        return {a["name"] for a in json.loads(proc.stdout or "[]")}
-    err = (proc.stderr or proc.stdout).strip().removeprefix("Error: ")
-    return (f"remote {server} does not answer: {err} (trust it first: make remote-add "
-            f"REMOTE={server} TOKEN=<from make remote-token on that host>)")
+    try:
+        found = IncusClient(server).get("/1.0/images/aliases", params={"recursion": 1},
+                                        what=f"remote {server} does not answer") or []
+    except IncusError as exc:
+        return (f"{exc} (trust it first: make remote-add REMOTE={server} TOKEN=<from make "
+                "remote-token on that host>)")
+    return {a["name"] for a in found}
 
 
 def main(argv: list[str]) -> int:

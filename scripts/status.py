@@ -3,18 +3,25 @@
 """`make status`: one table of the declared instances and the managed orphans.
 
 Reads the generated group_vars/all.yml and host_vars/ beside this directory (or DIR), then
-every instance with its state in one `incus query` call. The domains a template generated
-(a class of students) come after the others, grouped under one line per template.
+every instance with its state in one call of the collection's Incus client. The domains a
+template generated (a class of students) come after the others, grouped under one line per
+template.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+# The collection's own Incus client (collections/ links the repository in).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
+from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
+    IncusClient,
+    IncusError,
+    is_managed,
+)
 
 
 def load(path: Path) -> dict:
@@ -38,16 +45,16 @@ def main(argv: list[str]) -> int:
         return 2
     remote = allvars.get("anklume_incus_remote") or "local"
     owner = allvars.get("anklume_project_name") or ""
-    path = "/1.0/instances?all-projects=true&recursion=2"
-    url = path if remote == "local" else f"{remote}:{path}"
-    proc = subprocess.run(["incus", "query", url], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        err = proc.stderr.strip().removeprefix("Error: ")
+    try:
+        listed = IncusClient(remote).get("/1.0/instances",
+                                         params={"all-projects": "true", "recursion": 2},
+                                         what=f"reading instances from {remote}") or []
+    except IncusError as exc:
         hint = "" if remote == "local" else (
             f" (a remote: trust it with make remote-add REMOTE={remote} TOKEN=<token>)")
-        print(f"status: reading instances from {remote}: {err}{hint}", file=sys.stderr)
+        print(f"status: {exc}{hint}", file=sys.stderr)
         return 2
-    current = {(i.get("project"), i["name"]): i for i in json.loads(proc.stdout or "[]")}
+    current = {(i.get("project"), i["name"]): i for i in listed}
     header = ("DOMAIN", "INSTANCE", "TYPE", "STATE", "IP")
     rows: list[tuple[str, ...]] = []
     declared = set()
@@ -72,10 +79,7 @@ def main(argv: list[str]) -> int:
             row = (domain, machine, hv.get("instance_type", "lxc"), state, ip)
             (grouped[group_of[domain]] if domain in group_of else rows).append(row)
     for (project, name), inst in sorted(current.items()):
-        cfg = inst.get("config") or {}
-        ours = cfg.get("user.anklume.managed") == "true" \
-            and cfg.get("user.anklume.owner", "") == owner
-        if only is None and (project, name) not in declared and ours:
+        if only is None and (project, name) not in declared and is_managed(inst, owner):
             rows.append((project, name, inst.get("type", ""), "ORPHAN", "-"))
     every = [header, *rows, *(r for g in grouped.values() for r in g)]
     widths = [max(len(str(r[i])) for r in every) for i in range(5)]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlencode
 
@@ -379,14 +378,3 @@ def diff_entry(header, before, after):
         return json.dumps(obj, indent=2, sort_keys=True) + "\n"
     return {"before_header": header, "after_header": header,
             "before": render(before), "after": render(after)}
-
-
-def wait_until(predicate, timeout, interval=0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            return result
-        time.sleep(interval)

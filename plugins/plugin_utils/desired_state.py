@@ -200,8 +200,9 @@ GPU_USERSPACE_PATH = "/usr/local/nvidia"
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _has_gpu_device(v: Mapping[str, Any], d: Mapping[str, Any]) -> bool:
-    """A `type: gpu` device of the machine itself or of one of its domain's profiles."""
+def has_gpu_device(v: Mapping[str, Any], d: Mapping[str, Any]) -> bool:
+    """A `type: gpu` device of the machine itself or of one of its domain's profiles: the
+    generator's anklume.model.has_gpu_device on the variables it writes (test_one_home.py)."""
     devices = list((_or(v, "instance_devices", {})).values())
     for pname in _or(v, "instance_profiles", []):
         devices += list(((d.get("profiles") or {}).get(pname) or {}).get("devices", {}).values())
@@ -225,7 +226,7 @@ def gpu_additions(v: Mapping[str, Any], d: Mapping[str, Any], userspace: str,
     devices: dict[str, dict[str, str]] = {}
     if not as_bool(v.get("instance_gpu", False)):
         return config, devices
-    if not _has_gpu_device(v, d):
+    if not has_gpu_device(v, d):
         devices["gpu"] = {"type": "gpu", "gputype": "physical"}
     if v.get("instance_type", MACHINE_TYPE) == "vm":
         return config, devices
@@ -240,6 +241,18 @@ def gpu_additions(v: Mapping[str, Any], d: Mapping[str, Any], userspace: str,
             "environment.PATH": f"{GPU_USERSPACE_PATH}/bin:{_PATH}",
         })
     return config, devices
+
+
+def is_ephemeral(v: Mapping[str, Any], d: Mapping[str, Any]) -> bool:
+    """A machine's ``instance_ephemeral``, else (a hand-written host) its domain record's
+    ``ephemeral``: the generator's anklume.model.machine_ephemeral (test_one_home.py)."""
+    return as_bool(v.get("instance_ephemeral", d.get("ephemeral", False)))
+
+
+def image_of(v: Mapping[str, Any], default_image: str) -> str:
+    """The image a host's instance is created from: its ``instance_os_image``, else the
+    default (also read by scripts/remote_image.py, which copies it to a remote)."""
+    return str(_or(v, "instance_os_image", default_image))
 
 
 def member_of(v: Mapping[str, Any]) -> str:
@@ -269,7 +282,7 @@ def _instance(host: str, v: Mapping[str, Any], domain: str, d: Mapping[str, Any]
                            **({"ipv4.address": ip} if ip else {}), **nic_filters(not spoofing)}
     if admin_device is not None:
         devices["incus-socket"] = dict(admin_device)
-    ephemeral = as_bool(v.get("instance_ephemeral", d.get("ephemeral", False)))
+    ephemeral = is_ephemeral(v, d)
     config = plain(_or(v, "instance_config", {}))
     gpu = gpu or {}
     gpu_config, gpu_devices = gpu_additions(v, d, gpu.get("userspace", ""),
@@ -285,7 +298,7 @@ def _instance(host: str, v: Mapping[str, Any], domain: str, d: Mapping[str, Any]
         "name": v.get("instance_name", host),
         "project": project_of(domain, d),
         "type": v.get("instance_type", MACHINE_TYPE),
-        "image": _or(v, "instance_os_image", image),
+        "image": image_of(v, image),
         "profiles": plain(_or(v, "instance_profiles", list(MACHINE_PROFILES))),
         "description": v.get("instance_description", ""),
         "config": config,

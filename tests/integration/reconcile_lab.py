@@ -49,7 +49,7 @@ def infra(domains: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "project_name": OWNER,
         "global": {"base_subnet": BASE, "default_os_image": "anklume/debian-12",
-                   "default_connection": "community.general.incus", "default_user": "root",
+                   "default_user": "root",
                    "admin_domain": f"{PREFIX}a"},
         "domains": domains,
     }

@@ -37,7 +37,7 @@ def description() -> dict[str, Any]:
     return {
         "project_name": OWNER,
         "global": {"base_subnet": BASE, "default_os_image": "anklume/debian-12",
-                   "default_connection": "community.general.incus", "default_user": "root",
+                   "default_user": "root",
                    "admin_domain": "t27va"},
         "domains": {
             "t27va": {"subnet_id": 1, "ephemeral": True, "machines": {

@@ -1,8 +1,10 @@
 """Every default has one home, anklume/schema.py; the copies elsewhere are pinned to it.
 
 The model's dataclasses and the validator read the schema's defaults; the Ansible side
-(role defaults, the desired-state rules, the bridge naming of the network module) cannot
-import the generator, so these tests fail the day one of its copies drifts.
+(role defaults, the desired-state rules) cannot import the generator, so these tests fail
+the day one of its copies drifts. The rules the two sides share (bridge prefix, GPU,
+inherited ephemeral, parallel) are pinned in test_one_home.py; each role's argument spec is
+pinned to its defaults/main.yml at the end of this file.
 """
 
 from __future__ import annotations
@@ -168,15 +170,46 @@ def test_nat_left_out_is_true_as_documented() -> None:
         yaml.safe_load(key.default.text))
 
 
-def test_the_bridge_prefix_is_the_models_everywhere() -> None:
-    assert _yaml("roles/incus_networks/defaults/main.yml")["incus_networks_prefix"] == (
-        model.NETWORK_PREFIX)
-    module = (REPO / "plugins" / "modules" / "incus_network.py").read_text()
-    assert re.findall(r'prefix=dict\(type="str", default="([^"]*)"\)', module) == [
-        model.NETWORK_PREFIX]
-    assert checks.DOMAIN_MAX + len(model.NETWORK_PREFIX) == checks.IFNAME_MAX
-
-
 def test_a_hand_written_host_gets_the_schemas_machine_defaults() -> None:
     assert schema.default("machine", "type") == ds.MACHINE_TYPE
     assert list(ds.MACHINE_PROFILES) == schema.default("machine", "profiles")
+
+
+# -- a role's argument spec documents its defaults/main.yml ----------------------------------
+
+_MISSING = "<no default>"
+
+
+def _role_options() -> list[tuple[str, str, str, Any]]:
+    """(role, entry point, option, its spec) for every option of every role's argument spec."""
+    found = []
+    for spec_path in sorted(REPO.glob("roles/*/meta/argument_specs.yml")):
+        role = spec_path.parts[-3]
+        for entry, spec in yaml.safe_load(spec_path.read_text())["argument_specs"].items():
+            for name, option in (spec.get("options") or {}).items():
+                found.append((role, entry, name, option))
+    return found
+
+
+def _role_defaults(role: str) -> dict[str, Any]:
+    path = REPO / "roles" / role / "defaults" / "main.yml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+@pytest.mark.parametrize(("role", "entry", "name", "option"), _role_options(),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_an_argument_spec_default_is_the_roles_default_as_written(
+        role: str, entry: str, name: str, option: dict[str, Any]) -> None:
+    """The rule: an option's spec ``default`` is exactly the value defaults/main.yml gives it,
+    a Jinja expression included, copied as written (Ansible templates the spec's default when
+    it validates the role's arguments, so the text must be the expression itself; the role's
+    variable still comes from defaults/main.yml). An option defaults/main.yml leaves unset has
+    no spec default."""
+    assert option.get("default", _MISSING) == _role_defaults(role).get(name, _MISSING), (
+        f"roles/{role}/meta/argument_specs.yml ({entry}): {name}")
+
+
+@pytest.mark.parametrize("role", sorted({role for role, _, _, _ in _role_options()}))
+def test_every_role_default_is_an_option_of_its_main_entry_point(role: str) -> None:
+    main = {name for r, entry, name, _ in _role_options() if r == role and entry == "main"}
+    assert set(_role_defaults(role)) <= main, role

@@ -14,6 +14,7 @@ from tests.unit.gen_support import VALID
 pytestmark = pytest.mark.unit
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = DOCS.parent
 
 
 def _section(text: str, heading: str) -> str:
@@ -75,3 +76,14 @@ def test_inventory_shape_matches_the_contract() -> None:
     bodies, _ = _infra()
     assert yaml.safe_load(bodies["inventory/pro.yml"]) == {
         "all": {"children": {"pro": {"hosts": {"pro-dev": {}}}}}}
+
+
+def test_testing_md_names_exactly_the_roles_with_a_molecule_scenario() -> None:
+    with_scenario = sorted(p.parts[-4] for p in ROOT.glob("roles/*/molecule/default/molecule.yml"))
+    text = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    paragraph = text.split("## Molecule scenarios", 1)[1].split("(`tests/unit/test_docs.py`")[0]
+    named = sorted(re.findall(r"`([a-z_]+)`", paragraph))
+    assert named == with_scenario
+    for role in sorted(p.name for p in (ROOT / "roles").iterdir()):
+        if role not in with_scenario:
+            assert f"`{role}`" in text.split("## Molecule scenarios", 1)[1], role

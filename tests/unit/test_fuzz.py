@@ -106,3 +106,9 @@ def test_mutated_valid_files(text: str) -> None:
 ])
 def test_nasty_inputs(text: str) -> None:
     _check(text)
+
+
+@pytest.mark.parametrize("name", ["\x1e", "a\nb", "pro\u2028x"])
+def test_a_control_character_in_a_name_is_escaped_in_its_one_line(name: str) -> None:
+    """Found by the fuzzer: a project_name holding a record separator split the message."""
+    _check(yaml.safe_dump({"project_name": name, "domains": {name: {"subnet_id": 1}}}))
