@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     IncusClient,
     IncusError,
+    ipv4s,
     is_managed,
 )
 
@@ -70,12 +71,8 @@ def main(argv: list[str]) -> int:
             hv = load(root / "host_vars" / f"{machine}.yml")
             inst = current.get((project, machine))
             state = inst["status"].upper() if inst else "MISSING"
-            ips = []
-            for name, net in (((inst or {}).get("state") or {}).get("network") or {}).items():
-                if name != "lo":
-                    ips += [a["address"] for a in net.get("addresses") or []
-                            if a.get("family") == "inet" and a.get("scope") == "global"]
-            ip = ",".join(ips) or (f"({hv.get('instance_ip')})" if hv.get("instance_ip") else "-")
+            pinned = f"({hv['instance_ip']})" if hv.get("instance_ip") else "-"
+            ip = ",".join(ipv4s(inst or {})) or pinned
             row = (domain, machine, hv.get("instance_type", "lxc"), state, ip)
             (grouped[group_of[domain]] if domain in group_of else rows).append(row)
     for (project, name), inst in sorted(current.items()):

@@ -378,3 +378,14 @@ def diff_entry(header, before, after):
         return json.dumps(obj, indent=2, sort_keys=True) + "\n"
     return {"before_header": header, "after_header": header,
             "before": render(before), "after": render(after)}
+
+
+def ipv4s(inst):
+    """The global IPv4 addresses of an instance read with recursion=2, sorted (lo left out)."""
+    out = []
+    for name, net in ((inst.get("state") or {}).get("network") or {}).items():
+        if name == "lo":
+            continue
+        out += [a["address"] for a in net.get("addresses") or []
+                if a.get("family") == "inet" and a.get("scope") == "global"]
+    return sorted(out)

@@ -126,6 +126,7 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     Operation,
     devices_changes,
     diff_entry,
+    ipv4s,
     markers,
     qname,
     stringify,
@@ -148,16 +149,6 @@ def image_source(image):
     if remote == "images":
         source.update(server="https://images.linuxcontainers.org", protocol="simplestreams")
     return source
-
-
-def ipv4s(inst):
-    out = []
-    for name, net in ((inst.get("state") or {}).get("network") or {}).items():
-        if name == "lo":
-            continue
-        out += [a["address"] for a in net.get("addresses") or []
-                if a.get("family") == "inet" and a.get("scope") == "global"]
-    return sorted(out)
 
 
 def needs_new_lease(current, wanted):
