@@ -101,13 +101,20 @@ def end_marker(token):
     return re.compile(rf"\n?{END} {token} (\d+)\n?$")
 
 
-def wrap(cmd, token):
+def wrap(cmd, token, size=None):
     """``cmd`` keeping its answer in ANSWERS/token (earlier answers are cleared first:
     Ansible runs one command at a time per host), printed back with an end marker that
-    carries the exit code."""
+    carries the exit code. With SIZE (the bytes of its standard input, a pipelined
+    module), the input is kept first and the command runs only when all of it arrived:
+    an exec cut short would otherwise run a truncated (or empty, exit 0) program. A cut
+    input leaves no folder, so reread() says the command never started."""
     d = shlex.quote(f"{ANSWERS}/{token}")
+    given = "" if size is None else (
+        f"cat >{d}/in; if [ \"$(wc -c <{d}/in)\" -ne {int(size)} ]; then rm -rf {d}; exit 97; "
+        "fi; ")
+    stdin = "" if size is None else f" <{d}/in"
     return (f"rm -rf {shlex.quote(ANSWERS)}; if (umask 077 && mkdir -p {d}) 2>/dev/null; then "
-            f"( {cmd} ) >{d}/out 2>{d}/err; rc=$?; echo \"$rc\" >{d}/rc; "
+            f"{given}( {cmd} ){stdin} >{d}/out 2>{d}/err; rc=$?; echo \"$rc\" >{d}/rc; "
             f"cat {d}/out; printf '\\n{END} {token} %s\\n' \"$rc\"; cat {d}/err >&2; "
             f"exit \"$rc\"; else {cmd}; fi")
 
@@ -151,7 +158,9 @@ class Connection(IncusConnection):
         self._display.vvv(f"EXEC {cmd}", host=self._instance())
         for _attempt in range(2):
             token = uuid.uuid4().hex[:16]
-            rc, out, err = self._run(wrap(cmd, token), in_data)
+            size = None if in_data is None else len(to_bytes(in_data, errors="surrogate_or_strict",
+                                                              nonstring="passthru"))
+            rc, out, err = self._run(wrap(cmd, token, size), in_data)
             answer = self._answer(token, out, err)
             if answer is not None:
                 return answer

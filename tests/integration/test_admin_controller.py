@@ -7,6 +7,11 @@ a machine in another domain, twice (the second changes nothing), `make snapshot`
 restore` act on that domain, and the rules it renders (the host's kernel untouched) are
 the host's byte for byte; `make nftables-deploy FROM=admin` on the host loads them and
 the isolation matrix holds. After `incus restart`, `make plan` works with no manual step.
+
+Own lab: it needs an admin machine holding its own copy of the tree (make admin-tree) that runs
+make apply itself; the tests add t20-per-new from inside, restore a snapshot of t20per, delete
+and reload the table anklumet20 and restart the admin machine, which no other module's lab
+provides or would survive.
 """
 
 from __future__ import annotations

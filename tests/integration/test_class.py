@@ -6,6 +6,10 @@ an admin domain ``t18adm`` (teacher ``t18-teacher``) and ``domain_templates.t18s
 10.118.(10+N).10. Everything goes through the Makefile: apply, status, class-wide
 snapshot and restore (``DOMAIN=<template>`` / ``DOMAIN=<pattern>``), a lower count, prune
 and a class-wide destroy. The tests share the lab and run in file order.
+
+Own lab: it needs a domain template (t18s, count 6) beside an admin domain, and its tests lower
+the count to four, prune two student domains and destroy the class, which no other module's lab
+has or would survive.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ target is reported with the `incus move` that fixes it, never moved; and with t1
 the plan ends within a bounded time with one line naming the member, first while the
 heartbeat still reads it ONLINE (a request to it fails), then once the cluster marks it
 OFFLINE. The fixture always removes both daemons and the client configuration.
+
+Own lab: it needs a cluster, two incusd of its own in network namespaces (t16c1, t16c2) with
+per-member targets and rules, and it stops member t16c2; the host's daemon, where every other
+lab lives, is not clustered.
 """
 
 from __future__ import annotations

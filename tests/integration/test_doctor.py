@@ -19,6 +19,11 @@ Everything here is the lab's own, so the host and the other tests are never touc
   (never trusted).
 
 "Healthy" is: every check ok, the plan of the applied tree at 0 to create, change, remove.
+
+Own lab: doctor must first find the applied lab healthy (plan at 0, its table loaded, its own
+lxcfs and image alias), then the tests kill that lxcfs, delete the table inet anklume_t27doc and
+the alias t27doc/img and let FIX=1 repair and rebuild them; another module's lab has none of
+these and would not survive their breaking.
 """
 
 from __future__ import annotations

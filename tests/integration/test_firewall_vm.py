@@ -17,6 +17,10 @@ bounded pings and nc between the lab's own containers:
 - switching back to firewall_mode host restores the host path and the Phase 8 matrix.
 
 Tests run in file order, each from the state the previous one left.
+
+Own lab: it needs firewall_mode vm (sys-firewall routing between t12adm, t12per and t12pro, its
+watchdog running); its tests stop the firewall and finally switch the lab to firewall_mode host
+with PRUNE=1, which a lab in host mode neither provides nor would survive.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 This is the foundation every other integration test stands on: the local
 image boots, gets an address from an Incus bridge, and Ansible reaches it
 through the ``community.general.incus`` connection (never SSH).
+
+Own lab: none (no AnKLuMe tree: one bare container t2f-probe on its own bridge net-t2f, launched
+with plain incus, proves the image and the incus connection that every lab is built on, so it
+cannot borrow a lab built with them).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ its FUSE mount behind; every access to it then fails with "Transport
 endpoint is not connected", and so did `make host` (in `mkdir -p`).
 This test makes a real stale mount in a directory it owns, never the
 host's own /var/lib/incus-lxcfs, and runs the script that host.sh uses.
+
+Own lab: none (no instance: a function fixture starts a second lxcfs on /tmp/anklume-test-lxcfs
+with scripts/start-lxcfs.sh, and the test kills it and checks that the host's
+/var/lib/incus-lxcfs stays live).
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ variables that follow docs/generated-vars.md into its own table
 connections between the lab's containers. Tests run in file order: the incusd
 restart, which briefly takes the daemon away (the shared one on the host, the runner's
 own inside `make test-sandboxed`), runs last.
+
+Own lab: it has no AnKLuMe tree: bridges net-t6* and containers t6-* are made with plain incus
+and the nftables role runs with hand-built variables into inet anklume_t6; its tests turn
+isolation off, flush and delete that table, re-create a bridge and restart incusd, which no
+other module's lab would survive.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ plugins. The containers have no internet, as the roles expect:
 Open WebUI (domain t11web) must list the stand-in's model through its own API, which it can
 only reach through the declared network policy; the reverse direction stays blocked. Open
 WebUI finds Ollama's address by itself (the machine with the ollama_server role).
+
+Own lab: it is the only lab that provisions the ollama_server and open_webui roles (an Ollama
+stand-in archive, the Open WebUI wheelhouse) with a policy from t11web to t11ai, and its tests
+read the output of its own first and second apply and of apply-llm.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ demand, a wrapper around the real `incus` client, first on PATH, lets the first 
 away: the very failure mode, deterministic. The upstream connection then fails on the
 empty answer; anklume_incus reads the answer back from the instance, and the command,
 which appends a line to a file, has run exactly once.
+
+Own lab: none (one plain container t17-lost in the default project, launched with incus; the
+tests run ansible-playbook directly through a lossy incus shim and need no AnKLuMe tree).
 """
 
 from __future__ import annotations
@@ -28,6 +31,17 @@ if [ "$3" = exec ] && [[ "$*" == *python3* ]] && [ ! -e {state} ]; then
   touch {state}
   {real} "$@" >/dev/null
   exit 0
+fi
+exec {real} "$@"
+"""
+# Cut the input of the first module run: the exec fails (255, nothing printed) after the
+# instance got none of the pipelined module, as a failing `incus exec` under load can.
+CUT = """#!/bin/bash
+if [ "$3" = exec ] && [[ "$*" == *python3* ]] && [ ! -e {state} ]; then
+  touch {state}
+  cat >/dev/null
+  {real} "$@" </dev/null >/dev/null 2>&1
+  exit 255
 fi
 exec {real} "$@"
 """
@@ -62,13 +76,14 @@ def container(incus: str) -> Iterator[str]:
         delete()
 
 
-def play(tmp: Path, connection: str, project: str = "default") -> tuple[int, str]:
+def play(tmp: Path, connection: str, project: str = "default",
+         shim_text: str = SHIM) -> tuple[int, str]:
     """Run PLAY through the lossy `incus`; return rc and output."""
     real = shutil.which("incus")
     assert real
     (tmp / "bin").mkdir(exist_ok=True)
     shim = tmp / "bin" / "incus"
-    shim.write_text(SHIM.format(state=tmp / "dropped", real=real))
+    shim.write_text(shim_text.format(state=tmp / "dropped", real=real))
     shim.chmod(0o755)
     (tmp / "dropped").unlink(missing_ok=True)
     (tmp / "play.yml").write_text(PLAY)
@@ -115,3 +130,19 @@ def test_anklume_incus_names_a_missing_project_and_the_fix(container: str, tmp_p
             "`make apply`, or `make sync` if infra.yml no longer declares it") in " ".join(
                 out.split())
     assert "deserialization" not in out
+
+
+def test_a_module_whose_input_was_cut_is_run_again_whole_and_once(
+        container: str, tmp_path: Path) -> None:
+    """The instance got none of the pipelined module: nothing ran, so the connection starts
+    it once more (before the fix, python3 ran an empty program and Ansible failed with
+    "Module result deserialization failed")."""
+    run(["incus", "exec", NAME, "--", "rm", "-f", RUNS])
+    rc, out = play(tmp_path, "anklume.incus.anklume_incus", shim_text=CUT)
+    assert rc == 0, out
+    assert (tmp_path / "dropped").exists()
+    assert f"{NAME}: incus exec lost the answer (exit 255, 0 bytes)" in out
+    assert "starting it once more" in out
+    assert "lines=1" in out
+    assert lines() == 1
+

@@ -4,6 +4,9 @@ One case per role with a ``molecule/default/`` folder, found by glob: each scena
 its own objects (names ``t8*``, subnets 10.170.x.0/24, owner ``t8mol``), applies the role,
 applies it again (0 changed), checks the real Incus state and deletes what it made. See
 docs/testing.md.
+
+Own lab: none (no fixture: each role's Molecule scenario creates its own t8* objects, owner
+t8mol, and deletes them).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ on a slow one is gone ("Operation not found") although its work was done. Here t
 operations are `exec` runs of `sleep N` in one small container (``t19-ops``, default
 project, no network), each leaving a marker file, so their lengths and their true
 outcome are known.
+
+Own lab: none (one plain container t19-ops in the default project, no network; the tests call
+incus_client's operations API directly and need only a container to exec sleep in).
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ bridge has ipv4.nat=false and a second apply changes nothing.
 The labs skip the nftables tag (the host table is another test's business) and, should it run
 anyway, point it at a table and file of their own (``inet anklumet7``), never ``anklume``.
 Tests run in file order, each from the state the previous one left.
+
+Own lab: it needs two trees (owners t7own and t7other) declaring the same domains, one with nat:
+false; its tests drift a bridge, hand a bridge to the other owner, adopt an unmarked bridge and
+end with destroy FORCE=1, which no other module's lab has or would survive.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ A throw-away AnKLuMe tree (owner ``t5prov``, domain ``t5a``, 10.120.1.0/24) link
 repository's Makefile, site.yml, roles and plugins, so that ``make apply`` there is the real
 path, on the lab's own objects only. The containers have no internet: everything the roles
 install is in the image or comes from the host (wheelhouse, collection tarball, incus client).
+
+Own lab: its tests read the output of the lab's own cold and second apply of base_system and
+admin_bootstrap (timezone Europe/Paris), then drift files inside both machines, restart the
+admin machine and run FULL=1; no other lab provisions these roles or would take that drift.
 """
 
 from __future__ import annotations

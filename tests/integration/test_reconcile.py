@@ -3,6 +3,10 @@ orphans, an interrupted apply, destroy and the admin socket.
 
 The tests share one lab (owner t4test, domains t4a..t4e, 10.140.x) and run in file order:
 each starts from the state the previous one left, which keeps the suite to a few minutes.
+
+Own lab: its first test plans from nothing (12 to create) and applies; the others delete
+instances, kill an apply midway, add then prune domain t4e and end with destroy FORCE=1, so the
+lab cannot be one another module reads.
 """
 
 from __future__ import annotations

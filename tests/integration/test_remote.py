@@ -12,6 +12,10 @@ missing, a ping crosses domains, scripts/deploy-nftables.sh run in the namespace
 and records their sha256 on that Incus server; then the ping is dropped and the plan says
 nothing about rules, until infra.yml changes (stale). The controller's kernel never gets
 the table. Every object lives in the daemon, which the fixture always removes.
+
+Own lab: it needs a second incusd in a network namespace (t16r), trusted through its own client
+configuration (INCUS_CONF); the rules are loaded in that daemon's kernel and the tests restore
+and destroy there, and the host's daemon, where the other labs live, is no remote.
 """
 
 from __future__ import annotations

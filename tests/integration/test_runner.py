@@ -10,6 +10,10 @@ Leftovers of an interrupted run are removed at the start and the end. Everything
 from a frozen copy of the working tree (the archive the runner gets, the repository's
 .venv linked in): other people editing the repository meanwhile do not change what the
 runner holds, so the second create must change nothing.
+
+Own lab: the Incus-in-Incus runner t13-runner (project t13run) is what is tested: make
+test-runner-create builds it from a frozen tree and make test-runner-destroy must leave nothing
+behind, so no lab of another module can stand in for it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ found") although Incus had done the work.
 
 The tests share the lab and run in file order. Nothing here is timed: ``make bench``
 measures (scripts/bench_scale.py).
+
+Own lab: the lost-operation failure needs thirty containers in six domains, more than any other
+lab, and the tests snapshot, restore and finally destroy all thirty with FORCE=1.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ command touches nothing, and two runs on one Incus take turns (ADR-071).
 One lab (owner t27scope, t27s* and the template t27c, 10.127.x.0/24, table anklumet27s) is
 applied once for the module; each test reads Incus before and after and leaves the lab
 whole again. Names and subnets: docs/testing.md.
+
+Own lab: it needs plain domains and a domain template (t27c) side by side to test DOMAIN=, I=
+and LIMIT=; its tests destroy and re-create parts of it, snapshot and restore them, and run two
+applies at once and kill one, which would change any lab another module reads.
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
 """The lock of a remote or cluster (anklume/ops/lock.py, server backend): a network ACL on
 the Incus server, created to take the lock. Driven here against this host's real daemon
 with the server backend forced, under an owner of its own (t27srvlock): the same API calls a
-remote answers. Holders are real processes."""
+remote answers. Holders are real processes.
+
+Own lab: none (no instance or tree: a function fixture deletes the network ACL of owner
+t27srvlock on the host's daemon before and after each test, and the lock holders are local
+processes).
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,11 @@ A throw-away AnKLuMe tree (owner ``t5snap``, domains ``t5b`` and ``t5c``, 10.120
 links the repository's Makefile, playbooks, roles and plugins; ``make apply TAGS=infra``
 creates the instances, then every check goes through ``make snapshot``, ``make restore``,
 ``make snapshot-delete`` and ``make snapshot-list`` in that tree.
+
+Own lab: it needs snapshots_schedule and snapshots_expiry declared on a domain and on one
+machine (t5b) and a second domain (t5c) that must stay untouched; its tests restore,
+force-replace and delete snapshots and assert exact snapshot names and changed counts, which
+another module's snapshots or restores would upset.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ A lab tree (owner ``t15spoof``, domains ``t15a`` and ``t15b``, 10.115.x.0/24, nf
 (the attacker), ``t15-dhcp`` (no static address) and ``t15-gw`` (``allow_spoofing: true``,
 the control: a routing machine whose forged packets do get through). Every packet is bounded
 and aimed only at the lab's own containers and bridge gateways.
+
+Own lab: it needs a machine with allow_spoofing, one without a static address and a
+machine-level policy; its tests change a container's address and MAC from inside, turn a NIC
+filter off by hand and restart incusd, which no other module's lab would survive.
 """
 
 from __future__ import annotations

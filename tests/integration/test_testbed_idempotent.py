@@ -1,4 +1,8 @@
-"""`make host` and `make image` are idempotent: a run on a ready host changes nothing."""
+"""`make host` and `make image` are idempotent: a run on a ready host changes nothing.
+
+Own lab: none (no fixture or instance: it runs scripts/host.sh and scripts/build-image.sh on the
+ready host and reads the image alias).
+"""
 
 from __future__ import annotations
 

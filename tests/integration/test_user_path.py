@@ -7,6 +7,11 @@ description of their own that keeps one domain, removes a machine, moves another
 different domain, snapshots, stops an instance by hand and destroys. Every run must act on
 declared machines only, report the rest as orphans, and never end in a module
 deserialization error.
+
+Own lab: the sequence of infra.yml files is the test: the shipped one (owner t9user) applied,
+then replaced in the same tree by the user's own, edited (a machine removed, one moved), pruned,
+snapshotted, stopped and destroyed with FORCE=1; no other module's lab goes through it or would
+survive it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ tree that carries an ``examples/`` folder of its own (``t27vx``, ``t27vy``: owne
 ``t27vex``, 10.126.9.0/24, never applied). Every assertion reads Incus's state before and
 after: a verb touches exactly the instances it names, a refusal exits 2 in one line and
 touches nothing. The `make use` test comes last: its DESTROY=1 destroys the lab.
+
+Own lab: its tree carries an examples/ folder (t27vx, t27vy) that make use reads, its tests
+stop, restart, delete and re-create instances, and the last one, make use DESTROY=1, destroys
+the lab, so no other module could share it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ and one VM in domain t12v (10.154.0.0/24) must get, from `make plan` and from `m
 one line naming the VM, Incus's driver list and its own reason; the plan still shows the VM
 it would create; nothing is created. On a host whose Incus lists qemu the test is skipped
 (there the VM is created: docs/vm-support.md says how it was checked and what was not).
+
+Own lab: it declares a type vm machine (t12v-vm) on an Incus without qemu and asserts that no
+t12v object exists after the refused plan and apply, which only a lab of its own, never applied
+before, can show; the last test applies it as containers.
 """
 
 from __future__ import annotations
