@@ -26,12 +26,32 @@ else
 fi
 phase_done "test bed"
 
-.venv/bin/pytest --durations=20 "$@"
-rc=$?
-if [ "$rc" -eq 5 ]; then
-  echo "test: error: pytest collected no test" >&2
+# Arguments: one pytest run of what they name. None: the whole suite in three runs. The
+# unit tests and the integration modules that touch only their own lab run side by side
+# (pytest-xdist, one module per worker, each with its own names and subnets); the modules
+# marked host_wide (tests/conftest.py: they restart the daemon or lxcfs, rebuild the image,
+# compare the host's tables) run alone, first.
+rc=0
+run_pytest() {  # PHASE ARGS...: one pytest run, its status kept
+  local phase=$1 code
+  shift
+  echo "test: $phase"
+  .venv/bin/pytest --durations=20 "$@"
+  code=$?
+  if [ "$code" -eq 5 ]; then
+    echo "test: error: pytest collected no test ($phase)" >&2
+  fi
+  [ "$code" -eq 0 ] || rc=1
+  phase_done "$phase"
+}
+WORKERS=${TEST_WORKERS:-2}
+if [ "$#" -gt 0 ]; then
+  run_pytest "pytest" "$@"
+else
+  run_pytest "unit" -m unit -n "$WORKERS"
+  run_pytest "host-wide" -m "not unit and host_wide"
+  run_pytest "integration" -m "not unit and not host_wide" -n "$WORKERS" --dist loadfile
 fi
-phase_done "pytest"
 # The collection as users install it: build, install apart, run a module, ansible-test sanity.
 bash scripts/collection.sh || rc=1
 phase_done "collection"

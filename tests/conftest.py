@@ -45,10 +45,20 @@ def incus() -> str:
     return LOCAL_IMAGE
 
 
+# Modules that change or compare what every lab relies on: they restart incusd or lxcfs,
+# run scripts/host.sh, delete or rebuild the image, compare the host's projects and
+# tables, or share the namespace daemons' bridge (anklume-rl). `make test` runs them
+# alone, then the other integration modules side by side (scripts/test.sh, docs/testing.md).
+HOST_WIDE = {"test_cluster", "test_doctor", "test_host_lxcfs", "test_isolation", "test_remote",
+             "test_runner", "test_spoofing", "test_testbed_idempotent"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/integration needs the daemon: mark and wire it."""
     for item in items:
         if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.incus)
+            if Path(str(item.fspath)).stem in HOST_WIDE:
+                item.add_marker(pytest.mark.host_wide)
             if "incus" not in getattr(item, "fixturenames", []):
                 item.fixturenames.append("incus")  # type: ignore[attr-defined]
