@@ -1,6 +1,6 @@
 """The admin machine as the controller (ADR-062), on the real daemon.
 
-A lab (domains ``t20*``, owner ``t20ctl``, 10.127.x.0/24, nft table ``anklumet20``) is
+A lab (domains ``t20*``, owner ``t20ctl``, 10.128.x.0/24, nft table ``anklumet20``) is
 brought up from the host like the shipped infra.yml. Then, as a user would: `make
 admin-tree` copies the tree into the lab's admin machine, and inside it `make apply` adds
 a machine in another domain, twice (the second changes nothing), `make snapshot` and `make
@@ -27,7 +27,7 @@ import yaml
 from tests.incus_helpers import REPO, lab_make, lab_tree, recap, run, shipped_as_lab
 from tests.integration.reconcile_lab import cleanup
 
-PREFIX, OWNER, NFT_TABLE, BASE = "t20", "t20ctl", "anklumet20", "10.127"
+PREFIX, OWNER, NFT_TABLE, BASE = "t20", "t20ctl", "anklumet20", "10.128"
 ADM, ADM_PROJECT = "t20-adm-ansible", "t20adm"
 PER, PRO, NEW = "t20-per-desktop", "t20-pro-dev", "t20-per-new"
 TREE = "/root/anklume"

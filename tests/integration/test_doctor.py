@@ -3,7 +3,7 @@ purpose, reported with the command that fixes it, and repaired by FIX=1 where th
 
 Everything here is the lab's own, so the host and the other tests are never touched:
 
-- owner, project, bridge and container ``t27doc*`` (10.127.0.0/24);
+- owner, project, bridge and container ``t27doc*`` (10.129.0.0/24);
 - the image alias ``t27doc/img``, a second alias of anklume/debian-12's image: the test
   deletes and re-creates that alias only, never the image;
 - the nftables table ``inet anklume_t27doc`` (``incus_nftables_table`` beside the managed
@@ -59,11 +59,11 @@ NAMES = [name for name, _ in CHECKS]
 def infra(remote: str = "local", image: str = ALIAS) -> dict[str, object]:
     return {
         "project_name": PREFIX if remote == "local" else f"{PREFIX}r",
-        "global": {"base_subnet": "10.127", "default_os_image": image,
+        "global": {"base_subnet": "10.129", "default_os_image": image,
                    "incus_remote": remote, "admin_domain": f"{PREFIX}a"},
         "domains": {f"{PREFIX}a": {
             "description": "doctor lab", "subnet_id": 0, "ephemeral": True,
-            "machines": {f"{PREFIX}-a": {"type": "lxc", "ip": "10.127.0.10"}}}},
+            "machines": {f"{PREFIX}-a": {"type": "lxc", "ip": "10.129.0.10"}}}},
     }
 
 

@@ -1,6 +1,6 @@
 """Snapshots through the Makefile (Phase 4) on real Incus instances.
 
-A throw-away AnKLuMe tree (owner ``t5snap``, domains ``t5b`` and ``t5c``, 10.120.2-3.0/24)
+A throw-away AnKLuMe tree (owner ``t5snap``, domains ``t5b`` and ``t5c``, 10.121.2-3.0/24)
 links the repository's Makefile, playbooks, roles and plugins; ``make apply TAGS=infra``
 creates the instances, then every check goes through ``make snapshot``, ``make restore``,
 ``make snapshot-delete`` and ``make snapshot-list`` in that tree.
@@ -34,7 +34,7 @@ NFT_TABLE = "anklumet5s"
 INFRA = {
     "project_name": OWNER,
     "global": {
-        "base_subnet": "10.120",
+        "base_subnet": "10.121",
         "default_os_image": "anklume/debian-12",
         "admin_domain": "",
     },
@@ -46,10 +46,10 @@ INFRA = {
             "snapshots_schedule": "0 3 * * *",
             "snapshots_expiry": "2w",
             "machines": {
-                B1: {"type": "lxc", "ip": "10.120.2.10"},
+                B1: {"type": "lxc", "ip": "10.121.2.10"},
                 B2: {
                     "type": "lxc",
-                    "ip": "10.120.2.11",
+                    "ip": "10.121.2.11",
                     "snapshots_schedule": "@daily",
                     "snapshots_expiry": "3d",
                 },
@@ -59,7 +59,7 @@ INFRA = {
             "description": "snapshot test, other domain",
             "subnet_id": 3,
             "ephemeral": True,
-            "machines": {C1: {"type": "lxc", "ip": "10.120.3.10"}},
+            "machines": {C1: {"type": "lxc", "ip": "10.121.3.10"}},
         },
     },
 }
