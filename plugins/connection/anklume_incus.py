@@ -158,8 +158,8 @@ class Connection(IncusConnection):
         self._display.vvv(f"EXEC {cmd}", host=self._instance())
         for _attempt in range(2):
             token = uuid.uuid4().hex[:16]
-            size = None if in_data is None else len(to_bytes(in_data, errors="surrogate_or_strict",
-                                                              nonstring="passthru"))
+            data = to_bytes(in_data, errors="surrogate_or_strict", nonstring="passthru")
+            size = None if in_data is None else len(data)
             rc, out, err = self._run(wrap(cmd, token, size), in_data)
             answer = self._answer(token, out, err)
             if answer is not None:
