@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""What the modules that change things outside the object reconciler share."""
+"""What every module that changes Incus shares: its attributes and O(remote)."""
 
 from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """incus_snapshot, anklume_nftables (which says what its O(remote) is for)."""
+    """incus_snapshot, anklume_nftables (which says what its O(remote) is for) and, with
+    the reconcile fragment, the object modules."""
 
     DOCUMENTATION = r"""
 attributes:

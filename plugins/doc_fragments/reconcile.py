@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""The options and attributes every object module shares (ADR-056)."""
+"""The options every object module shares (ADR-056); its attributes and O(remote) come
+from the change fragment, named beside this one."""
 
 from __future__ import annotations
 
@@ -9,10 +10,6 @@ class ModuleDocFragment:
     objects and may override a description below (its own words win over the fragment's)."""
 
     DOCUMENTATION = r"""
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
-  platform: {platforms: posix}
 options:
   declared:
     description: Every object of the kind the whole infra declares; with O(report_orphans),
@@ -25,7 +22,6 @@ options:
     description: anklume project name written in C(user.anklume.owner).
     type: str
     default: ""
-  remote: {description: Incus remote., type: str, default: local}
   state:
     description: V(present) reconciles, V(absent) deletes the listed objects, V(pruned)
       deletes orphans.

@@ -27,6 +27,7 @@ description:
   - On a cluster, an instance with a O(instances[].target) is created on that member.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - anklume.incus.change
   - anklume.incus.reconcile
 options:
   instances:

@@ -27,6 +27,7 @@ description:
     interrupted run is finished. Updates and deletes are cluster-wide.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - anklume.incus.change
   - anklume.incus.reconcile
 options:
   networks:

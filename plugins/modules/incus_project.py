@@ -20,6 +20,7 @@ description:
   - Every result carries a RV(plan) list (ADR-056).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - anklume.incus.change
   - anklume.incus.reconcile
 options:
   projects:
