@@ -43,11 +43,9 @@ run_pytest() {  # PHASE ARGS...: one pytest run, its status kept
   [ "$code" -eq 0 ] || rc=1
   phase_done "$phase"
 }
-# TEST_WORKERS=2 runs the other integration modules side by side (31 min 39 s against
-# 45 min 40 s here), but Incus 6.0.4's `network create` can fail while another lab deletes
-# its containers ("Failed to delete bridge children interfaces ... does not exist"): one
-# at a time by default (ADR-073).
-WORKERS=${TEST_WORKERS:-1}
+# The other integration modules run side by side, a whole module per worker (ADR-073):
+# TEST_WORKERS=1 runs them one after the other.
+WORKERS=${TEST_WORKERS:-2}
 side_by_side=()
 if [ "$WORKERS" -gt 1 ]; then
   side_by_side=(-n "$WORKERS" --dist loadfile)

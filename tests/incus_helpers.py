@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,22 @@ def incus_available() -> str | None:
     if proc.returncode != 0:
         return f"the Incus daemon does not answer: {proc.stderr.strip()} (run: make host)"
     return None
+
+
+def create_network(name: str, *config: str, tries: int = 5) -> None:
+    """``incus network create NAME CONFIG...``, again while Incus trips on another lab's
+    vanishing veth (the race incus_network retries too, ADR-073)."""
+    for attempt in range(1, tries + 1):
+        proc = subprocess.run(["incus", "network", "create", name, *config],
+                              capture_output=True, text=True, timeout=120, check=False)
+        if proc.returncode == 0:
+            return
+        race = "bridge children interfaces" in proc.stderr or "does not exist" in proc.stderr
+        if not race or attempt == tries:
+            raise AssertionError(f"incus network create {name} failed: {proc.stderr.strip()}")
+        time.sleep(attempt)
+        subprocess.run(["incus", "network", "delete", name], capture_output=True,
+                       timeout=120, check=False)
 
 
 def image_exists(alias: str) -> bool:

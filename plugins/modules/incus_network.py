@@ -133,6 +133,10 @@ def subnet_clashes(wanted, current):
     return out
 
 
+# Incus's words when a bridge create or delete meets a veth that vanishes meanwhile
+# ("Failed to delete bridge children interfaces: ... Device "vethX" does not exist").
+VANISHING_VETH = ("bridge children interfaces", "does not exist")
+
 # The bridge keys Incus keeps per cluster member: given with each member's create only.
 MEMBER_KEYS = ("bridge.external_interfaces",)
 
@@ -217,16 +221,10 @@ class Networks(ObjectReconciler):
                                         "config": member_config})
         self.step = f"creating network {name}" + (" on the cluster" if members else "")
         data = {"name": name, "type": "bridge", "description": desc, "config": config}
-        try:
-            self.client.query("/1.0/networks", "POST", what=self.step, data=data)
-        except IncusError:
-            # A bridge re-created right after its previous self was deleted can trip on
-            # veths that are still vanishing: one retry (unless the create went through).
-            time.sleep(1)
-            now = self.client.networks().get(name)
-            if now is not None and not is_pending(now):
-                raise
-            self.client.query("/1.0/networks", "POST", what=self.step, data=data)
+        self.retry_vanishing_veths(
+            lambda: self.client.query("/1.0/networks", "POST", what=self.step, data=data),
+            done=lambda: name in self.client.networks()
+            and not is_pending(self.client.networks()[name]))
 
     def update(self, spec, cur):
         config, desc = self.wanted(spec)[:2]
@@ -236,19 +234,26 @@ class Networks(ObjectReconciler):
         used = list(cur.get("used_by") or [])
         return "still used by " + ", ".join(used) if used else ""
 
-    def delete(self, key, cur, tries=5):
-        """Right after its instances went, Incus can trip on one of their veths that is
-        still vanishing ("Failed to delete bridge children interfaces"): wait and try
-        again, a few times; a bridge already gone is deleted."""
+    def delete(self, key, cur):
+        self.retry_vanishing_veths(
+            lambda: self.client.query(f"/1.0/networks/{qname(key)}", "DELETE", what=self.step),
+            done=lambda: key not in self.client.networks())
+
+    @staticmethod
+    def retry_vanishing_veths(call, done, tries=5):
+        """Run ``call``, again while Incus trips on a veth that another instance's deletion
+        is removing ("Failed to delete bridge children interfaces ... does not exist": a
+        bridge created or deleted while any container goes, ADR-073), a few times with a
+        growing wait; stop as soon as ``done()`` says the change went through."""
         for attempt in range(1, tries + 1):
             try:
-                self.client.query(f"/1.0/networks/{qname(key)}", "DELETE", what=self.step)
+                call()
                 return
             except IncusError as exc:
-                if "children interfaces" not in str(exc) or attempt == tries:
+                if not any(words in str(exc) for words in VANISHING_VETH) or attempt == tries:
                     raise
             time.sleep(attempt)
-            if key not in self.client.networks():
+            if done():
                 return
 
 

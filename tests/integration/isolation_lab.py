@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.incus_helpers import create_network
+
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "anklume_t6"
 PREFIX = "t6-"
@@ -104,7 +106,7 @@ def cleanup() -> None:
 
 
 def create_bridge(name: str, subnet_id: int) -> None:
-    run("incus", "network", "create", *bridge_args(name, subnet_id))
+    create_network(*bridge_args(name, subnet_id))
 
 
 def build(image: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.incus_helpers import ansible_env, delete_by_prefix, query, run
+from tests.incus_helpers import ansible_env, create_network, delete_by_prefix, query, run
 
 PREFIX = "t2f"
 BRIDGE = "net-t2f"
@@ -37,7 +37,7 @@ def _address(name: str) -> str | None:
 @pytest.fixture(scope="module")
 def probe(incus: str) -> Iterator[str]:
     delete_by_prefix(PREFIX)
-    run(["incus", "network", "create", BRIDGE, f"ipv4.address={GATEWAY}/24", "ipv6.address=none"])
+    create_network(BRIDGE, f"ipv4.address={GATEWAY}/24", "ipv6.address=none")
     try:
         run(["incus", "launch", incus, NAME, "--network", BRIDGE, "--quiet"])
         deadline = time.monotonic() + 60

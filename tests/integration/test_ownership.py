@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.incus_helpers import lab_make, lab_tree, recap
+from tests.incus_helpers import create_network, lab_make, lab_tree, recap
 from tests.integration.reconcile_lab import (
     all_instances,
     cleanup,
@@ -175,8 +175,7 @@ def test_unmarked_declared_bridge_stops_the_run_until_adopted(
         labs: tuple[OwnLab, OwnLab]) -> None:
     a, _ = labs
     net = f"net-{PREFIX}c"
-    incus("network", "create", net, f"ipv4.address={BASE}.2.254/24", "ipv6.address=none",
-          "ipv4.nat=true")
+    create_network(net, f"ipv4.address={BASE}.2.254/24", "ipv6.address=none", "ipv4.nat=true")
     a.domains[f"{PREFIX}c"] = {"subnet_id": 2, "ephemeral": True}
     a.write()
     before = snapshot()

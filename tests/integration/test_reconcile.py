@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.incus_helpers import recap
+from tests.incus_helpers import create_network, recap
 from tests.integration.reconcile_lab import (
     BASE,
     PREFIX,
@@ -166,8 +166,7 @@ def test_orphans_reported_then_pruned(lab: Lab) -> None:
     del lab.domains[f"{PREFIX}e"]
     lab.write()
     # Someone else's bridge in our naming scheme, without our marker: never an orphan.
-    incus("network", "create", f"net-{PREFIX}z", f"ipv4.address={BASE}.9.254/24",
-          "ipv6.address=none")
+    create_network(f"net-{PREFIX}z", f"ipv4.address={BASE}.9.254/24", "ipv6.address=none")
     plan = lab.make("plan")
     assert f"net-{PREFIX}z" not in plan, plan
     assert f"? instance {PREFIX}e-tmp" in plan and f"? network net-{PREFIX}e" in plan, plan
