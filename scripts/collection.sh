@@ -87,7 +87,15 @@ run_module() {
   (cd "$work" && "$bin/ansible" localhost -o --check -m anklume.incus.incus_network \
     -a '{"networks": [], "report_orphans": true, "owner": "anklume"}') | tee "$work/module.out"
   grep -q 'SUCCESS' "$work/module.out" || return 1
-  echo "anklume.incus.incus_network ran from $work/collections (check mode, no change)"
+  # The same module packed by AnsiballZ and run by the system python3, as for any connection
+  # but local (a chroot into / needs root): its module_utils imports must travel with it.
+  if [ "$(id -u)" -eq 0 ]; then
+    (cd "$work" && "$bin/ansible" all -i /, -c community.general.chroot -o --check \
+      -e ansible_python_interpreter=/usr/bin/python3 -m anklume.incus.incus_network \
+      -a '{"networks": [], "report_orphans": true, "owner": "anklume"}') | tee "$work/ansiballz.out"
+    grep -q 'SUCCESS' "$work/ansiballz.out" || return 1
+  fi
+  echo "anklume.incus.incus_network ran from $work/collections (in process and AnsiballZ, check mode)"
 }
 
 # ansible-test runs from the installed collection's root. Its dependency community.general

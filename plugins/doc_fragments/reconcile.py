@@ -10,6 +10,14 @@ class ModuleDocFragment:
     objects and may override a description below (its own words win over the fragment's)."""
 
     DOCUMENTATION = r"""
+notes:
+  - Objects without the C(user.anklume.managed) marker are never modified or deleted; a
+    declared one is left alone and reported as V(foreign).
+  - A declared object that carries the marker with another O(owner) (another anklume
+    project) fails the task before anything is written (ADR-021).
+  - Every result carries a RV(plan) list (ADR-056), one entry per object acted on or
+    reported, C({kind, name, action}) plus C(project) (objects in a project), C(keys) (what
+    a change touches) and C(reason) (a conflict's one line).
 options:
   declared:
     description: Every object of the kind the whole infra declares; with O(report_orphans),

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
     IncusClient,
     IncusError,
@@ -38,6 +39,15 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
 
 # The options that doc fragments document (plugins/doc_fragments/), said once here too.
 REMOTE_OPTION: dict[str, dict[str, Any]] = {"remote": {"type": "str", "default": "local"}}
+# The declared instances in scope, as the read-only checks take them (incus_cluster,
+# incus_vm_support, incus_gpu): each reads the keys it needs (doc fragment anklume.incus.scope).
+SCOPE_OPTION: dict[str, dict[str, Any]] = {"instances": {
+    "type": "list", "elements": "dict", "default": [], "options": {
+        "name": {"type": "str", "required": True},
+        "project": {"type": "str", "default": "default"},
+        "type": {"type": "str", "default": "lxc"},
+        "target": {"type": "str", "default": ""},
+    }}}
 RECONCILE_OPTIONS: dict[str, dict[str, Any]] = {
     "declared": {"type": "list", "elements": "str", "default": []},
     "report_orphans": {"type": "bool", "default": False},
@@ -336,17 +346,28 @@ class ProjectObjectReconciler(ObjectReconciler):
         return key[0]
 
 
-def run_module(module: Module, reconciler_class: type[ObjectReconciler], name: str,
-               client: Any = None) -> None:
+def ansible_module(module: Module | None, spec: dict[str, Any]) -> Module:
+    """The module a main() works with. Every main() is ``main(module=None, client=None)``:
+    the anklume action plugin passes its in-process stand-in for AnsibleModule (ADR-013),
+    unit tests a client standing in for the remote's IncusClient; run by Ansible as a
+    plain module, main() gets neither and builds AnsibleModule from the module's spec."""
+    if module is not None:
+        return module
+    return AnsibleModule(argument_spec=spec, supports_check_mode=True)
+
+
+def run_module(spec: dict[str, Any], reconciler_class: type[ObjectReconciler], name: str,
+               module: Module | None = None, client: Any = None) -> None:
     """main() of an object module: reconcile, then exit in the result vocabulary."""
-    rec = reconciler_class(module, name, client)
+    rec = reconciler_class(ansible_module(module, spec), name, client)
     rec.run(rec.reconcile)
 
 
-def run_check(module: Module, name: str, check: Callable[[Module, Any], dict[str, Any]],
-              client: Any = None) -> None:
+def run_check(spec: dict[str, Any], name: str, check: Callable[[Module, Any], dict[str, Any]],
+              module: Module | None = None, client: Any = None) -> None:
     """main() of a read-only check (incus_gpu, incus_ready): ``check(module, client)`` is
     the result; an Incus error fails the task with one line naming the module."""
+    module = ansible_module(module, spec)
     client = client or IncusClient(module.params["remote"])
     try:
         result = check(module, client)

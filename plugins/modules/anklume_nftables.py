@@ -76,12 +76,8 @@ import os
 import subprocess
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    IncusClient,
-    IncusError,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import REMOTE_OPTION
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 ARGUMENT_SPEC = dict(
     content=dict(type="str", required=True),
@@ -90,7 +86,7 @@ ARGUMENT_SPEC = dict(
     load=dict(type="bool", default=True),
     nft=dict(type="path", default="/usr/sbin/nft"),
     host_step=dict(type="str", default=""),
-    **REMOTE_OPTION,
+    **reconcile.REMOTE_OPTION,
 )
 
 
@@ -228,9 +224,7 @@ def write(path, text, mode=0o644):
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
     text, path, nft, table = p["content"], p["path"], p["nft"], p["table"]
     old = read(path)
@@ -241,8 +235,8 @@ def main(module=None, client=None):
     if not p["load"] and remote != "local":
         # A remote host (ADR-069): its kernel is out of reach; its record says what it holds.
         try:
-            found = records(client or IncusClient(remote=remote, timeout=60), remote, table)
-        except IncusError as exc:
+            found = records(client or incus.IncusClient(remote=remote, timeout=60), remote, table)
+        except incus.IncusError as exc:
             module.fail_json(msg=str(exc), **result)
         result["remote_state"] = overall_state(found, sha)
         if result["remote_state"] != "current":

@@ -26,16 +26,9 @@ description:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - anklume.incus.check
+  - anklume.incus.scope
 options:
-  instances:
-    description: The declared instances in scope with the member each is pinned to.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name: {description: Instance name., type: str, required: true}
-      project: {description: Incus project., type: str, default: default}
-      target: {description: "Cluster member, V('') for any.", type: str, default: ""}
+  instances: {description: "The declared instances in scope, with the member each is pinned to."}
   probe_timeout:
     description: Seconds each request of the check may take (the probe of a member included).
     type: int
@@ -75,13 +68,8 @@ incus_calls: {description: Incus REST calls made., type: int, returned: always}
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    IncusClient,
-    IncusError,
-    plan_entry,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import REMOTE_OPTION
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 ONLINE = "Online"
 
@@ -171,7 +159,7 @@ def check(client, instances, remote, probe_timeout):
             try:
                 client.get("/1.0", params={"target": member},
                            what=f"asking member {member}")
-            except IncusError as exc:
+            except incus.IncusError as exc:
                 return str(exc).split(": ", 1)[-1] if "timed out" not in str(exc) else \
                     f"no answer within {probe_timeout}s"
             return None
@@ -183,33 +171,27 @@ def check(client, instances, remote, probe_timeout):
                                 f"{(info.get('status') or 'unknown').upper()}: it holds none "
                                 "of the declared machines, but a bridge created now would miss it")
     for line in result["problems"]:
-        entry = plan_entry("cluster", remote, "info")
+        entry = incus.plan_entry("cluster", remote, "info")
         entry["reason"] = line
         result["plan"].append(entry)
     return result, warnings
 
 
 ARGUMENT_SPEC = dict(
-    instances=dict(type="list", elements="dict", default=[], options=dict(
-        name=dict(type="str", required=True),
-        project=dict(type="str", default="default"),
-        target=dict(type="str", default=""),
-    )),
+    **reconcile.SCOPE_OPTION,
     probe_timeout=dict(type="int", default=10),
     fail=dict(type="bool", default=True),
-    **REMOTE_OPTION,
+    **reconcile.REMOTE_OPTION,
 )
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
-    client = client or IncusClient(p["remote"], timeout=p["probe_timeout"])
+    client = client or incus.IncusClient(p["remote"], timeout=p["probe_timeout"])
     try:
         result, warnings = check(client, p["instances"], p["remote"], p["probe_timeout"])
-    except IncusError as exc:
+    except incus.IncusError as exc:
         module.fail_json(msg=f"incus_cluster: {exc}", incus_calls=client.calls)
     for line in warnings:
         module.warn(line)

@@ -26,16 +26,9 @@ description:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - anklume.incus.check
+  - anklume.incus.scope
 options:
-  machines:
-    description: The instances in scope that ask for a GPU.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name: {description: Instance name., type: str, required: true}
-      project: {description: Incus project., type: str, required: true}
-      type: {description: V(lxc) or V(vm)., type: str, default: lxc}
+  instances: {description: The instances in scope that ask for a GPU.}
   declared: {description: "Every instance infra.yml declares, as C(project/name).", type: list, elements: str, default: []}
   policy: {description: "C(global.gpu_policy).", type: str, choices: [exclusive, shared], default: exclusive}
   userspace: {description: How a container gets the driver's user space., type: str, choices: [auto, runtime, mount, none], default: auto}
@@ -47,7 +40,7 @@ author: AnKLuMe contributors (!UNKNOWN)
 EXAMPLES = r"""
 - name: Check the GPU before any change
   anklume.incus.incus_gpu:
-    machines: [{name: ai-llm, project: ai, type: lxc}]
+    instances: [{name: ai-llm, project: ai, type: lxc}]
     declared: [ai/ai-llm]
   register: gpu
 """
@@ -63,11 +56,7 @@ plan: {description: One C(info) entry naming the GPU and the user-space method.,
 import os
 import shutil
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
-    REMOTE_OPTION,
-    run_check,
-)
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 NVIDIA_VENDOR = "10de"
 
@@ -153,7 +142,7 @@ def describe(cards, method, driver_dir, machines):
 
 def check(module, client):
     p = module.params
-    machines = p["machines"]
+    machines = p["instances"]
     result = {"changed": False, "cards": [], "userspace": "", "driver_dir": p["driver_dir"],
               "holders": [], "plan": []}
     if not machines:
@@ -180,25 +169,18 @@ def check(module, client):
 
 
 ARGUMENT_SPEC = dict(
-    machines=dict(type="list", elements="dict", default=[], options=dict(
-        name=dict(type="str", required=True),
-        project=dict(type="str", required=True),
-        type=dict(type="str", default="lxc"),
-    )),
+    **reconcile.SCOPE_OPTION,
     declared=dict(type="list", elements="str", default=[]),
     policy=dict(type="str", choices=["exclusive", "shared"], default="exclusive"),
     userspace=dict(type="str", choices=["auto", "runtime", "mount", "none"], default="auto"),
     driver_dir=dict(type="str", default="/usr/local/nvidia"),
     incus_is_local=dict(type="bool", default=True),
-    **REMOTE_OPTION,
+    **reconcile.REMOTE_OPTION,
 )
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_check(module, "incus_gpu", check, client)
+    reconcile.run_check(ARGUMENT_SPEC, "incus_gpu", check, module, client)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,6 @@ description:
   - Managed instances of O(owner) that are no longer declared are orphans; O(state=pruned)
     deletes them except protected ones (C(security.protection.delete=true)).
   - O(state=absent) deletes the listed instances; protected ones are kept unless O(force).
-  - A declared instance that carries the anklume marker with another O(owner) fails the
-    task before anything is written (ADR-021); one without the marker is left alone.
-  - Every result carries a RV(plan) list (ADR-056).
   - On a cluster, an instance with a O(instances[].target) is created on that member.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -92,25 +89,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: One entry per instance created, changed, removed, kept, left alone or orphaned.
+  description: >-
+    One entry per instance (C(kind=instance)) created, changed, removed, kept, left alone or
+    orphaned (entry keys in the notes): C(action) is V(create), V(change), V(remove), V(keep)
+    (protected), V(foreign) (not ours), V(orphan), V(conflict) or V(info) (on another
+    cluster member than its target: not moved, C(reason) says so); C(keys) are C(config.*),
+    C(devices.*), C(profiles), C(description) or C(state).
   type: list
   elements: dict
   returned: always
-  contains:
-    kind: {description: V(instance)., type: str, returned: always}
-    name: {description: The instance., type: str, returned: always}
-    project: {description: Its project., type: str, returned: always}
-    action:
-      description: "V(create), V(change), V(remove), V(keep) (protected), V(foreign) (not ours), V(orphan), V(conflict)
-        or V(info) (on another cluster member than its target: not moved)."
-      type: str
-      returned: always
-    keys:
-      description: "What a change touches (C(config.*), C(devices.*), C(profiles), C(description), C(state))."
-      type: list
-      elements: str
-      returned: when action is change
-    reason: {description: "The one-line reason of a conflict or an info.", type: str, returned: when action is conflict or info}
   sample: [{kind: instance, name: pro-dev, project: pro, action: change, keys: [state]}]
 orphans: {description: "Managed instances no longer declared (C(project/name)).", type: list, elements: str, returned: always}
 addresses: {description: Instance name to the IPv4 addresses seen., type: dict, returned: always}
@@ -120,24 +107,8 @@ step: {description: What the module was doing when it failed., type: str, return
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    DEFAULT_PARALLEL,
-    IncusError,
-    Operation,
-    devices_changes,
-    diff_entry,
-    ipv4s,
-    markers,
-    qname,
-    stringify,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
-    RECONCILE_OPTIONS,
-    ProjectObjectReconciler,
-    Wanted,
-    run_module,
-)
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 TYPES = {"lxc": "container", "container": "container",
          "vm": "virtual-machine", "virtual-machine": "virtual-machine"}
@@ -158,7 +129,7 @@ def needs_new_lease(current, wanted):
     def lease(device):
         return {k: v for k, v in (device or {}).items() if not k.startswith("security.")}
     current, wanted = current or {}, wanted or {}
-    return any(stringify(lease(current.get(k))) != stringify(lease(wanted.get(k)))
+    return any(incus.stringify(lease(current.get(k))) != incus.stringify(lease(wanted.get(k)))
                or (k in current) != (k in wanted)
                for k in set(current) | set(wanted) if k.startswith("eth"))
 
@@ -173,7 +144,7 @@ def agent_answers(inst):
 def ready(inst, ip):
     if not inst or inst.get("status") != "Running" or not agent_answers(inst):
         return False
-    addrs = ipv4s(inst)
+    addrs = incus.ipv4s(inst)
     return ip in addrs if ip else bool(addrs)
 
 
@@ -183,9 +154,9 @@ def instance_type(spec):
 
 def wanted_config(spec, owner, vm_config):
     """The instance's config: a VM gets ``vm_config`` under its own keys, then our markers."""
-    config = stringify(vm_config) if instance_type(spec) == "virtual-machine" else {}
-    config.update(stringify(spec.get("config")))
-    config.update(markers(owner))
+    config = incus.stringify(vm_config) if instance_type(spec) == "virtual-machine" else {}
+    config.update(incus.stringify(spec.get("config")))
+    config.update(incus.markers(owner))
     return config
 
 
@@ -200,7 +171,7 @@ def create_request(spec, config, devices, profiles):
 def create_path(spec):
     """Where the create goes: on the declared cluster member, else where Incus places it."""
     target = spec.get("target") or ""
-    return f"/1.0/instances?target={qname(target)}" if target else "/1.0/instances"
+    return f"/1.0/instances?target={incus.qname(target)}" if target else "/1.0/instances"
 
 
 def misplaced(spec, inst):
@@ -219,13 +190,13 @@ def misplaced(spec, inst):
 def not_ready(spec, inst):
     """What an instance still lacks, for the timeout message."""
     text = "{} (status {}, addresses {}, want {}".format(
-        spec["name"], inst.get("status"), ipv4s(inst) or "none", spec.get("ip") or "any")
+        spec["name"], inst.get("status"), incus.ipv4s(inst) or "none", spec.get("ip") or "any")
     if inst.get("type") == "virtual-machine" and not agent_answers(inst):
         text += ", agent not answering: the image needs incus-agent"
     return text + ")"
 
 
-class Instances(ProjectObjectReconciler):
+class Instances(reconcile.ProjectObjectReconciler):
     """The skeleton, with instances created, started, stopped and deleted in parallel
     operations (ADR-022): ``create``, ``update`` and ``delete`` gather them, ``present``
     and ``remove`` run them after the skeleton's loop."""
@@ -258,7 +229,7 @@ class Instances(ProjectObjectReconciler):
         return {"addresses": self.addresses}
 
     def url(self, name, suffix=""):
-        return f"/1.0/instances/{qname(name)}{suffix}"
+        return f"/1.0/instances/{incus.qname(name)}{suffix}"
 
     def owned_key(self, key):
         if key.startswith("user.anklume."):
@@ -285,9 +256,9 @@ class Instances(ProjectObjectReconciler):
         if action in ("stop", "restart"):
             data["force"] = True
         status = "Stopped" if action == "stop" else "Running"
-        return Operation(what, self.url(inst["name"], "/state"), "PUT", data,
-                         project=inst["project"],
-                         verify=self.expect(inst["name"], inst["project"], status))
+        return incus.Operation(what, self.url(inst["name"], "/state"), "PUT", data,
+                               project=inst["project"],
+                               verify=self.expect(inst["name"], inst["project"], status))
 
     def wait_seconds(self, specs=None):
         """The wait budget: ``timeout``, or ``vm_timeout`` when a VM is among ``specs``."""
@@ -301,8 +272,8 @@ class Instances(ProjectObjectReconciler):
     def busy_operations(self, keys):
         """Task operations still running on our instances (e.g. a create whose apply was
         killed: Incus finishes it on its own)."""
-        wanted = {f"/1.0/instances/{qname(name)}?project={project}" for project, name in keys}
-        wanted |= {f"/1.0/instances/{qname(name)}" for project, name in keys
+        wanted = {f"/1.0/instances/{incus.qname(name)}?project={project}" for project, name in keys}
+        wanted |= {f"/1.0/instances/{incus.qname(name)}" for project, name in keys
                    if project == "default"}
         ops = self.client.get("/1.0/operations", params={"recursion": 1, "all-projects": "true"},
                               what="listing running operations") or {}
@@ -313,9 +284,9 @@ class Instances(ProjectObjectReconciler):
             urls = set((op.get("resources") or {}).get("instances") or [])
             if urls & wanted:
                 # If it ends before we wait, fine: the instances are read again after.
-                busy.append(Operation(f"waiting for a running operation "
-                                      f"({op.get('description')})",
-                                      start=lambda i=op["id"]: i, verify=lambda: True))
+                busy.append(incus.Operation(f"waiting for a running operation "
+                                            f"({op.get('description')})",
+                                            start=lambda i=op["id"]: i, verify=lambda: True))
         return busy
 
     def settle(self, current, keys):
@@ -327,15 +298,15 @@ class Instances(ProjectObjectReconciler):
         self.step = "waiting for operations started by an earlier run"
         try:
             self.run_ops(busy, "waited for")
-        except IncusError as exc:
+        except incus.IncusError as exc:
             self.warnings.append(f"an earlier operation failed: {exc}")
         return self.client.instances(state=True)
 
     def present(self, specs):
         """The skeleton's create / foreign / update per instance, with the creates, starts
         and restarts gathered into parallel operations, then the wait for addresses."""
-        self.creates: list[Operation] = []
-        self.ops: list[Operation] = []
+        self.creates: list[incus.Operation] = []
+        self.ops: list[incus.Operation] = []
         self.to_wait: list[dict] = []
         unsettled = [k for k in map(self.key, specs)
                      if k in self.current and self.current[k].get("status") != "Running"]
@@ -353,8 +324,8 @@ class Instances(ProjectObjectReconciler):
 
     def wanted(self, spec):
         config = self.wanted_config(spec)
-        devices = {k: stringify(v) for k, v in (spec.get("devices") or {}).items()}
-        return Wanted(config, spec.get("description") or "", devices)
+        devices = {k: incus.stringify(v) for k, v in (spec.get("devices") or {}).items()}
+        return reconcile.Wanted(config, spec.get("description") or "", devices)
 
     def create(self, spec):
         name, project = spec["name"], spec["project"]
@@ -363,16 +334,16 @@ class Instances(ProjectObjectReconciler):
         profiles = list(spec.get("profiles") or ["default"])
         self.to_wait.append(spec)
         self.change(self.entry(self.key(spec), "create"),
-                    diff_entry(f"instance {name}", None, {
+                    incus.diff_entry(f"instance {name}", None, {
                         "type": instance_type(spec), "image": spec.get("image"),
                         "profiles": profiles, "config": config, "devices": devices,
                         **({"target": spec["target"]} if spec.get("target") else {})}))
         if not self.check_mode:
             self.step = f"creating instance {name} in project {project}"
-            self.creates.append(Operation(self.step, create_path(spec), "POST",
-                                          create_request(spec, config, devices, profiles),
-                                          project=project,
-                                          verify=self.expect(name, project, "Running")))
+            self.creates.append(incus.Operation(self.step, create_path(spec), "POST",
+                                                create_request(spec, config, devices, profiles),
+                                                project=project,
+                                                verify=self.expect(name, project, "Running")))
 
     def update(self, spec, cur):
         name, key = spec["name"], self.key(spec)
@@ -392,7 +363,7 @@ class Instances(ProjectObjectReconciler):
         removed = sorted(k for k in cur_config if k not in config and self.owned_key(k))
         keys = [f"config.{k}" for k, v in sorted(config.items()) if cur_config.get(k) != v]
         keys += [f"config.{k}" for k in removed]
-        keys += devices_changes(cur.get("devices"), devices)
+        keys += incus.devices_changes(cur.get("devices"), devices)
         if list(cur.get("profiles") or []) != profiles:
             keys.append("profiles")
         if (cur.get("description") or "") != desc:
@@ -406,7 +377,7 @@ class Instances(ProjectObjectReconciler):
         new_config = {k: v for k, v in cur_config.items() if k not in removed}
         new_config.update(config)
         if keys != ["state"]:
-            self.diffs.append(diff_entry(
+            self.diffs.append(incus.diff_entry(
                 f"instance {name}",
                 {"config": {k: v for k, v in cur_config.items() if self.owned_key(k)},
                  "devices": cur.get("devices"), "profiles": cur.get("profiles"),
@@ -437,11 +408,11 @@ class Instances(ProjectObjectReconciler):
                 current = self.client.instances(state=True)
             missing = [s for s in specs
                        if not ready(current.get((s["project"], s["name"])), s.get("ip") or "")]
-            self.addresses = {k[1]: ipv4s(v) for k, v in current.items()}
+            self.addresses = {k[1]: incus.ipv4s(v) for k, v in current.items()}
             if not missing:
                 return
             if time.monotonic() >= deadline:
-                raise IncusError("{}: still not ready after {}s: {}".format(
+                raise incus.IncusError("{}: still not ready after {}s: {}".format(
                     self.step, seconds, ", ".join(
                         not_ready(s, current.get((s["project"], s["name"])) or {})
                         for s in missing)))
@@ -452,7 +423,7 @@ class Instances(ProjectObjectReconciler):
     def remove(self, keys):
         """The skeleton's managed check and keep / remove per instance; the stops and
         deletes run after, in parallel operations."""
-        self.stops: list[Operation] = []
+        self.stops: list[incus.Operation] = []
         self.deletes: list[dict] = []
         if not self.check_mode:
             self.current = self.settle(self.current, [k for k in keys if k in self.current])
@@ -460,9 +431,9 @@ class Instances(ProjectObjectReconciler):
         self.step = "stopping instances"
         self.run_ops(self.stops, "stopped")
         self.step = "deleting instances"
-        self.run_ops([Operation("deleting instance {}".format(c["name"]), self.url(c["name"]),
-                                "DELETE", project=c["project"],
-                                verify=self.expect(c["name"], c["project"], None))
+        self.run_ops([incus.Operation("deleting instance {}".format(c["name"]), self.url(c["name"]),
+                                      "DELETE", project=c["project"],
+                                      verify=self.expect(c["name"], c["project"], None))
                       for c in self.deletes], "deleted")
 
     def protected(self, cur):
@@ -476,8 +447,8 @@ class Instances(ProjectObjectReconciler):
         return ""
 
     def removal_diff(self, key, cur):
-        return diff_entry(self.label(key), {"status": cur.get("status"),
-                                            "profiles": cur.get("profiles")}, None)
+        return incus.diff_entry(self.label(key), {"status": cur.get("status"),
+                                                  "profiles": cur.get("profiles")}, None)
 
     def delete(self, key, cur):
         name, project = key[1], key[0]
@@ -503,23 +474,20 @@ ARGUMENT_SPEC = dict(
         ip=dict(type="str"),
         target=dict(type="str", default=""),
     )),
-    **RECONCILE_OPTIONS,
+    **reconcile.RECONCILE_OPTIONS,
     force=dict(type="bool", default=False),
     wait=dict(type="bool", default=True),
     timeout=dict(type="int", default=120),
     vm_timeout=dict(type="int", default=600),
     vm_config=dict(type="dict", default={}),
-    parallel=dict(type="int", default=DEFAULT_PARALLEL),
+    parallel=dict(type="int", default=incus.DEFAULT_PARALLEL),
     ignored_config_prefixes=dict(type="list", elements="str",
                                  default=["volatile.", "image.", "user."]),
 )
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_module(module, Instances, "incus_instance", client)
+    reconcile.run_module(ARGUMENT_SPEC, Instances, "incus_instance", module, client)
 
 
 if __name__ == "__main__":

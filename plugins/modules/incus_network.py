@@ -14,10 +14,6 @@ description:
     bridges, updates the declared keys that differ, and reports (or, with
     O(state=pruned), deletes) bridges that carry the anklume marker for this
     O(owner) but are no longer declared.
-  - Every result carries a RV(plan) list (ADR-056).
-  - Objects without the C(user.anklume.managed) marker are never modified or deleted.
-  - A declared bridge that carries the marker with another O(owner) (another anklume
-    project) fails the task before anything is written (ADR-021).
   - A bridge to create whose IPv4 subnet overlaps an existing bridge's fails the task
     before anything is written, naming both bridges.
   - On a cluster (C(GET /1.0) says C(environment.server_clustered)), a bridge is created the
@@ -57,25 +53,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: One entry per network created, changed, removed, kept, left alone or orphaned.
+  description: >-
+    One entry per bridge (C(kind=network)) created, changed, removed, kept, left alone or
+    orphaned (entry keys in the notes): C(action) is V(create), V(change), V(remove), V(keep)
+    (still in use), V(foreign) (not ours), V(orphan) or V(conflict); C(keys) are config keys.
   type: list
   elements: dict
   returned: always
-  contains:
-    kind: {description: V(network)., type: str, returned: always}
-    name: {description: The bridge., type: str, returned: always}
-    action:
-      description: "V(create), V(change), V(remove), V(keep) (still in use), V(foreign) (not ours), V(orphan) or V(conflict)."
-      type: str
-      returned: always
-    keys: {description: The config keys a change touches., type: list, elements: str, returned: when action is change}
-    reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
   sample: [{kind: network, name: net-pro, action: change, keys: [ipv4.nat]}]
-orphans:
-  description: Managed networks no longer declared.
-  type: list
-  elements: str
-  returned: always
+orphans: {description: Managed networks no longer declared., type: list, elements: str, returned: always}
 incus_calls: {description: Incus REST calls made., type: int, returned: always}
 step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
@@ -83,17 +69,8 @@ step: {description: What the module was doing when it failed., type: str, return
 import ipaddress
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    IncusError,
-    diff_entry,
-    qname,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
-    RECONCILE_OPTIONS,
-    ObjectReconciler,
-    run_module,
-)
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 ARGUMENT_SPEC = dict(
     networks=dict(type="list", elements="dict", default=[], options=dict(
@@ -102,7 +79,7 @@ ARGUMENT_SPEC = dict(
         config=dict(type="dict", default={}),
     )),
     prefix=dict(type="str", default="net-"),
-    **RECONCILE_OPTIONS,
+    **reconcile.RECONCILE_OPTIONS,
 )
 
 
@@ -162,7 +139,7 @@ def cluster_members(server, members):
     return sorted(m["server_name"] for m in members() or [])
 
 
-class Networks(ObjectReconciler):
+class Networks(reconcile.ObjectReconciler):
     KIND = "network"
     ITEMS = "networks"
     # The DHCP route of firewall_mode vm: gone from the declaration, gone from the bridge.
@@ -205,8 +182,8 @@ class Networks(ObjectReconciler):
         """Create bridge ``spec``; on a cluster, first on each member not in ``done``."""
         name = spec["name"]
         config, desc = self.wanted(spec)[:2]
-        self.change(self.entry(name, "create"),
-                    diff_entry(f"network {name}", None, {"config": config, "description": desc}))
+        after = {"config": config, "description": desc}
+        self.change(self.entry(name, "create"), incus.diff_entry(f"network {name}", None, after))
         if self.check_mode:
             return
         member_config, config = split_config(config)
@@ -228,15 +205,17 @@ class Networks(ObjectReconciler):
 
     def update(self, spec, cur):
         config, desc = self.wanted(spec)[:2]
-        self.put_config(spec["name"], f"/1.0/networks/{qname(spec['name'])}", cur, config, desc)
+        url = f"/1.0/networks/{incus.qname(spec['name'])}"
+        self.put_config(spec["name"], url, cur, config, desc)
 
     def in_use(self, key, cur):
         used = list(cur.get("used_by") or [])
         return "still used by " + ", ".join(used) if used else ""
 
     def delete(self, key, cur):
+        url = f"/1.0/networks/{incus.qname(key)}"
         self.retry_vanishing_veths(
-            lambda: self.client.query(f"/1.0/networks/{qname(key)}", "DELETE", what=self.step),
+            lambda: self.client.query(url, "DELETE", what=self.step),
             done=lambda: key not in self.client.networks())
 
     @staticmethod
@@ -249,7 +228,7 @@ class Networks(ObjectReconciler):
             try:
                 call()
                 return
-            except IncusError as exc:
+            except incus.IncusError as exc:
                 if not any(words in str(exc) for words in VANISHING_VETH) or attempt == tries:
                     raise
             time.sleep(attempt)
@@ -258,10 +237,7 @@ class Networks(ObjectReconciler):
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_module(module, Networks, "incus_network", client)
+    reconcile.run_module(ARGUMENT_SPEC, Networks, "incus_network", module, client)
 
 
 if __name__ == "__main__":

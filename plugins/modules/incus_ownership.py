@@ -64,14 +64,8 @@ incus_calls: {description: Incus REST calls made., type: int, returned: success}
 step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    IncusClient,
-    IncusError,
-    ownership_problem,
-    plan_entry,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import REMOTE_OPTION
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 ARGUMENT_SPEC = dict(
     networks=dict(type="list", elements="str", default=[]),
@@ -80,7 +74,7 @@ ARGUMENT_SPEC = dict(
     instances=dict(type="list", elements="str", default=[]),
     owner=dict(type="str", default=""),
     unmarked=dict(type="str", default="fail", choices=["fail", "ignore"]),
-    **REMOTE_OPTION,
+    **reconcile.REMOTE_OPTION,
 )
 
 
@@ -91,21 +85,19 @@ def split(label):
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
-    client = client or IncusClient(p["remote"])
+    client = client or incus.IncusClient(p["remote"])
     plan = []
     step = "reading the objects"
 
     def check(kind, name, obj, project=None):
         if obj is None:
             return
-        problem = ownership_problem(kind, name, obj, p["owner"], project)
+        problem = incus.ownership_problem(kind, name, obj, p["owner"], project)
         if problem is None or (problem[0] == "foreign" and p["unmarked"] == "ignore"):
             return
-        entry = plan_entry(kind, name, "conflict", project=project)
+        entry = incus.plan_entry(kind, name, "conflict", project=project)
         entry["reason"] = problem[1]
         plan.append(entry)
 
@@ -131,7 +123,7 @@ def main(module=None, client=None):
             for label in p["instances"]:
                 project, name = split(label)
                 check("instance", name, instances.get((project, name)), project)
-    except IncusError as exc:
+    except incus.IncusError as exc:
         module.fail_json(msg=f"incus_ownership: {exc}", plan=plan, step=step)
     conflicts = [e["reason"] for e in plan]
     if conflicts:

@@ -14,9 +14,6 @@ description:
     makes the existing ones hold exactly the declared config and devices.
   - Profiles with the anklume marker for O(owner) that are no longer declared are orphans;
     O(state=pruned) deletes them (not while an instance still uses one).
-  - A declared profile that carries the anklume marker with another O(owner) fails the
-    task before anything is written (ADR-021); one without the marker is left alone.
-  - Every result carries a RV(plan) list (ADR-056).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - anklume.incus.change
@@ -46,42 +43,22 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: One entry per profile created, changed, removed, kept, left alone or orphaned.
+  description: >-
+    One entry per profile (C(kind=profile), C(name) as C(project/name)) created, changed,
+    removed, kept, left alone or orphaned (entry keys in the notes): C(action) is V(create),
+    V(change), V(remove), V(keep) (still in use), V(foreign) (not ours), V(orphan) or
+    V(conflict); C(keys) are C(config.*), C(devices.*) or C(description).
   type: list
   elements: dict
   returned: always
-  contains:
-    kind: {description: V(profile)., type: str, returned: always}
-    name: {description: "The profile, as C(project/name).", type: str, returned: always}
-    project: {description: Its project., type: str, returned: always}
-    action:
-      description: "V(create), V(change), V(remove), V(keep) (still in use), V(foreign) (not ours), V(orphan) or V(conflict)."
-      type: str
-      returned: always
-    keys:
-      description: "The keys a change touches (C(config.*), C(devices.*), C(description))."
-      type: list
-      elements: str
-      returned: when action is change
-    reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
   sample: [{kind: profile, name: homelab/nesting, project: homelab, action: create}]
 orphans: {description: "Managed profiles no longer declared (C(project/name)).", type: list, elements: str, returned: always}
 incus_calls: {description: Incus REST calls made., type: int, returned: always}
 step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    config_changes,
-    devices_changes,
-    diff_entry,
-    qname,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
-    RECONCILE_OPTIONS,
-    ProjectObjectReconciler,
-    run_module,
-)
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 ARGUMENT_SPEC = dict(
     profiles=dict(type="list", elements="dict", default=[], options=dict(
@@ -91,11 +68,11 @@ ARGUMENT_SPEC = dict(
         config=dict(type="dict", default={}),
         devices=dict(type="dict", default={}),
     )),
-    **RECONCILE_OPTIONS,
+    **reconcile.RECONCILE_OPTIONS,
 )
 
 
-class Profiles(ProjectObjectReconciler):
+class Profiles(reconcile.ProjectObjectReconciler):
     KIND = "profile"
     ITEMS = "profiles"
     READING = "reading profiles"
@@ -112,7 +89,7 @@ class Profiles(ProjectObjectReconciler):
         key = self.key(spec)
         config, desc, devices = self.wanted(spec)
         self.change(self.entry(key, "create"),
-                    diff_entry(self.label(key), None, {"config": config, "devices": devices}))
+                    incus.diff_entry(self.label(key), None, {"config": config, "devices": devices}))
         if not self.check_mode:
             self.step = f"creating {self.label(key)}"
             self.client.query("/1.0/profiles", "POST", project=key[0], what=self.step,
@@ -122,20 +99,20 @@ class Profiles(ProjectObjectReconciler):
     def update(self, spec, cur):
         key = self.key(spec)
         config, desc, devices = self.wanted(spec)
-        keys, removed = config_changes(cur.get("config"), config, ("",))
+        keys, removed = incus.config_changes(cur.get("config"), config, ("",))
         keys = [f"config.{k}" for k in keys + removed]
-        keys += devices_changes(cur.get("devices"), devices)
+        keys += incus.devices_changes(cur.get("devices"), devices)
         if cur.get("description", "") != desc:
             keys.append("description")
         if not keys:
             return
         self.change(self.entry(key, "change", keys),
-                    diff_entry(self.label(key),
-                               {"config": cur.get("config"), "devices": cur.get("devices")},
-                               {"config": config, "devices": devices}))
+                    incus.diff_entry(self.label(key),
+                                     {"config": cur.get("config"), "devices": cur.get("devices")},
+                                     {"config": config, "devices": devices}))
         if not self.check_mode:
             self.step = f"updating {self.label(key)}"
-            self.client.query(f"/1.0/profiles/{qname(key[1])}", "PUT", project=key[0],
+            self.client.query(f"/1.0/profiles/{incus.qname(key[1])}", "PUT", project=key[0],
                               what=self.step, data={"config": config, "devices": devices,
                                                     "description": desc})
 
@@ -144,15 +121,12 @@ class Profiles(ProjectObjectReconciler):
         return "still used by " + ", ".join(used) if used else ""
 
     def delete(self, key, cur):
-        self.client.query(f"/1.0/profiles/{qname(key[1])}", "DELETE", project=key[0],
+        self.client.query(f"/1.0/profiles/{incus.qname(key[1])}", "DELETE", project=key[0],
                           what=self.step)
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_module(module, Profiles, "incus_profile", client)
+    reconcile.run_module(ARGUMENT_SPEC, Profiles, "incus_profile", module, client)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,6 @@ description:
     exactly the declared devices (root disk and eth0 on the domain bridge).
   - Projects carrying the anklume marker for O(owner) but no longer declared are
     orphans; O(state=pruned) deletes them when empty.
-  - A declared project that carries the anklume marker with another O(owner) fails the
-    task before anything is written (ADR-021); one without the marker is left alone.
-  - Every result carries a RV(plan) list (ADR-056).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - anklume.incus.change
@@ -50,38 +47,22 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: One entry per project (and default profile) created, changed, removed, kept, left alone or orphaned.
+  description: >-
+    One entry per project (C(kind=project)), and per project default profile
+    (C(kind=profile), C(name) as C(PROJECT/default), with its C(project)), created, changed,
+    removed, kept, left alone or orphaned (entry keys in the notes): C(action) is V(create),
+    V(change), V(remove), V(keep) (not empty), V(foreign) (not ours), V(orphan) or V(conflict).
   type: list
   elements: dict
   returned: always
-  contains:
-    kind: {description: "V(project), or V(profile) for a project's default profile.", type: str, returned: always}
-    name: {description: "The project, or C(PROJECT/default).", type: str, returned: always}
-    action:
-      description: "V(create), V(change), V(remove), V(keep) (not empty), V(foreign) (not ours), V(orphan) or V(conflict)."
-      type: str
-      returned: always
-    project: {description: The project of a default profile., type: str, returned: when kind is profile}
-    keys: {description: The keys a change touches., type: list, elements: str, returned: when action is change}
-    reason: {description: "The one-line reason of a conflict.", type: str, returned: when action is conflict}
   sample: [{kind: project, name: pro, action: create}]
 orphans: {description: Managed projects no longer declared., type: list, elements: str, returned: always}
 incus_calls: {description: Incus REST calls made., type: int, returned: always}
 step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    devices_changes,
-    diff_entry,
-    plan_entry,
-    qname,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
-    RECONCILE_OPTIONS,
-    ObjectReconciler,
-    run_module,
-)
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 ARGUMENT_SPEC = dict(
     projects=dict(type="list", elements="dict", default=[], options=dict(
@@ -90,17 +71,17 @@ ARGUMENT_SPEC = dict(
         config=dict(type="dict", default={}),
         default_devices=dict(type="dict", default={}),
     )),
-    **RECONCILE_OPTIONS,
+    **reconcile.RECONCILE_OPTIONS,
 )
 
 
 def project_leftovers(client, name):
     """What blocks a project's deletion: its instances and profiles but the default one."""
-    return [url for url in client.get(f"/1.0/projects/{qname(name)}").get("used_by") or []
+    return [url for url in client.get(f"/1.0/projects/{incus.qname(name)}").get("used_by") or []
             if "/profiles/default" not in url]
 
 
-class Projects(ObjectReconciler):
+class Projects(reconcile.ObjectReconciler):
     KIND = "project"
     ITEMS = "projects"
     READING = "reading projects"
@@ -119,9 +100,8 @@ class Projects(ObjectReconciler):
     def create(self, spec):
         name = spec["name"]
         config, desc, devices = self.wanted(spec)
-        self.change(self.entry(name, "create"),
-                    diff_entry(f"project {name}", None, {"config": config, "description": desc,
-                                                         "default_profile_devices": devices}))
+        after = {"config": config, "description": desc, "default_profile_devices": devices}
+        self.change(self.entry(name, "create"), incus.diff_entry(f"project {name}", None, after))
         if self.check_mode:
             return
         self.step = f"creating project {name}"
@@ -135,17 +115,17 @@ class Projects(ObjectReconciler):
     def update(self, spec, cur):
         name = spec["name"]
         config, desc, devices = self.wanted(spec)
-        self.put_config(name, f"/1.0/projects/{qname(name)}", cur, config, desc)
+        self.put_config(name, f"/1.0/projects/{incus.qname(name)}", cur, config, desc)
         self.update_default_profile(name, devices)
 
     def update_default_profile(self, name, devices):
         prof = self.profiles.get((name, "default")) or {}
-        dkeys = devices_changes(prof.get("devices"), devices)
+        dkeys = incus.devices_changes(prof.get("devices"), devices)
         if not dkeys:
             return
-        self.change(plan_entry("profile", f"{name}/default", "change", dkeys, project=name),
-                    diff_entry(f"profile {name}/default", {"devices": prof.get("devices")},
-                               {"devices": devices}))
+        self.change(incus.plan_entry("profile", f"{name}/default", "change", dkeys, project=name),
+                    incus.diff_entry(f"profile {name}/default", {"devices": prof.get("devices")},
+                                     {"devices": devices}))
         if not self.check_mode:
             self.step = f"updating the default profile of project {name}"
             self.client.query("/1.0/profiles/default", "PUT", project=name, what=self.step,
@@ -159,14 +139,11 @@ class Projects(ObjectReconciler):
         return "it still holds " + ", ".join(leftovers) if leftovers else ""
 
     def delete(self, key, cur):
-        self.client.query(f"/1.0/projects/{qname(key)}", "DELETE", what=self.step)
+        self.client.query(f"/1.0/projects/{incus.qname(key)}", "DELETE", what=self.step)
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_module(module, Projects, "incus_project", client)
+    reconcile.run_module(ARGUMENT_SPEC, Projects, "incus_project", module, client)
 
 
 if __name__ == "__main__":

@@ -55,14 +55,8 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    DEFAULT_PARALLEL,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
-    REMOTE_OPTION,
-    run_check,
-)
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 MARKER = "anklume-ready"
 # Wait (bounded) for the init to finish booting where it is systemd; print the marker in
@@ -145,17 +139,14 @@ ARGUMENT_SPEC = dict(
         project=dict(type="str", required=True),
         declared=dict(type="bool", default=True),
     )),
-    **REMOTE_OPTION,
+    **reconcile.REMOTE_OPTION,
     timeout=dict(type="int", default=120),
-    parallel=dict(type="int", default=DEFAULT_PARALLEL),
+    parallel=dict(type="int", default=incus.DEFAULT_PARALLEL),
 )
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_check(module, "incus_ready", check, client)
+    reconcile.run_check(ARGUMENT_SPEC, "incus_ready", check, module, client)
 
 
 if __name__ == "__main__":

@@ -111,19 +111,8 @@ step: {description: What the module was doing when it failed., type: str, return
 """
 
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    DEFAULT_PARALLEL,
-    IncusClient,
-    IncusError,
-    Operation,
-    plan_entry,
-    qname,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import (
-    REMOTE_OPTION,
-    Reconciliation,
-)
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 # The plan action each state takes where the instance has (or lacks) the snapshot.
 ACTIONS = {"absent": "remove", "restored": "restore"}
@@ -134,7 +123,7 @@ WAVES = (("delete", "deleted", "deleting snapshots", ("remove", "replace")),
          ("restore", "restored", "restoring instances", ("restore",)))
 
 
-def _inventory(client: IncusClient, what: str) -> dict:
+def _inventory(client: incus.IncusClient, what: str) -> dict:
     """Every instance with its snapshots, in one call: (project, name) -> instance."""
     listing = client.get("/1.0/instances", params={"recursion": 2, "all-projects": "true"},
                          what=what)
@@ -163,7 +152,7 @@ def _snapshot_rows(inst: dict) -> list[dict]:
     return rows
 
 
-def _targets(run: Reconciliation, inventory: dict) -> list[tuple[str, str]]:
+def _targets(run: reconcile.Reconciliation, inventory: dict) -> list[tuple[str, str]]:
     """Resolve the requested instances to (project, name), failing on unknown ones."""
     out, missing = [], []
     for item in run.params["instances"]:
@@ -178,12 +167,12 @@ def _targets(run: Reconciliation, inventory: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _operation(client: IncusClient, entry: dict, snap: str, action: str,
-               stateful: bool) -> Operation:
+def _operation(client: incus.IncusClient, entry: dict, snap: str, action: str,
+               stateful: bool) -> incus.Operation:
     """The Incus operation for one instance, with how to check its result (ADR-022)."""
     inst, project = entry["name"].split("/", 1)[0], entry["project"]
-    base = f"/1.0/instances/{qname(inst)}"
-    path = f"{base}/snapshots/{qname(snap)}"
+    base = f"/1.0/instances/{incus.qname(inst)}"
+    path = f"{base}/snapshots/{incus.qname(snap)}"
     where = f"of instance '{inst}' (project {project})"
 
     def exists() -> bool:
@@ -191,17 +180,17 @@ def _operation(client: IncusClient, entry: dict, snap: str, action: str,
             is not None
 
     if action == "delete":
-        return Operation(f"deleting snapshot '{snap}' {where}", path, "DELETE", project=project,
-                         verify=lambda: not exists())
+        return incus.Operation(f"deleting snapshot '{snap}' {where}", path, "DELETE",
+                               project=project, verify=lambda: not exists())
     if action == "create":
-        return Operation(f"creating snapshot '{snap}' {where}", f"{base}/snapshots", "POST",
-                         {"name": snap, "stateful": stateful}, project=project, verify=exists)
+        return incus.Operation(f"creating snapshot '{snap}' {where}", f"{base}/snapshots", "POST",
+                               {"name": snap, "stateful": stateful}, project=project, verify=exists)
     # A restore leaves nothing to read back: a dropped one is reported as unknown.
-    return Operation(f"restoring instance '{inst}' (project {project}) from snapshot '{snap}'",
-                     base, "PUT", {"restore": snap}, project=project)
+    what = f"restoring instance '{inst}' (project {project}) from snapshot '{snap}'"
+    return incus.Operation(what, base, "PUT", {"restore": snap}, project=project)
 
 
-def _decide(run: Reconciliation, inventory: dict, targets: list) -> None:
+def _decide(run: reconcile.Reconciliation, inventory: dict, targets: list) -> None:
     """One plan entry per instance to act on; a missing snapshot fails the whole call
     before any change."""
     p = run.params
@@ -217,14 +206,14 @@ def _decide(run: Reconciliation, inventory: dict, targets: list) -> None:
         else:
             action = ACTIONS[state]
         if action:
-            run.change(plan_entry("snapshot", f"{name}/{snap}", action, project=project))
+            run.change(incus.plan_entry("snapshot", f"{name}/{snap}", action, project=project))
     if missing:
         run.fail(f"incus_snapshot: cannot {'restore' if state == 'restored' else 'delete'} "
                  f"snapshot '{snap}': " + "; ".join(missing) + " (see: make snapshot-list)",
                  step="checking the snapshots")
 
 
-def _diff(run: Reconciliation, inventory: dict, targets: list) -> dict:
+def _diff(run: reconcile.Reconciliation, inventory: dict, targets: list) -> dict:
     """The snapshot names of each targeted instance, before and after."""
     snap, state = run.params["name"], run.params["state"]
     actions = {(e["project"], e["name"].split("/", 1)[0]): e["action"] for e in run.plan}
@@ -248,7 +237,7 @@ def _diff(run: Reconciliation, inventory: dict, targets: list) -> dict:
             "before": _yaml(before), "after": _yaml(after)}
 
 
-def _keep_descriptions(run: Reconciliation, before: dict, after: dict) -> None:
+def _keep_descriptions(run: reconcile.Reconciliation, before: dict, after: dict) -> None:
     """A restore copies the snapshot's (empty) description over the instance's: put back
     the one infra.yml declared, so that the next apply has nothing to change."""
     run.step = "keeping the descriptions of the restored instances"
@@ -258,13 +247,13 @@ def _keep_descriptions(run: Reconciliation, before: dict, after: dict) -> None:
             continue
         wanted = before[key].get("description") or ""
         if (after[key].get("description") or "") != wanted:
-            run.client.query(f"/1.0/instances/{qname(key[1])}", "PATCH",
+            run.client.query(f"/1.0/instances/{incus.qname(key[1])}", "PATCH",
                              {"description": wanted}, project=key[0],
                              what=f"{run.step}: {key[1]} (project {key[0]})")
             after[key]["description"] = wanted
 
 
-def _apply(run: Reconciliation) -> None:
+def _apply(run: reconcile.Reconciliation) -> None:
     """Run each wave's operations together, at most ``parallel`` at a time (ADR-022)."""
     p = run.params
     for action, label, step, wanted in WAVES:
@@ -289,26 +278,24 @@ ARGUMENT_SPEC = {
     },
     "force": {"type": "bool", "default": False},
     "stateful": {"type": "bool", "default": False},
-    **REMOTE_OPTION,
+    **reconcile.REMOTE_OPTION,
     "timeout": {"type": "int", "default": 600},
-    "parallel": {"type": "int", "default": DEFAULT_PARALLEL},
+    "parallel": {"type": "int", "default": incus.DEFAULT_PARALLEL},
 }
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
-    client = client or IncusClient(remote=p["remote"], timeout=p["timeout"] + 30)
-    run = Reconciliation(module, "incus_snapshot", "listing instances and their snapshots",
-                         client)
+    client = client or incus.IncusClient(remote=p["remote"], timeout=p["timeout"] + 30)
+    run = reconcile.Reconciliation(module, "incus_snapshot",
+                                   "listing instances and their snapshots", client)
     if p["state"] != "listed" and not p["name"]:
         run.fail(f"incus_snapshot: state={p['state']} needs a name")
 
     try:
         inventory = _inventory(client, run.step)
-    except IncusError as exc:
+    except incus.IncusError as exc:
         run.fail(str(exc))
     targets = _targets(run, inventory)
 
@@ -321,14 +308,14 @@ def main(module=None, client=None):
     if run.plan and not module.check_mode:
         try:
             _apply(run)
-        except IncusError as exc:
+        except incus.IncusError as exc:
             run.fail(f"incus_snapshot: {exc}")
         # Re-read the snapshots, for a truthful returned list.
         run.step = "listing snapshots after the change"
         try:
             before, inventory = inventory, _inventory(client, run.step)
             _keep_descriptions(run, before, inventory)
-        except IncusError as exc:
+        except incus.IncusError as exc:
             run.fail(str(exc))
 
     rows = [row for key in targets if key in inventory for row in _snapshot_rows(inventory[key])]

@@ -20,16 +20,9 @@ description:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - anklume.incus.check
+  - anklume.incus.scope
 options:
-  instances:
-    description: The declared instances in scope; only those of type V(vm) matter.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name: {description: Instance name., type: str, required: true}
-      project: {description: Incus project., type: str, default: default}
-      type: {description: V(lxc) or V(vm)., type: str, default: lxc}
+  instances: {description: The declared instances in scope; only those of type V(vm) matter.}
   fail:
     description: Fail the task when a VM cannot run (V(false) only reports, for a plan that goes on).
     type: bool
@@ -56,13 +49,8 @@ plan:
 incus_calls: {description: Incus REST calls made., type: int, returned: always}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.anklume.incus.plugins.module_utils.incus_client import (
-    IncusClient,
-    IncusError,
-    plan_entry,
-)
-from ansible_collections.anklume.incus.plugins.module_utils.reconcile import REMOTE_OPTION
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
 VM_TYPES = ("vm", "virtual-machine")
 # Never created where VMs cannot run; deleted at once should a server accept it all the same.
@@ -100,7 +88,7 @@ def refusal_reason(client):
         op = client.start_operation("/1.0/instances", "POST", probe_request(),
                                     what="asking Incus why it cannot run VMs")
         client.wait_operation(op, what="creating a VM")
-    except IncusError as exc:
+    except incus.IncusError as exc:
         text = str(exc)
         return text.split("Failed creating instance record: ", 1)[-1]
     # Accepted after all (the driver came up since the daemon started): remove it.
@@ -123,7 +111,7 @@ def check(client, instances, remote):
     result["reason"] = reason
     for vm in vms:
         line = problem_line(vm, remote, drivers, reason)
-        entry = plan_entry("instance", vm["name"], "unsupported", project=vm.get("project"))
+        entry = incus.plan_entry("instance", vm["name"], "unsupported", project=vm.get("project"))
         entry["reason"] = line
         result["problems"].append(line)
         result["plan"].append(entry)
@@ -131,25 +119,19 @@ def check(client, instances, remote):
 
 
 ARGUMENT_SPEC = dict(
-    instances=dict(type="list", elements="dict", default=[], options=dict(
-        name=dict(type="str", required=True),
-        project=dict(type="str", default="default"),
-        type=dict(type="str", default="lxc"),
-    )),
+    **reconcile.SCOPE_OPTION,
     fail=dict(type="bool", default=True),
-    **REMOTE_OPTION,
+    **reconcile.REMOTE_OPTION,
 )
 
 
 def main(module=None, client=None):
-    """Run as a module, or in the controller through the anklume action plugin (ADR-013);
-    CLIENT stands in for the remote's IncusClient in unit tests."""
-    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
-    client = client or IncusClient(p["remote"])
+    client = client or incus.IncusClient(p["remote"])
     try:
         result = check(client, p["instances"], p["remote"])
-    except IncusError as exc:
+    except incus.IncusError as exc:
         module.fail_json(msg=f"incus_vm_support: {exc}", incus_calls=client.calls)
     if result["problems"] and p["fail"]:
         module.fail_json(msg="\n".join(result["problems"]), incus_calls=client.calls, **result)

@@ -2,7 +2,8 @@
 
 Ansible merges each fragment named in ``extends_documentation_fragment`` under the
 module's own text: an option or attribute both define is one mapping, the module's keys
-winning (a module may override just a description). Fragments of other collections
+winning (a module may override just a description); a list (notes) is added after the
+module's own. Fragments of other collections
 (``ansible.builtin.action_common_attributes``) add no option and are skipped here.
 """
 
@@ -28,6 +29,9 @@ def resolved(documentation: str) -> dict[str, Any]:
         if not slug.startswith(OURS):
             continue
         for section, entries in fragment(slug.removeprefix(OURS)).items():
+            if isinstance(entries, list):  # notes: added after the module's own
+                doc[section] = [*(doc.get(section) or []), *entries]
+                continue
             mine = doc.setdefault(section, {})
             for key, value in entries.items():
                 mine[key] = {**value, **(mine.get(key) or {})}

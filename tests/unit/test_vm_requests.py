@@ -16,7 +16,7 @@ from tests.unit.fake_incus import FakeIncus, managed, module, run
 pytestmark = pytest.mark.unit
 inst = module("incus_instance")
 vms = module("incus_vm_support")
-IncusError = module("incus_vm_support").IncusError
+IncusError = module("incus_vm_support").incus.IncusError
 
 VM_CONFIG = {"limits.cpu": "2", "limits.memory": "2GiB", "security.secureboot": "true"}
 VM = {"name": "s-vm", "project": "s", "type": "vm", "image": "images:debian/12",
