@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every linter at zero: ansible-lint (production profile), yamllint, ruff,
-# ShellCheck and mypy (strict on the anklume package; plugins/ too, see pyproject.toml).
+# ShellCheck and mypy (strict on the anklume package and on plugins/, see pyproject.toml).
 # Runs them all, then fails if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1

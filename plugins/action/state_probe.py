@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from typing import Any
 
 from ansible.plugins.action import ActionBase
 
@@ -18,11 +19,12 @@ PLUGINS = "ansible_collections.anklume.incus.plugins."
 RUNNER = "\nimport json as _j\nprint(_j.dumps({{'drift': probe(_j.loads({args!r}))}}))\n"
 
 
-class ActionModule(ActionBase):
+class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.typed
     TRANSFERS_FILES = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
+    def run(self, tmp: str | None = None,
+            task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
         module = importlib.import_module(PLUGINS + "modules.state_probe")
         args = self.validate_argument_spec(argument_spec=module.ARGUMENT_SPEC)[1]
         with open(str(importlib.import_module(PLUGINS + "module_utils.state_probe").__file__),

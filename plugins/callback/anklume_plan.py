@@ -22,6 +22,7 @@ author: AnKLuMe contributors (!UNKNOWN)
 """
 
 import os
+from typing import Any
 
 from ansible import context
 from ansible.plugins.callback import CallbackBase
@@ -30,23 +31,23 @@ SYMBOL = {"create": "+", "change": "~", "remove": "-", "orphan": "?", "keep": "=
           "foreign": "!", "conflict": "x", "deploy": ">", "info": "i"}
 
 
-class CallbackModule(CallbackBase):
+class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core has no py.typed
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
     CALLBACK_NAME = "anklume_plan"
     CALLBACK_NEEDS_ENABLED = True
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.entries = []
-        self.seen = set()
+        self.entries: list[dict[str, Any]] = []
+        self.seen: set[tuple[Any, ...]] = set()
         self.summarise = False
 
-    def v2_playbook_on_start(self, playbook):
+    def v2_playbook_on_start(self, playbook: Any) -> None:
         # Only site.yml reconciles; other playbooks (snapshot.yml) print their own results.
         self.summarise = os.path.basename(playbook._file_name) == "site.yml"
 
-    def _collect(self, result):
+    def _collect(self, result: Any) -> None:
         res = result._result
         items = list(res.get("plan") or [])
         for sub in res.get("results") or []:
@@ -59,13 +60,13 @@ class CallbackModule(CallbackBase):
                 self.seen.add(key)
                 self.entries.append(entry)
 
-    def v2_runner_on_ok(self, result):
+    def v2_runner_on_ok(self, result: Any) -> None:
         self._collect(result)
 
-    def v2_runner_on_failed(self, result, ignore_errors=False):
+    def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
         self._collect(result)
 
-    def v2_playbook_on_stats(self, stats):
+    def v2_playbook_on_stats(self, stats: Any) -> None:
         if not self.summarise:
             return
         check = bool(context.CLIARGS.get("check"))

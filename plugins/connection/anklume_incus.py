@@ -97,11 +97,11 @@ FIXES = (
 )
 
 
-def end_marker(token):
+def end_marker(token: str) -> re.Pattern[str]:
     return re.compile(rf"\n?{END} {token} (\d+)\n?$")
 
 
-def wrap(cmd, token, size=None):
+def wrap(cmd: str, token: str, size: int | None = None) -> str:
     """``cmd`` keeping its answer in ANSWERS/token (earlier answers are cleared first:
     Ansible runs one command at a time per host), printed back with an end marker that
     carries the exit code. With SIZE (the bytes of its standard input, a pipelined
@@ -119,19 +119,19 @@ def wrap(cmd, token, size=None):
             f"exit \"$rc\"; else {cmd}; fi")
 
 
-def reread(token):
+def reread(token: str) -> str:
     """Read an answer again; exit 3 when the command never started (no folder)."""
     d = shlex.quote(f"{ANSWERS}/{token}")
     return (f"test -d {d} || exit 3; test -f {d}/rc || exit 4; cat {d}/out && "
             f"printf '\\n{END} {token} %s\\n' \"$(cat {d}/rc)\" && cat {d}/err >&2")
 
 
-class Connection(IncusConnection):
+class Connection(IncusConnection):  # type: ignore[misc]  # community.general has no py.typed
     """community.general.incus with lost answers recovered and Incus errors explained."""
 
     transport = "anklume_incus"
 
-    def _run(self, cmd, in_data=None):
+    def _run(self, cmd: str, in_data: bytes | None = None) -> tuple[int, str, str]:
         local_cmd = [to_bytes(a, errors="surrogate_or_strict") for a in self._build_command(cmd)]
         proc = subprocess.Popen(local_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
@@ -139,7 +139,7 @@ class Connection(IncusConnection):
                                              nonstring="passthru"))
         return proc.returncode, to_text(out), to_text(err)
 
-    def _explain(self, err):
+    def _explain(self, err: str) -> None:
         """Raise one line naming the host and the fix when Incus itself refused."""
         text = err.strip()
         if not text.startswith("Error: "):
@@ -150,9 +150,12 @@ class Connection(IncusConnection):
                     f"{self._instance()} (project {self.get_option('project')}): {fix} "
                     f"[incus: {text[len('Error: '):]}]")
 
-    def exec_command(self, cmd, in_data=None, sudoable=True):
+    def exec_command(self, cmd: str, in_data: bytes | None = None,
+                     sudoable: bool = True) -> tuple[int, bytes | str, bytes | str]:
         if self.get_option("remote_user") != "root":
-            return super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+            upstream: tuple[int, bytes, bytes] = super().exec_command(
+                cmd, in_data=in_data, sudoable=sudoable)
+            return upstream
         # The base class of Incus's connection only records the call; the command runs here.
         super(IncusConnection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
         self._display.vvv(f"EXEC {cmd}", host=self._instance())
@@ -173,11 +176,12 @@ class Connection(IncusConnection):
         raise AnsibleConnectionFailure(
             f"{self._instance()}: incus exec twice failed to start a command: {err.strip()}")
 
-    def put_file(self, in_path, out_path):
+    def put_file(self, in_path: str, out_path: str) -> None:
         """`incus file push`, checked (the upstream plugin ignores its exit code) and tried
         again when it fails: pushing the same file twice is harmless."""
         if self.get_option("remote_user") != "root":
-            return super().put_file(in_path, out_path)
+            super().put_file(in_path, out_path)
+            return
         super(IncusConnection, self).put_file(in_path, out_path)
         self._display.vvv(f"PUT {in_path} TO {out_path}", host=self._instance())
         cmd = [self._incus_cmd, "--project", self.get_option("project"), "file", "push",
@@ -197,11 +201,11 @@ class Connection(IncusConnection):
                                        f"{out_path}: {err}")
 
     @staticmethod
-    def _answer(token, out, err):
+    def _answer(token: str, out: str, err: str) -> tuple[int, str, str] | None:
         found = end_marker(token).search(out)
         return (int(found.group(1)), out[:found.start()], err) if found else None
 
-    def _recover(self, token, rc, out):
+    def _recover(self, token: str, rc: int, out: str) -> tuple[int, str, str] | None:
         """The answer kept in the instance; None when the command never started there."""
         for attempt in range(1, REREADS + 1):
             self._display.warning(

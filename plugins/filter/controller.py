@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Callable
+from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible.utils.collection_loader import AnsibleCollectionConfig
@@ -62,11 +64,12 @@ def incus_runs_here(remote: str = "local") -> bool:
             "/1.0", what="reading the Incus server")
     except IncusError as exc:
         raise AnsibleFilterError(str(exc)) from exc
-    return (server or {}).get("environment", {}).get("server_name") == socket.gethostname()
+    here: bool = (server or {}).get("environment", {}).get("server_name") == socket.gethostname()
+    return here
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> dict[str, Callable[..., Any]]:
         return {"controller_collection": controller_collection,
                 "controller_sha256": controller_sha256,
                 "incus_runs_here": incus_runs_here}

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 MANAGED_KEY = "user.anklume.managed"
@@ -47,8 +49,10 @@ class Operation:
     reported as unknown, a failure.
     """
 
-    def __init__(self, what, path=None, method="POST", data=None, project=None,
-                 verify=None, start=None):
+    def __init__(self, what: str, path: str | None = None, method: str = "POST",
+                 data: Any = None, project: str | None = None,
+                 verify: Callable[[], bool | str] | None = None,
+                 start: Callable[[], str | None] | None = None) -> None:
         self.what, self.path, self.method, self.data = what, path, method, data
         self.project, self.verify, self.start = project, verify, start
 
@@ -56,7 +60,8 @@ class Operation:
 class IncusClient:
     """A thin wrapper over ``incus query`` for one remote."""
 
-    def __init__(self, remote="local", binary="incus", timeout=600):
+    def __init__(self, remote: str | None = "local", binary: str = "incus",
+                 timeout: int = 600) -> None:
         self.remote = remote or "local"
         self.binary = binary
         self.timeout = timeout
@@ -66,7 +71,8 @@ class IncusClient:
         self._lock = threading.Lock()
 
     # -- low level -----------------------------------------------------------
-    def _url(self, path, project=None, params=None):
+    def _url(self, path: str, project: str | None = None,
+             params: Mapping[str, Any] | None = None) -> str:
         query = dict(params or {})
         if project:
             query["project"] = project
@@ -75,8 +81,9 @@ class IncusClient:
             url += ("&" if "?" in url else "?") + urlencode(query)
         return url if self.remote == "local" else f"{self.remote}:{url}"
 
-    def query(self, path, method="GET", data=None, project=None, params=None,
-              wait=True, what=None):
+    def query(self, path: str, method: str = "GET", data: Any = None,
+              project: str | None = None, params: Mapping[str, Any] | None = None,
+              wait: bool = True, what: str | None = None) -> Any:
         """Run one REST call; return the decoded JSON metadata (or None)."""
         cmd = [self.binary, "query", "-X", method]
         if wait:
@@ -107,18 +114,21 @@ class IncusClient:
         except ValueError as exc:
             raise IncusError(f"{what or path}: unreadable answer from incus: {out[:200]}") from exc
 
-    def get(self, path, project=None, params=None, what=None):
+    def get(self, path: str, project: str | None = None,
+            params: Mapping[str, Any] | None = None, what: str | None = None) -> Any:
         return self.query(path, project=project, params=params, what=what)
 
-    def start_operation(self, path, method, data, project=None, what=None):
+    def start_operation(self, path: str, method: str, data: Any, project: str | None = None,
+                        what: str | None = None) -> str | None:
         """Start an async call and return its operation id (no wait)."""
         op = self.query(path, method=method, data=data, project=project,
                         wait=False, what=what)
         if isinstance(op, dict) and op.get("id"):
-            return op["id"]
+            op_id: str = op["id"]
+            return op_id
         return None
 
-    def find(self, path, project=None, what=None):
+    def find(self, path: str, project: str | None = None, what: str | None = None) -> Any:
         """GET one object; None when Incus answers that it does not exist."""
         try:
             return self.get(path, project=project, what=what)
@@ -127,7 +137,8 @@ class IncusClient:
                 return None
             raise
 
-    def wait_operation(self, op_id, what=None, timeout=600):
+    def wait_operation(self, op_id: str | None, what: str | None = None,
+                       timeout: int = 600) -> Any:
         """Wait for an operation; raise with its error text if it failed, and
         :class:`OperationGone` when Incus has already dropped it."""
         if not op_id:
@@ -149,8 +160,9 @@ class IncusClient:
                              f"after {timeout}s")
         return op
 
-    def run_operations(self, ops, parallel=DEFAULT_PARALLEL, progress=None, label="",
-                       timeout=600):
+    def run_operations(self, ops: Iterable[Operation], parallel: int | None = DEFAULT_PARALLEL,
+                       progress: Callable[[str], object] | None = None, label: str = "",
+                       timeout: int = 600) -> None:
         """Run every :class:`Operation`, at most ``parallel`` at a time (ADR-022).
 
         Each worker starts one operation and waits on it at once, so a result cannot be
@@ -170,7 +182,7 @@ class IncusClient:
             return
         total, done, errors = len(ops), [0], []
 
-        def one(op):
+        def one(op: Operation) -> None:
             error = self._run_one(op, timeout)
             with self._lock:
                 done[0] += 1
@@ -187,13 +199,15 @@ class IncusClient:
             head = f"{len(errors)} of {total} operations failed: " if total > 1 else ""
             raise IncusError(head + "; ".join(sorted(errors)))
 
-    def _run_one(self, op, timeout):
+    def _run_one(self, op: Operation, timeout: int) -> str | None:
         """Start and wait for one operation; its error text, or None when it succeeded."""
         try:
             if op.start is not None:
                 op_id = op.start()
             else:
-                op_id = self.start_operation(op.path, op.method, op.data, op.project, op.what)
+                # Without start() an Operation has its request path (see Operation).
+                path = cast(str, op.path)
+                op_id = self.start_operation(path, op.method, op.data, op.project, op.what)
             self.wait_operation(op_id, what=op.what, timeout=timeout)
         except OperationGone:
             try:
@@ -214,21 +228,21 @@ class IncusClient:
         return None
 
     # -- bulk reads ------------------------------------------------------------
-    def networks(self):
+    def networks(self) -> dict[str, dict[str, Any]]:
         items = self.get("/1.0/networks", params={"recursion": 1}, what="listing networks")
         return {n["name"]: n for n in items or []}
 
-    def projects(self):
+    def projects(self) -> dict[str, dict[str, Any]]:
         items = self.get("/1.0/projects", params={"recursion": 1}, what="listing projects")
         return {p["name"]: p for p in items or []}
 
-    def profiles(self):
+    def profiles(self) -> dict[tuple[str, str], dict[str, Any]]:
         """Every profile of every project, keyed by (project, name)."""
         items = self.get("/1.0/profiles", params={"recursion": 1, "all-projects": "true"},
                          what="listing profiles") or []
         return {(p.get("project") or "default", p["name"]): p for p in items}
 
-    def instances(self, state=True):
+    def instances(self, state: bool = True) -> dict[tuple[str, str], dict[str, Any]]:
         """Every instance of every project keyed by name (names are unique)."""
         items = self.get("/1.0/instances",
                          params={"recursion": 2 if state else 1, "all-projects": "true"},
@@ -236,21 +250,21 @@ class IncusClient:
         return {(i.get("project") or "default", i["name"]): i for i in items}
 
 
-def qname(name):
+def qname(name: str) -> str:
     return quote(name, safe="")
 
 
-def is_managed(obj, owner):
+def is_managed(obj: Mapping[str, Any], owner: str | None) -> bool:
     """True when an object carries our marker for this anklume project."""
-    config = obj.get("config") or {}
+    config: Mapping[str, str] = obj.get("config") or {}
     if config.get(MANAGED_KEY) != "true":
         return False
     return owner is None or config.get(OWNER_KEY, "") == owner
 
 
-def owner_of(obj):
+def owner_of(obj: Mapping[str, Any]) -> str | None:
     """The anklume owner an object is marked with; None when it has no managed marker."""
-    config = obj.get("config") or {}
+    config: Mapping[str, str] = obj.get("config") or {}
     if config.get(MANAGED_KEY) != "true":
         return None
     return config.get(OWNER_KEY, "")
@@ -267,7 +281,8 @@ _DELETE = {"network": "incus network delete {name}",
            "instance": "incus delete --project {project} {name}"}
 
 
-def ownership_problem(kind, name, obj, owner, project=None):
+def ownership_problem(kind: str, name: str, obj: Mapping[str, Any], owner: str | None,
+                      project: str | None = None) -> tuple[str, str] | None:
     """Why we may not reconcile an existing object under a declared name, or None.
 
     ``("conflict", text)``: it carries our managed marker with another owner (another
@@ -294,7 +309,9 @@ def ownership_problem(kind, name, obj, owner, project=None):
             f"over explicitly (`{setcmd} {OWNER_KEY}={owner}`)")
 
 
-def owner_conflicts(kind, objects, owner):
+def owner_conflicts(kind: str,
+                    objects: Iterable[tuple[str, Mapping[str, Any] | None, str | None]],
+                    owner: str | None) -> list[dict[str, Any]]:
     """Plan entries for the declared objects another anklume project owns.
 
     ``objects``: (name, current object or None, project) for every object the caller is
@@ -312,22 +329,22 @@ def owner_conflicts(kind, objects, owner):
     return out
 
 
-def conflict_message(module_name, entries):
+def conflict_message(module_name: str, entries: Collection[Mapping[str, Any]]) -> str:
     """The fail_json text for ownership conflicts: one line per object."""
     return "{}: {} declared object(s) belong to another owner; nothing was changed:\n{}".format(
         module_name, len(entries), "\n".join(e["reason"] for e in entries))
 
 
-def markers(owner):
+def markers(owner: str | None) -> dict[str, str]:
     out = {MANAGED_KEY: "true"}
     if owner:
         out[OWNER_KEY] = owner
     return out
 
 
-def stringify(config):
+def stringify(config: Mapping[str, Any] | None) -> dict[str, str]:
     """Incus stores every config value as a string."""
-    out = {}
+    out: dict[str, str] = {}
     for key, value in (config or {}).items():
         if isinstance(value, bool):
             out[key] = "true" if value else "false"
@@ -338,7 +355,8 @@ def stringify(config):
     return out
 
 
-def config_changes(current, wanted, owned_prefixes=()):
+def config_changes(current: Mapping[str, str] | None, wanted: Mapping[str, str],
+                   owned_prefixes: Collection[str] = ()) -> tuple[list[str], list[str]]:
     """Keys to set (differ or missing) and keys to remove.
 
     ``wanted`` wins for every key it names; a current key it does not name is
@@ -352,7 +370,8 @@ def config_changes(current, wanted, owned_prefixes=()):
     return changed, removed
 
 
-def devices_changes(current, wanted):
+def devices_changes(current: Mapping[str, Any] | None,
+                    wanted: Mapping[str, Any] | None) -> list[str]:
     current = current or {}
     wanted = wanted or {}
     keys = sorted(set(current) | set(wanted))
@@ -361,8 +380,9 @@ def devices_changes(current, wanted):
             (k in current) != (k in wanted)]
 
 
-def plan_entry(kind, name, action, keys=None, project=None):
-    entry = {"kind": kind, "name": name, "action": action}
+def plan_entry(kind: str, name: str, action: str, keys: Iterable[str] | None = None,
+               project: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": kind, "name": name, "action": action}
     if project:
         entry["project"] = project
     if keys:
@@ -370,9 +390,9 @@ def plan_entry(kind, name, action, keys=None, project=None):
     return entry
 
 
-def diff_entry(header, before, after):
+def diff_entry(header: str, before: object, after: object) -> dict[str, str]:
     """One --diff block; before/after are YAML-ish dicts rendered as JSON."""
-    def render(obj):
+    def render(obj: object) -> str:
         if obj is None:
             return ""
         return json.dumps(obj, indent=2, sort_keys=True) + "\n"
@@ -380,9 +400,9 @@ def diff_entry(header, before, after):
             "before": render(before), "after": render(after)}
 
 
-def ipv4s(inst):
+def ipv4s(inst: Mapping[str, Any]) -> list[str]:
     """The global IPv4 addresses of an instance read with recursion=2, sorted (lo left out)."""
-    out = []
+    out: list[str] = []
     for name, net in ((inst.get("state") or {}).get("network") or {}).items():
         if name == "lo":
             continue

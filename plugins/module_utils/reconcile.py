@@ -88,7 +88,7 @@ class Reconciliation:
         self.params = module.params
         self.check_mode = module.check_mode
         self.name = name
-        self.client = client or IncusClient(module.params["remote"])
+        self.client: IncusClient = client or IncusClient(module.params["remote"])
         self.plan: list[Entry] = []
         self.diffs: list[dict[str, Any]] = []
         self.warnings: list[str] = []
@@ -177,7 +177,8 @@ class ObjectReconciler(Reconciliation):
     def ident(self, key: Key) -> str:
         """The object's name in ``declared`` and ``orphans`` (``project/name`` for an
         object that lives in a project)."""
-        return key
+        name: str = key  # a global object's key is its name
+        return name
 
     def plan_name(self, key: Key) -> str:
         """The object's name in plan entries and messages."""
@@ -336,13 +337,13 @@ class ProjectObjectReconciler(ObjectReconciler):
     """The skeleton for objects that live in a project (profiles, instances): keyed by
     (project, name), named ``project/name`` in ``declared`` and ``orphans``."""
 
-    def key(self, spec: Spec) -> Key:
+    def key(self, spec: Spec) -> tuple[str, str]:
         return (spec["project"], spec["name"])
 
-    def ident(self, key: Key) -> str:
+    def ident(self, key: tuple[str, str]) -> str:
         return "{}/{}".format(*key)
 
-    def project(self, key: Key) -> str | None:
+    def project(self, key: tuple[str, str]) -> str | None:
         return key[0]
 
 

@@ -15,9 +15,11 @@ import pwd
 import re
 import stat
 import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 
-def _read(argv):
+def _read(argv: Sequence[str]) -> str | None:
     """Stdout of a read-only command, or None when it cannot run or fails."""
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
@@ -26,7 +28,7 @@ def _read(argv):
     return proc.stdout if proc.returncode == 0 else None
 
 
-def package_drift(names):
+def package_drift(names: Sequence[str]) -> list[str]:
     if not names:
         return []
     # dpkg-query exits 1 when a name is unknown but still lists the others: read stdout anyway.
@@ -36,20 +38,20 @@ def package_drift(names):
     return [f"package {n} is not installed" for n in names if status.get(n) != "installed"]
 
 
-def _norm_locale(name):
+def _norm_locale(name: str) -> str:
     return name.lower().replace("-", "")
 
 
-def locale_drift(names):
+def locale_drift(names: Sequence[str]) -> list[str]:
     if not names:
         return []
     present = {_norm_locale(x) for x in (_read(["locale", "-a"]) or "").split()}
     return [f"locale {n} is not generated" for n in names if _norm_locale(n) not in present]
 
 
-def attr_drift(path, st, want):
+def attr_drift(path: str, st: os.stat_result, want: Mapping[str, Any]) -> list[str]:
     """owner/group/mode differences of PATH (stat ST) against WANT."""
-    drift = []
+    drift: list[str] = []
     if want.get("owner") and _name(pwd.getpwuid, st.st_uid) != want["owner"]:
         drift.append(f"{path}: owner is not {want['owner']}")
     if want.get("group") and _name(grp.getgrgid, st.st_gid) != want["group"]:
@@ -59,14 +61,14 @@ def attr_drift(path, st, want):
     return drift
 
 
-def _name(lookup, ident):
+def _name(lookup: Callable[[int], pwd.struct_passwd | grp.struct_group], ident: int) -> str:
     try:
         return lookup(ident)[0]
     except KeyError:
         return str(ident)
 
 
-def line_drift(want):
+def line_drift(want: Mapping[str, Any]) -> list[str]:
     path = want["path"]
     try:
         with open(path, encoding="utf-8") as handle:
@@ -81,7 +83,7 @@ def line_drift(want):
     return drift + attr_drift(path, st, want)
 
 
-def link_drift(want):
+def link_drift(want: Mapping[str, Any]) -> list[str]:
     try:
         target = os.readlink(want["path"])
     except OSError:
@@ -91,7 +93,7 @@ def link_drift(want):
     return [f"{want['path']} points at {target}, not {want['src']}"]
 
 
-def file_drift(want):
+def file_drift(want: Mapping[str, Any]) -> list[str]:
     path = want["path"]
     try:
         st = os.stat(path)
@@ -110,7 +112,7 @@ def file_drift(want):
     return drift
 
 
-def directory_drift(want):
+def directory_drift(want: Mapping[str, Any]) -> list[str]:
     try:
         st = os.stat(want["path"])
     except OSError:
@@ -120,7 +122,7 @@ def directory_drift(want):
     return attr_drift(want["path"], st, want)
 
 
-def command_drift(want):
+def command_drift(want: Mapping[str, Any]) -> list[str]:
     out = _read(want["argv"])
     got = None if out is None else out.strip()
     if got == want["stdout"].strip():
@@ -129,7 +131,7 @@ def command_drift(want):
             f"not {want['stdout']!r}"]
 
 
-def probe(params):
+def probe(params: Mapping[str, Any]) -> list[str]:
     """Every difference between PARAMS (the declared state) and this machine."""
     drift = ["a full run was asked for"] if params["force"] else []
     drift += package_drift(params["packages"]) + locale_drift(params["locales"])

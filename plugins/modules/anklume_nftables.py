@@ -75,6 +75,8 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Mapping
+from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
@@ -94,14 +96,14 @@ class NftError(Exception):
     pass
 
 
-def run(argv, what):
+def run(argv: list[str], what: str) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise NftError(f"{what}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
 
 
-def without_dynamic_elements(text):
+def without_dynamic_elements(text: str) -> str:
     """A listing without the elements of dynamic sets (the dropped flows a firewall records,
     ADR-066): the packets fill them, the ruleset does not; comparing them would reload."""
     out, in_set, dynamic, skipping = [], [], False, False
@@ -123,7 +125,7 @@ def without_dynamic_elements(text):
     return "\n".join(out)
 
 
-def listing(nft, table):
+def listing(nft: str, table: str) -> str:
     """The kernel's table, stateless (no counter values); "" when it does not exist."""
     proc = subprocess.run([nft, "-s", "list", "table", "inet", table],
                           capture_output=True, text=True, check=False)
@@ -134,7 +136,7 @@ def listing(nft, table):
     return without_dynamic_elements(proc.stdout.strip())
 
 
-def canonical(nft, text):
+def canonical(nft: str, text: str) -> str:
     """nft -c, then load `text` into a throwaway network namespace and list it back."""
     with tempfile.NamedTemporaryFile("w", suffix=".nft") as tmp:
         tmp.write(text)
@@ -144,13 +146,13 @@ def canonical(nft, text):
                     nft, tmp.name], "loading the ruleset in a scratch network namespace failed").strip()
 
 
-def record_key(table, member=None):
+def record_key(table: str, member: str | None = None) -> str:
     """The Incus server key where deploy-nftables.sh records the sha256 it loaded; on a
     cluster (shared configuration, one kernel per member) one key per member."""
     return f"user.anklume.nftables.{table}.{member + '.' if member else ''}sha256"
 
 
-def records(client, remote, table):
+def records(client: incus.IncusClient, remote: str, table: str) -> dict[str, str]:
     """{where: recorded sha256}: one entry for a single host (where is ""), one per member
     of a cluster."""
     server = client.get("/1.0", what=f"reading the configuration of remote {remote}") or {}
@@ -163,7 +165,7 @@ def records(client, remote, table):
             for m in members}
 
 
-def overall_state(found, sha):
+def overall_state(found: Mapping[str, str], sha: str) -> str:
     """The worst state of the hosts (one, or each cluster member): missing, then stale, then current."""
     states = {remote_state(record, sha) for record in found.values()}
     for state in ("missing", "stale"):
@@ -172,14 +174,15 @@ def overall_state(found, sha):
     return "current"
 
 
-def remote_state(record, sha):
+def remote_state(record: str, sha: str) -> str:
     """current, missing (no record) or stale (a record of another ruleset)."""
     if not record:
         return "missing"
     return "current" if record == sha else "stale"
 
 
-def remote_entry(found, remote, table, path, sha, rendered=True):
+def remote_entry(found: Mapping[str, str], remote: str, table: str, path: str, sha: str,
+                 rendered: bool = True) -> dict[str, str]:
     """The plan entry for a remote host (or the cluster members) whose kernel lacks the
     rendered ruleset; FOUND is what records() read. RENDERED is False in a plan whose file
     is not written yet."""
@@ -187,7 +190,7 @@ def remote_entry(found, remote, table, path, sha, rendered=True):
     hosts = "that host" if list(found) == [""] else "each member named"
     step = (f"{'' if rendered else 'make apply (it renders the file), then '}copy {path} to "
             f"{hosts} and run there, as root: scripts/deploy-nftables.sh {name}")
-    why = []
+    why: list[str] = []
     for member, record in sorted(found.items()):
         where = f"{remote} member {member}" if member else remote
         state = remote_state(record, sha)
@@ -200,7 +203,7 @@ def remote_entry(found, remote, table, path, sha, rendered=True):
             "reason": f"{'; '.join(why)}; {step}"}
 
 
-def read(path):
+def read(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
@@ -208,7 +211,7 @@ def read(path):
         return None
 
 
-def write(path, text, mode=0o644):
+def write(path: str, text: str, mode: int = 0o644) -> None:
     """Replace `path` atomically."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o755, exist_ok=True)
@@ -223,13 +226,13 @@ def write(path, text, mode=0o644):
         raise
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
     text, path, nft, table = p["content"], p["path"], p["nft"], p["table"]
     old = read(path)
-    result = dict(changed=old != text, file_changed=old != text, reload=False, add=[], remove=[],
-                  diff=[], plan=[], remote_state="")
+    result: dict[str, Any] = dict(changed=old != text, file_changed=old != text, reload=False,
+                                  add=[], remove=[], diff=[], plan=[], remote_state="")
     remote = p["remote"] or "local"
     sha = hashlib.sha256(text.encode()).hexdigest()
     if not p["load"] and remote != "local":

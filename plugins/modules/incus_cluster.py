@@ -66,6 +66,7 @@ plan:
 incus_calls: {description: Incus REST calls made., type: int, returned: always}
 """
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
@@ -74,14 +75,15 @@ from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 ONLINE = "Online"
 
 
-def ref(inst):
+def ref(inst: Mapping[str, Any]) -> str:
     return "{}/{}".format(inst.get("project") or "default", inst["name"])
 
 
-def placement(instances, existing):
+def placement(instances: Iterable[Mapping[str, Any]],
+              existing: Mapping[str, str]) -> dict[str, str]:
     """Declared ``project/name`` -> the member it is on (existing) or pinned to ("" for any).
     ``existing`` maps ``project/name`` to C(location)."""
-    out = {}
+    out: dict[str, str] = {}
     for inst in instances:
         key = ref(inst)
         where = existing.get(key)
@@ -89,7 +91,8 @@ def placement(instances, existing):
     return out
 
 
-def needed(instances, existing):
+def needed(instances: Iterable[Mapping[str, Any]],
+           existing: Mapping[str, str]) -> dict[str, list[str]]:
     """Member -> the declared instances it holds or is to hold (sorted names)."""
     out: dict[str, list[str]] = {}
     for inst in instances:
@@ -99,18 +102,19 @@ def needed(instances, existing):
     return {m: sorted(set(names)) for m, names in out.items()}
 
 
-def not_clustered(instances, remote):
+def not_clustered(instances: Iterable[Mapping[str, Any]], remote: str) -> list[str]:
     return [f"machine {i['name']} declares target: {i['target']}, but Incus on {remote} is not "
             "a cluster: remove target from infra.yml (or point global.incus_remote at a cluster)"
             for i in instances if i.get("target")]
 
 
-def member_problems(members, holders, remote, answers):
+def member_problems(members: Mapping[str, Mapping[str, Any]], holders: Mapping[str, list[str]],
+                    remote: str, answers: Callable[[str], str | None]) -> list[str]:
     """One line per member that matters and is missing, not online or silent.
 
     ``members``: name -> C(/1.0/cluster/members) entry; ``holders``: member -> machines;
     ``answers(member)``: None when the member answers, else why not."""
-    out = []
+    out: list[str] = []
     for member, machines in sorted(holders.items()):
         names = ", ".join(machines)
         info = members.get(member)
@@ -134,12 +138,13 @@ def member_problems(members, holders, remote, answers):
     return out
 
 
-def check(client, instances, remote, probe_timeout):
+def check(client: incus.IncusClient, instances: Sequence[Mapping[str, Any]], remote: str,
+          probe_timeout: int) -> tuple[dict[str, Any], list[str]]:
     """The module's result (without ``changed``) and the warnings."""
     server = client.get("/1.0", what=f"reading the server of {remote}")
     clustered = bool(((server or {}).get("environment") or {}).get("server_clustered"))
     result: dict[str, Any] = {"clustered": clustered, "members": {}, "placement": {}, "problems": [], "plan": []}
-    warnings = []
+    warnings: list[str] = []
     if not clustered:
         result["problems"] = not_clustered(instances, remote)
         result["placement"] = {ref(i): i.get("target") or "" for i in instances}
@@ -155,7 +160,7 @@ def check(client, instances, remote, probe_timeout):
         result["placement"] = placement(instances, existing)
         holders = needed(instances, existing)
 
-        def answers(member):
+        def answers(member: str) -> str | None:
             try:
                 client.get("/1.0", params={"target": member},
                            what=f"asking member {member}")
@@ -185,7 +190,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
     client = client or incus.IncusClient(p["remote"], timeout=p["probe_timeout"])

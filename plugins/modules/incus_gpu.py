@@ -55,15 +55,20 @@ plan: {description: One C(info) entry naming the GPU and the user-space method.,
 
 import os
 import shutil
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
+
+if TYPE_CHECKING:
+    from ansible_collections.anklume.incus.plugins.module_utils.incus_client import IncusClient
 
 NVIDIA_VENDOR = "10de"
 
 
-def nvidia_cards(resources):
+def nvidia_cards(resources: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The NVIDIA cards of ``/1.0/resources`` whose driver is loaded."""
-    cards = []
+    cards: list[dict[str, Any]] = []
     for card in (resources or {}).get("gpu", {}).get("cards") or []:
         if card.get("vendor_id") != NVIDIA_VENDOR and card.get("driver") != "nvidia":
             continue
@@ -75,16 +80,17 @@ def nvidia_cards(resources):
     return cards
 
 
-def seen_cards(resources):
+def seen_cards(resources: Mapping[str, Any] | None) -> list[str]:
     """Every card Incus lists, for the error line: 'vendor product (driver)'."""
-    seen = []
+    seen: list[str] = []
     for card in (resources or {}).get("gpu", {}).get("cards") or []:
         name = " ".join(x for x in (card.get("vendor"), card.get("product")) if x) or "card"
         seen.append(f"{name} (driver {card.get('driver') or 'none'})")
     return seen
 
 
-def no_gpu_line(machines, resources):
+def no_gpu_line(machines: Iterable[Mapping[str, Any]],
+                resources: Mapping[str, Any] | None) -> str:
     names = ", ".join(f"{m['name']} (project {m['project']})" for m in machines)
     seen = seen_cards(resources)
     cards = "cards listed: " + "; ".join(seen) if seen else "it lists no GPU at all"
@@ -93,7 +99,9 @@ def no_gpu_line(machines, resources):
             "nvidia-compute profile, or run on a host with an NVIDIA GPU and its driver")
 
 
-def pick_userspace(wanted, driver_dir, is_local, which=shutil.which, isdir=os.path.isdir):
+def pick_userspace(wanted: str, driver_dir: str, is_local: bool,
+                   which: Callable[[str], str | None] = shutil.which,
+                   isdir: Callable[[str], bool] = os.path.isdir) -> tuple[str, str]:
     """(method, problem): the user-space method for containers, or a one-line problem."""
     if wanted in ("runtime", "none"):
         return wanted, ""
@@ -117,9 +125,10 @@ def pick_userspace(wanted, driver_dir, is_local, which=shutil.which, isdir=os.pa
                 "files there")
 
 
-def gpu_holders(instances, declared):
+def gpu_holders(instances: Mapping[tuple[str, str], Mapping[str, Any]],
+                declared: Collection[str]) -> list[str]:
     """Running instances that infra.yml does not declare and that hold a GPU device."""
-    out = []
+    out: list[str] = []
     for (project, name), inst in sorted(instances.items()):
         if f"{project}/{name}" in declared or inst.get("status") != "Running":
             continue
@@ -129,7 +138,8 @@ def gpu_holders(instances, declared):
     return out
 
 
-def describe(cards, method, driver_dir, machines):
+def describe(cards: Iterable[Mapping[str, Any]], method: str, driver_dir: str,
+             machines: Sequence[Mapping[str, Any]]) -> str:
     models = ", ".join(f"{c['model']} (driver {c['driver_version'] or '?'})" for c in cards)
     how = {"runtime": "user space by nvidia.runtime (NVIDIA container toolkit)",
            "mount": f"user space mounted read-only from {driver_dir}",
@@ -140,11 +150,11 @@ def describe(cards, method, driver_dir, machines):
     return f"{models}: {how}; for {names}"
 
 
-def check(module, client):
+def check(module: reconcile.Module, client: IncusClient) -> dict[str, Any]:
     p = module.params
     machines = p["instances"]
-    result = {"changed": False, "cards": [], "userspace": "", "driver_dir": p["driver_dir"],
-              "holders": [], "plan": []}
+    result: dict[str, Any] = {"changed": False, "cards": [], "userspace": "",
+                              "driver_dir": p["driver_dir"], "holders": [], "plan": []}
     if not machines:
         return result
     resources = client.get("/1.0/resources", what="reading the host's resources")
@@ -179,7 +189,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     reconcile.run_check(ARGUMENT_SPEC, "incus_gpu", check, module, client)
 
 

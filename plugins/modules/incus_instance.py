@@ -106,6 +106,8 @@ step: {description: What the module was doing when it failed., type: str, return
 """
 
 import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
@@ -115,7 +117,7 @@ TYPES = {"lxc": "container", "container": "container",
 PROTECT = "security.protection.delete"
 
 
-def image_source(image):
+def image_source(image: str) -> dict[str, str]:
     remote, alias = image.rsplit(":", 1) if ":" in image else ("", image)
     source = {"type": "image", "alias": alias}
     if remote == "images":
@@ -123,10 +125,11 @@ def image_source(image):
     return source
 
 
-def needs_new_lease(current, wanted):
+def needs_new_lease(current: Mapping[str, Any] | None,
+                    wanted: Mapping[str, Any] | None) -> bool:
     """An eth device changed in more than its security.* filters (which Incus applies live):
     a new static address reaches the instance only through a fresh DHCP request."""
-    def lease(device):
+    def lease(device: Mapping[str, Any] | None) -> dict[str, Any]:
         return {k: v for k, v in (device or {}).items() if not k.startswith("security.")}
     current, wanted = current or {}, wanted or {}
     return any(incus.stringify(lease(current.get(k))) != incus.stringify(lease(wanted.get(k)))
@@ -134,25 +137,26 @@ def needs_new_lease(current, wanted):
                for k in set(current) | set(wanted) if k.startswith("eth"))
 
 
-def agent_answers(inst):
+def agent_answers(inst: Mapping[str, Any]) -> bool:
     """A VM's agent answers once Incus can read its processes (-1 or absent before)."""
     if (inst or {}).get("type") != "virtual-machine":
         return True
     return int((inst.get("state") or {}).get("processes") or -1) > 0
 
 
-def ready(inst, ip):
+def ready(inst: Mapping[str, Any] | None, ip: str) -> bool:
     if not inst or inst.get("status") != "Running" or not agent_answers(inst):
         return False
     addrs = incus.ipv4s(inst)
     return ip in addrs if ip else bool(addrs)
 
 
-def instance_type(spec):
+def instance_type(spec: Mapping[str, Any]) -> str:
     return TYPES.get(spec.get("type") or "lxc", "container")
 
 
-def wanted_config(spec, owner, vm_config):
+def wanted_config(spec: Mapping[str, Any], owner: str | None,
+                  vm_config: Mapping[str, Any]) -> dict[str, str]:
     """The instance's config: a VM gets ``vm_config`` under its own keys, then our markers."""
     config = incus.stringify(vm_config) if instance_type(spec) == "virtual-machine" else {}
     config.update(incus.stringify(spec.get("config")))
@@ -160,7 +164,8 @@ def wanted_config(spec, owner, vm_config):
     return config
 
 
-def create_request(spec, config, devices, profiles):
+def create_request(spec: Mapping[str, Any], config: dict[str, str],
+                   devices: dict[str, dict[str, str]], profiles: list[str]) -> dict[str, Any]:
     """The POST /1.0/instances body that creates and starts ``spec``."""
     return {"name": spec["name"], "type": instance_type(spec),
             "description": spec.get("description") or "",
@@ -168,13 +173,13 @@ def create_request(spec, config, devices, profiles):
             "profiles": profiles, "config": config, "devices": devices, "start": True}
 
 
-def create_path(spec):
+def create_path(spec: Mapping[str, Any]) -> str:
     """Where the create goes: on the declared cluster member, else where Incus places it."""
     target = spec.get("target") or ""
     return f"/1.0/instances?target={incus.qname(target)}" if target else "/1.0/instances"
 
 
-def misplaced(spec, inst):
+def misplaced(spec: Mapping[str, Any], inst: Mapping[str, Any] | None) -> str | None:
     """The one line for an instance that runs on another member than its target, or None.
     anklume does not move it: a move stops the instance and copies it to the other member."""
     target = spec.get("target") or ""
@@ -187,7 +192,7 @@ def misplaced(spec, inst):
             f"(stopped first), or set its target: {location}")
 
 
-def not_ready(spec, inst):
+def not_ready(spec: Mapping[str, Any], inst: Mapping[str, Any]) -> str:
     """What an instance still lacks, for the timeout message."""
     text = "{} (status {}, addresses {}, want {}".format(
         spec["name"], inst.get("status"), incus.ipv4s(inst) or "none", spec.get("ip") or "any")
@@ -205,54 +210,56 @@ class Instances(reconcile.ProjectObjectReconciler):
     ITEMS = "instances"
     READING = "reading instances"
 
-    def __init__(self, module, name, client=None):
+    def __init__(self, module: reconcile.Module, name: str, client: Any = None) -> None:
         super().__init__(module, name, client)
         self.p = module.params
-        self.addresses = {}
+        self.addresses: dict[str, list[str]] = {}
 
-    def read(self):
+    def read(self) -> dict[tuple[str, str], reconcile.Obj]:
         return self.client.instances(state=True)
 
-    def plan_name(self, key):
+    def plan_name(self, key: tuple[str, str]) -> str:
         return key[1]
 
-    def is_declared(self, key, declared):
+    def is_declared(self, key: tuple[str, str], declared: set[str]) -> bool:
         """ADR-053: a machine is declared in its domain's project only (PROJECT/NAME; a
         bare NAME matches any project), so the instance a moved machine left in its old
         project is an orphan (kept when protected)."""
         return self.ident(key) in declared or key[1] in declared
 
-    def orphan_order(self, key):
+    def orphan_order(self, key: tuple[str, str]) -> tuple[str, str]:
         return key
 
-    def extra(self):
+    def extra(self) -> dict[str, Any]:
         return {"addresses": self.addresses}
 
-    def url(self, name, suffix=""):
+    def url(self, name: str, suffix: str = "") -> str:
         return f"/1.0/instances/{incus.qname(name)}{suffix}"
 
-    def owned_key(self, key):
+    def owned_key(self, key: str) -> bool:
         if key.startswith("user.anklume."):
             return True
         return not any(key.startswith(p) for p in self.p["ignored_config_prefixes"])
 
-    def wanted_config(self, spec):
+    def wanted_config(self, spec: reconcile.Spec) -> dict[str, str]:
         return wanted_config(spec, self.p["owner"], self.p.get("vm_config") or {})
 
-    def status(self, name, project):
+    def status(self, name: str, project: str | None) -> str | None:
         """The instance's status now ("Running", "Stopped"), None when it does not exist."""
         inst = self.client.find(self.url(name), project=project, what=f"reading instance {name}")
-        return inst.get("status") if inst else None
+        status: str | None = inst.get("status") if inst else None
+        return status
 
-    def expect(self, name, project, status):
+    def expect(self, name: str, project: str | None,
+               status: str | None) -> Callable[[], bool | str]:
         """verify() for an operation: True once the instance has ``status``."""
-        def verify():
+        def verify() -> bool | str:
             now = self.status(name, project)
             return now == status or f"instance {name} is {now or 'absent'}, not {status or 'absent'}"
         return verify
 
-    def state_op(self, inst, action, what):
-        data = {"action": action, "timeout": 30}
+    def state_op(self, inst: reconcile.Obj, action: str, what: str) -> incus.Operation:
+        data: dict[str, Any] = {"action": action, "timeout": 30}
         if action in ("stop", "restart"):
             data["force"] = True
         status = "Stopped" if action == "stop" else "Running"
@@ -260,16 +267,18 @@ class Instances(reconcile.ProjectObjectReconciler):
                                project=inst["project"],
                                verify=self.expect(inst["name"], inst["project"], status))
 
-    def wait_seconds(self, specs=None):
+    def wait_seconds(self, specs: Iterable[reconcile.Spec] | None = None) -> int:
         """The wait budget: ``timeout``, or ``vm_timeout`` when a VM is among ``specs``."""
         vm = any(instance_type(s) == "virtual-machine" for s in specs or self.p["instances"])
-        return max(self.p["timeout"], self.p.get("vm_timeout") or 0) if vm else self.p["timeout"]
+        seconds: int = max(self.p["timeout"], self.p.get("vm_timeout") or 0) if vm \
+            else self.p["timeout"]
+        return seconds
 
-    def run_ops(self, ops, label):
+    def run_ops(self, ops: list[incus.Operation], label: str) -> None:
         self.run_operations(ops, label, timeout=self.wait_seconds() + 60)
 
     # -- present ------------------------------------------------------------------
-    def busy_operations(self, keys):
+    def busy_operations(self, keys: Collection[tuple[str, str]]) -> list[incus.Operation]:
         """Task operations still running on our instances (e.g. a create whose apply was
         killed: Incus finishes it on its own)."""
         wanted = {f"/1.0/instances/{incus.qname(name)}?project={project}" for project, name in keys}
@@ -284,12 +293,16 @@ class Instances(reconcile.ProjectObjectReconciler):
             urls = set((op.get("resources") or {}).get("instances") or [])
             if urls & wanted:
                 # If it ends before we wait, fine: the instances are read again after.
+                # (A def, not a lambda: mypy cannot type a lambda whose default binds the id.)
+                def start(i: str = op["id"]) -> str:
+                    return i
                 busy.append(incus.Operation(f"waiting for a running operation "
                                             f"({op.get('description')})",
-                                            start=lambda i=op["id"]: i, verify=lambda: True))
+                                            start=start, verify=lambda: True))
         return busy
 
-    def settle(self, current, keys):
+    def settle(self, current: dict[tuple[str, str], reconcile.Obj],
+               keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], reconcile.Obj]:
         """Wait for the operations an earlier run left going on ``keys`` (a create that
         timed out on our side goes on in Incus); return the instances read again."""
         busy = self.busy_operations(keys)
@@ -302,12 +315,12 @@ class Instances(reconcile.ProjectObjectReconciler):
             self.warnings.append(f"an earlier operation failed: {exc}")
         return self.client.instances(state=True)
 
-    def present(self, specs):
+    def present(self, specs: list[reconcile.Spec]) -> None:
         """The skeleton's create / foreign / update per instance, with the creates, starts
         and restarts gathered into parallel operations, then the wait for addresses."""
         self.creates: list[incus.Operation] = []
         self.ops: list[incus.Operation] = []
-        self.to_wait: list[dict] = []
+        self.to_wait: list[reconcile.Spec] = []
         unsettled = [k for k in map(self.key, specs)
                      if k in self.current and self.current[k].get("status") != "Running"]
         if unsettled and not self.check_mode:
@@ -322,12 +335,12 @@ class Instances(reconcile.ProjectObjectReconciler):
         if self.p["wait"] and self.to_wait:
             self.wait_ready(self.to_wait, self.current if not (self.creates or self.ops) else None)
 
-    def wanted(self, spec):
+    def wanted(self, spec: reconcile.Spec) -> reconcile.Wanted:
         config = self.wanted_config(spec)
         devices = {k: incus.stringify(v) for k, v in (spec.get("devices") or {}).items()}
         return reconcile.Wanted(config, spec.get("description") or "", devices)
 
-    def create(self, spec):
+    def create(self, spec: reconcile.Spec) -> None:
         name, project = spec["name"], spec["project"]
         want = self.wanted(spec)
         config, devices = want.config, want.devices
@@ -345,7 +358,7 @@ class Instances(reconcile.ProjectObjectReconciler):
                                                 project=project,
                                                 verify=self.expect(name, project, "Running")))
 
-    def update(self, spec, cur):
+    def update(self, spec: reconcile.Spec, cur: reconcile.Obj) -> None:
         name, key = spec["name"], self.key(spec)
         config, desc, devices = self.wanted(spec)
         profiles = list(spec.get("profiles") or ["default"])
@@ -399,7 +412,8 @@ class Instances(reconcile.ProjectObjectReconciler):
         elif needs_new_lease(cur.get("devices"), devices):
             self.ops.append(self.state_op(cur, "restart", f"restarting instance {name}"))
 
-    def wait_ready(self, specs, current):
+    def wait_ready(self, specs: list[reconcile.Spec],
+                   current: dict[tuple[str, str], reconcile.Obj] | None) -> None:
         self.step = "waiting for instances to run with their address (and VMs' agent)"
         seconds = self.wait_seconds(specs)
         deadline = time.monotonic() + seconds
@@ -420,11 +434,11 @@ class Instances(reconcile.ProjectObjectReconciler):
             current = None
 
     # -- absent / pruned -------------------------------------------------------
-    def remove(self, keys):
+    def remove(self, keys: list[tuple[str, str]]) -> None:
         """The skeleton's managed check and keep / remove per instance; the stops and
         deletes run after, in parallel operations."""
         self.stops: list[incus.Operation] = []
-        self.deletes: list[dict] = []
+        self.deletes: list[reconcile.Obj] = []
         if not self.check_mode:
             self.current = self.settle(self.current, [k for k in keys if k in self.current])
         super().remove(keys)
@@ -436,21 +450,21 @@ class Instances(reconcile.ProjectObjectReconciler):
                                       verify=self.expect(c["name"], c["project"], None))
                       for c in self.deletes], "deleted")
 
-    def protected(self, cur):
+    def protected(self, cur: reconcile.Obj) -> bool:
         return (cur.get("config") or {}).get(PROTECT) == "true"
 
-    def keep_reason(self, key, cur):
+    def keep_reason(self, key: tuple[str, str], cur: reconcile.Obj) -> str:
         # Protected instances go only with force, and only when named (state absent).
         force = self.p["force"] and self.p["state"] == "absent"
         if self.protected(cur) and not force:
             return "it is protected (ephemeral: false); FORCE=1 deletes it"
         return ""
 
-    def removal_diff(self, key, cur):
+    def removal_diff(self, key: tuple[str, str], cur: reconcile.Obj) -> dict[str, Any] | None:
         return incus.diff_entry(self.label(key), {"status": cur.get("status"),
                                                   "profiles": cur.get("profiles")}, None)
 
-    def delete(self, key, cur):
+    def delete(self, key: tuple[str, str], cur: reconcile.Obj) -> None:
         name, project = key[1], key[0]
         if self.protected(cur):
             self.step = f"lifting the delete protection of {name}"
@@ -486,7 +500,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     reconcile.run_module(ARGUMENT_SPEC, Instances, "incus_instance", module, client)
 
 

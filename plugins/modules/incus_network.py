@@ -68,6 +68,9 @@ step: {description: What the module was doing when it failed., type: str, return
 
 import ipaddress
 import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
@@ -83,7 +86,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def subnet_of(config):
+def subnet_of(config: Mapping[str, Any] | None) -> IPv4Network | IPv6Network | None:
     addr = (config or {}).get("ipv4.address") or ""
     try:
         return ipaddress.ip_interface(addr).network if "/" in addr else None
@@ -91,7 +94,8 @@ def subnet_of(config):
         return None
 
 
-def subnet_clashes(wanted, current):
+def subnet_clashes(wanted: Iterable[Mapping[str, Any]],
+                   current: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """One line per declared bridge to create whose IPv4 subnet an existing bridge already
     holds (a removed domain's bridge still up, say): Incus would fail half-way with a
     dnsmasq "Address already in use"; we stop before any change and say what to do."""
@@ -118,18 +122,19 @@ VANISHING_VETH = ("bridge children interfaces", "does not exist")
 MEMBER_KEYS = ("bridge.external_interfaces",)
 
 
-def split_config(config):
+def split_config(config: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """(member-specific keys, cluster-wide keys) of a bridge's config."""
     member = {k: v for k, v in config.items() if k in MEMBER_KEYS}
     return member, {k: v for k, v in config.items() if k not in MEMBER_KEYS}
 
 
-def is_pending(net):
+def is_pending(net: Mapping[str, Any] | None) -> bool:
     """Created on some cluster members only: the cluster-wide create has not run yet."""
     return (net or {}).get("status") == "Pending"
 
 
-def cluster_members(server, members):
+def cluster_members(server: Mapping[str, Any] | None,
+                    members: Callable[[], Iterable[Mapping[str, Any]] | None]) -> list[str]:
     """The names of the members to create a bridge on, [] when the server is no cluster.
 
     ``server`` is C(GET /1.0), ``members`` a callable returning C(/1.0/cluster/members)
@@ -146,11 +151,11 @@ class Networks(reconcile.ObjectReconciler):
     OWNED_KEYS = ("raw.dnsmasq",)
     READING = "reading networks"
 
-    def __init__(self, module, name, client=None):
+    def __init__(self, module: reconcile.Module, name: str, client: Any = None) -> None:
         super().__init__(module, name, client)
-        self._members = None
+        self._members: list[str] | None = None
 
-    def members(self):
+    def members(self) -> list[str]:
         """Cluster members (read once, at the first create); [] on a single server."""
         if self._members is None:
             self._members = cluster_members(
@@ -159,26 +164,26 @@ class Networks(reconcile.ObjectReconciler):
                                         what="listing cluster members"))
         return self._members
 
-    def present_one(self, spec):
+    def present_one(self, spec: reconcile.Spec) -> None:
         cur = self.current.get(spec["name"])
         if is_pending(cur):
             self.create(spec, done=(cur or {}).get("locations") or ())
         else:
             super().present_one(spec)
 
-    def read(self):
+    def read(self) -> dict[str, reconcile.Obj]:
         return self.client.networks()
 
-    def may_be_orphan(self, key, obj):
+    def may_be_orphan(self, key: str, obj: reconcile.Obj) -> bool:
         return key.startswith(self.params["prefix"])
 
-    def before_changes(self, specs):
+    def before_changes(self, specs: list[reconcile.Spec]) -> None:
         clashes = subnet_clashes(specs, self.current)
         if clashes:
             self.fail("incus_network: nothing was changed:\n" + "\n".join(clashes),
                       step="checking subnets")
 
-    def create(self, spec, done=()):
+    def create(self, spec: reconcile.Spec, done: Collection[str] = ()) -> None:
         """Create bridge ``spec``; on a cluster, first on each member not in ``done``."""
         name = spec["name"]
         config, desc = self.wanted(spec)[:2]
@@ -203,23 +208,24 @@ class Networks(reconcile.ObjectReconciler):
             done=lambda: name in self.client.networks()
             and not is_pending(self.client.networks()[name]))
 
-    def update(self, spec, cur):
+    def update(self, spec: reconcile.Spec, cur: reconcile.Obj) -> None:
         config, desc = self.wanted(spec)[:2]
         url = f"/1.0/networks/{incus.qname(spec['name'])}"
         self.put_config(spec["name"], url, cur, config, desc)
 
-    def in_use(self, key, cur):
+    def in_use(self, key: str, cur: reconcile.Obj) -> str:
         used = list(cur.get("used_by") or [])
         return "still used by " + ", ".join(used) if used else ""
 
-    def delete(self, key, cur):
+    def delete(self, key: str, cur: reconcile.Obj) -> None:
         url = f"/1.0/networks/{incus.qname(key)}"
         self.retry_vanishing_veths(
             lambda: self.client.query(url, "DELETE", what=self.step),
             done=lambda: key not in self.client.networks())
 
     @staticmethod
-    def retry_vanishing_veths(call, done, tries=5):
+    def retry_vanishing_veths(call: Callable[[], object], done: Callable[[], bool],
+                              tries: int = 5) -> None:
         """Run ``call``, again while Incus trips on a veth that another instance's deletion
         is removing ("Failed to delete bridge children interfaces ... does not exist": a
         bridge created or deleted while any container goes, ADR-073), a few times with a
@@ -236,7 +242,7 @@ class Networks(reconcile.ObjectReconciler):
                 return
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     reconcile.run_module(ARGUMENT_SPEC, Networks, "incus_network", module, client)
 
 

@@ -64,6 +64,9 @@ incus_calls: {description: Incus REST calls made., type: int, returned: success}
 step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
@@ -78,20 +81,21 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def split(label):
+def split(label: str) -> tuple[str, str]:
     """``project/name`` to (project, name)."""
     project, sep, name = label.partition("/")
     return project, name if sep else ""
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
     client = client or incus.IncusClient(p["remote"])
-    plan = []
+    plan: list[dict[str, Any]] = []
     step = "reading the objects"
 
-    def check(kind, name, obj, project=None):
+    def check(kind: str, name: str, obj: Mapping[str, Any] | None,
+              project: str | None = None) -> None:
         if obj is None:
             return
         problem = incus.ownership_problem(kind, name, obj, p["owner"], project)

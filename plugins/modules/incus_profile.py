@@ -57,6 +57,8 @@ incus_calls: {description: Incus REST calls made., type: int, returned: always}
 step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
+from typing import Any
+
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
@@ -79,13 +81,13 @@ class Profiles(reconcile.ProjectObjectReconciler):
     DEVICES = "devices"
     DIFF_ON_REMOVE = False
 
-    def read(self):
+    def read(self) -> dict[tuple[str, str], reconcile.Obj]:
         return self.client.profiles()
 
-    def may_be_orphan(self, key, obj):
+    def may_be_orphan(self, key: tuple[str, str], obj: reconcile.Obj) -> bool:
         return key[1] != "default"
 
-    def create(self, spec):
+    def create(self, spec: reconcile.Spec) -> None:
         key = self.key(spec)
         config, desc, devices = self.wanted(spec)
         self.change(self.entry(key, "create"),
@@ -96,7 +98,7 @@ class Profiles(reconcile.ProjectObjectReconciler):
                               data={"name": key[1], "description": desc,
                                     "config": config, "devices": devices})
 
-    def update(self, spec, cur):
+    def update(self, spec: reconcile.Spec, cur: reconcile.Obj) -> None:
         key = self.key(spec)
         config, desc, devices = self.wanted(spec)
         keys, removed = incus.config_changes(cur.get("config"), config, ("",))
@@ -116,16 +118,16 @@ class Profiles(reconcile.ProjectObjectReconciler):
                               what=self.step, data={"config": config, "devices": devices,
                                                     "description": desc})
 
-    def in_use(self, key, cur):
+    def in_use(self, key: tuple[str, str], cur: reconcile.Obj) -> str:
         used = cur.get("used_by") or []
         return "still used by " + ", ".join(used) if used else ""
 
-    def delete(self, key, cur):
+    def delete(self, key: tuple[str, str], cur: reconcile.Obj) -> None:
         self.client.query(f"/1.0/profiles/{incus.qname(key[1])}", "DELETE", project=key[0],
                           what=self.step)
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     reconcile.run_module(ARGUMENT_SPEC, Profiles, "incus_profile", module, client)
 
 

@@ -61,6 +61,8 @@ incus_calls: {description: Incus REST calls made., type: int, returned: always}
 step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
+from typing import Any
+
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
@@ -75,7 +77,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def project_leftovers(client, name):
+def project_leftovers(client: incus.IncusClient, name: str) -> list[str]:
     """What blocks a project's deletion: its instances and profiles but the default one."""
     return [url for url in client.get(f"/1.0/projects/{incus.qname(name)}").get("used_by") or []
             if "/profiles/default" not in url]
@@ -87,17 +89,17 @@ class Projects(reconcile.ObjectReconciler):
     READING = "reading projects"
     DEVICES = "default_devices"
 
-    def read(self):
+    def read(self) -> dict[str, reconcile.Obj]:
         current = self.client.projects()
         # The default profiles, read only when a project exists at all.
-        self.profiles = self.client.profiles() \
+        self.profiles: dict[tuple[str, str], reconcile.Obj] = self.client.profiles() \
             if current and self.params["state"] == "present" else {}
         return current
 
-    def may_be_orphan(self, key, obj):
+    def may_be_orphan(self, key: str, obj: reconcile.Obj) -> bool:
         return key != "default"
 
-    def create(self, spec):
+    def create(self, spec: reconcile.Spec) -> None:
         name = spec["name"]
         config, desc, devices = self.wanted(spec)
         after = {"config": config, "description": desc, "default_profile_devices": devices}
@@ -112,13 +114,13 @@ class Projects(reconcile.ObjectReconciler):
                           data={"config": {}, "devices": devices,
                                 "description": f"anklume: root disk and eth0 on {name}"})
 
-    def update(self, spec, cur):
+    def update(self, spec: reconcile.Spec, cur: reconcile.Obj) -> None:
         name = spec["name"]
         config, desc, devices = self.wanted(spec)
         self.put_config(name, f"/1.0/projects/{incus.qname(name)}", cur, config, desc)
         self.update_default_profile(name, devices)
 
-    def update_default_profile(self, name, devices):
+    def update_default_profile(self, name: str, devices: dict[str, dict[str, str]]) -> None:
         prof = self.profiles.get((name, "default")) or {}
         dkeys = incus.devices_changes(prof.get("devices"), devices)
         if not dkeys:
@@ -133,16 +135,16 @@ class Projects(reconcile.ObjectReconciler):
                                     "description": prof.get("description", ""),
                                     "devices": devices})
 
-    def in_use(self, key, cur):
+    def in_use(self, key: str, cur: reconcile.Obj) -> str:
         self.step = f"reading project {key}"
         leftovers = project_leftovers(self.client, key)
         return "it still holds " + ", ".join(leftovers) if leftovers else ""
 
-    def delete(self, key, cur):
+    def delete(self, key: str, cur: reconcile.Obj) -> None:
         self.client.query(f"/1.0/projects/{incus.qname(key)}", "DELETE", what=self.step)
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     reconcile.run_module(ARGUMENT_SPEC, Projects, "incus_project", module, client)
 
 

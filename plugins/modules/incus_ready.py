@@ -53,7 +53,9 @@ incus_calls: {description: Incus REST calls made., type: int, returned: success}
 
 import subprocess
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
@@ -66,7 +68,7 @@ PROBE = ("if command -v systemctl >/dev/null 2>&1; then "
          f"echo {MARKER}")
 
 
-def probe(client, name, project, wait):
+def probe(client: incus.IncusClient, name: str, project: str, wait: int) -> tuple[bool, str]:
     """One `incus exec`: (True, '') when the instance answered with the marker."""
     cmd = [client.binary, "exec", "--project", project,
            f"{client.remote}:{name}", "--", "/bin/sh", "-c", PROBE.format(wait=wait)]
@@ -81,7 +83,7 @@ def probe(client, name, project, wait):
     return False, err or "empty answer"
 
 
-def fix_line(spec, inst, why=""):
+def fix_line(spec: Mapping[str, Any], inst: Mapping[str, Any] | None, why: str = "") -> str:
     """What is wrong with one host and how to fix it, on one line."""
     name, project = spec["name"], spec["project"]
     if not spec.get("declared", True):
@@ -98,7 +100,7 @@ def fix_line(spec, inst, why=""):
             f"`incus exec` ({why}): see `incus info --show-log --project {project} {name}`")
 
 
-def check(module, client):
+def check(module: reconcile.Module, client: incus.IncusClient) -> dict[str, Any]:
     p = module.params
     specs = p["instances"]
     current = client.instances(state=False)
@@ -145,7 +147,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     reconcile.run_check(ARGUMENT_SPEC, "incus_ready", check, module, client)
 
 

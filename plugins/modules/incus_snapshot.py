@@ -110,6 +110,8 @@ incus_calls:
 step: {description: What the module was doing when it failed., type: str, returned: failure}
 """
 
+from collections.abc import Mapping
+from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
@@ -123,7 +125,7 @@ WAVES = (("delete", "deleted", "deleting snapshots", ("remove", "replace")),
          ("restore", "restored", "restoring instances", ("restore",)))
 
 
-def _inventory(client: incus.IncusClient, what: str) -> dict:
+def _inventory(client: incus.IncusClient, what: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Every instance with its snapshots, in one call: (project, name) -> instance."""
     listing = client.get("/1.0/instances", params={"recursion": 2, "all-projects": "true"},
                          what=what)
@@ -135,8 +137,8 @@ def _date(value: str | None) -> str:
     return "" if not value or value.startswith("0001-01-01") else value
 
 
-def _snapshot_rows(inst: dict) -> list[dict]:
-    rows = []
+def _snapshot_rows(inst: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for snap in inst.get("snapshots") or []:
         rows.append(
             {
@@ -152,7 +154,8 @@ def _snapshot_rows(inst: dict) -> list[dict]:
     return rows
 
 
-def _targets(run: reconcile.Reconciliation, inventory: dict) -> list[tuple[str, str]]:
+def _targets(run: reconcile.Reconciliation,
+             inventory: Mapping[tuple[str, str], Any]) -> list[tuple[str, str]]:
     """Resolve the requested instances to (project, name), failing on unknown ones."""
     out, missing = [], []
     for item in run.params["instances"]:
@@ -167,7 +170,7 @@ def _targets(run: reconcile.Reconciliation, inventory: dict) -> list[tuple[str, 
     return out
 
 
-def _operation(client: incus.IncusClient, entry: dict, snap: str, action: str,
+def _operation(client: incus.IncusClient, entry: Mapping[str, Any], snap: str, action: str,
                stateful: bool) -> incus.Operation:
     """The Incus operation for one instance, with how to check its result (ADR-022)."""
     inst, project = entry["name"].split("/", 1)[0], entry["project"]
@@ -190,7 +193,8 @@ def _operation(client: incus.IncusClient, entry: dict, snap: str, action: str,
     return incus.Operation(what, base, "PUT", {"restore": snap}, project=project)
 
 
-def _decide(run: reconcile.Reconciliation, inventory: dict, targets: list) -> None:
+def _decide(run: reconcile.Reconciliation, inventory: Mapping[tuple[str, str], Mapping[str, Any]],
+            targets: list[tuple[str, str]]) -> None:
     """One plan entry per instance to act on; a missing snapshot fails the whole call
     before any change."""
     p = run.params
@@ -213,7 +217,8 @@ def _decide(run: reconcile.Reconciliation, inventory: dict, targets: list) -> No
                  step="checking the snapshots")
 
 
-def _diff(run: reconcile.Reconciliation, inventory: dict, targets: list) -> dict:
+def _diff(run: reconcile.Reconciliation, inventory: Mapping[tuple[str, str], Mapping[str, Any]],
+          targets: list[tuple[str, str]]) -> dict[str, str]:
     """The snapshot names of each targeted instance, before and after."""
     snap, state = run.params["name"], run.params["state"]
     actions = {(e["project"], e["name"].split("/", 1)[0]): e["action"] for e in run.plan}
@@ -237,7 +242,9 @@ def _diff(run: reconcile.Reconciliation, inventory: dict, targets: list) -> dict
             "before": _yaml(before), "after": _yaml(after)}
 
 
-def _keep_descriptions(run: reconcile.Reconciliation, before: dict, after: dict) -> None:
+def _keep_descriptions(run: reconcile.Reconciliation,
+                       before: Mapping[tuple[str, str], Mapping[str, Any]],
+                       after: Mapping[tuple[str, str], dict[str, Any]]) -> None:
     """A restore copies the snapshot's (empty) description over the instance's: put back
     the one infra.yml declared, so that the next apply has nothing to change."""
     run.step = "keeping the descriptions of the restored instances"
@@ -284,7 +291,7 @@ ARGUMENT_SPEC = {
 }
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
     client = client or incus.IncusClient(remote=p["remote"], timeout=p["timeout"] + 30)
@@ -326,8 +333,8 @@ def main(module=None, client=None):
     module.exit_json(**out)
 
 
-def _yaml(mapping: dict) -> str:
-    lines = []
+def _yaml(mapping: Mapping[str, list[str]]) -> str:
+    lines: list[str] = []
     for key in sorted(mapping):
         lines.append(f"{key}:")
         lines += [f"  - {n}" for n in mapping[key]] or ["  []"]

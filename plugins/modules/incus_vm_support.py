@@ -49,6 +49,9 @@ plan:
 incus_calls: {description: Incus REST calls made., type: int, returned: always}
 """
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
 
@@ -57,17 +60,17 @@ VM_TYPES = ("vm", "virtual-machine")
 PROBE = "anklume-vm-probe"
 
 
-def drivers_of(server):
+def drivers_of(server: Mapping[str, Any] | None) -> list[str]:
     """The working instance drivers of a ``GET /1.0`` answer: ``"lxc | qemu"`` -> [lxc, qemu]."""
     text = ((server or {}).get("environment") or {}).get("driver") or ""
     return [d.strip() for d in text.split("|") if d.strip()]
 
 
-def declared_vms(instances):
+def declared_vms(instances: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [i for i in instances if (i.get("type") or "lxc") in VM_TYPES]
 
 
-def problem_line(vm, remote, drivers, reason):
+def problem_line(vm: Mapping[str, Any], remote: str, drivers: list[str], reason: str) -> str:
     """The one line a VM that cannot run gets: the machine, Incus's drivers and reason, the fix."""
     return (f"machine {vm['name']} (project {vm.get('project') or 'default'}) is type vm, but "
             f"Incus on {remote} cannot run virtual machines: its instance drivers are "
@@ -76,13 +79,13 @@ def problem_line(vm, remote, drivers, reason):
             "type: lxc")
 
 
-def probe_request():
+def probe_request() -> dict[str, Any]:
     """A VM creation that a server without the qemu driver refuses before writing anything."""
     return {"name": PROBE, "type": "virtual-machine", "source": {"type": "none"},
             "description": "anklume VM capability probe (deleted at once)"}
 
 
-def refusal_reason(client):
+def refusal_reason(client: incus.IncusClient) -> str:
     """Incus's own words on why it cannot create a VM (it logs them at start only)."""
     try:
         op = client.start_operation("/1.0/instances", "POST", probe_request(),
@@ -97,14 +100,15 @@ def refusal_reason(client):
             "restart incusd so it lists qemu)")
 
 
-def check(client, instances, remote):
+def check(client: incus.IncusClient, instances: Iterable[Mapping[str, Any]],
+          remote: str) -> dict[str, Any]:
     """The module's result (without ``changed``)."""
     server = client.get("/1.0", what="reading the server's environment")
     drivers = drivers_of(server)
     vms = declared_vms(instances)
     supported = "qemu" in drivers
-    result = {"drivers": drivers, "vm_supported": supported, "reason": "", "problems": [],
-              "plan": []}
+    result: dict[str, Any] = {"drivers": drivers, "vm_supported": supported, "reason": "",
+                              "problems": [], "plan": []}
     if not vms or supported:
         return result
     reason = refusal_reason(client)
@@ -125,7 +129,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def main(module=None, client=None):
+def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     module = reconcile.ansible_module(module, ARGUMENT_SPEC)
     p = module.params
     client = client or incus.IncusClient(p["remote"])

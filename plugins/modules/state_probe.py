@@ -112,6 +112,8 @@ RETURN = r"""
 drift: {description: One line per difference; empty when the instance already holds the state., type: list, elements: str, returned: always}
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.anklume.incus.plugins.module_utils.state_probe import probe
 
@@ -139,7 +141,7 @@ ARGUMENT_SPEC = {
 }
 
 
-def main(module=None, client=None):
+def main(module: Any = None, client: Any = None) -> None:
     """Run as a module (its action plugin runs module_utils/state_probe.py in the instance
     instead, ADR-058); the shape of every main(), CLIENT unused: the probe reads no Incus."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)

@@ -71,7 +71,7 @@ def _or(variables: Mapping[str, Any], key: str, default: Any) -> Any:
 
 def _required(name: str, record: Mapping[str, Any], key: str) -> str:
     """A key every generated domain record holds; a clear line when a hand-written one lacks it."""
-    value = record.get(key)
+    value: object = record.get(key)
     if not value or not isinstance(value, str):
         raise DesiredStateError(
             f"anklume_domains.{name} has no {key} (docs/generated-vars.md): "

@@ -11,6 +11,7 @@ code, same result. Any other connection falls back to ordinary module execution.
 from __future__ import annotations
 
 import importlib
+from typing import Any, NoReturn
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -19,7 +20,7 @@ MODULES = "ansible_collections.anklume.incus.plugins.modules."
 
 
 class _Done(Exception):
-    def __init__(self, result):
+    def __init__(self, result: dict[str, Any]) -> None:
         super().__init__("module finished")
         self.result = result
 
@@ -27,29 +28,29 @@ class _Done(Exception):
 class InProcessModule:
     """The part of AnsibleModule our modules use."""
 
-    def __init__(self, params, check_mode):
+    def __init__(self, params: dict[str, Any], check_mode: bool) -> None:
         self.params = params
         self.check_mode = check_mode
-        self.warnings = []
+        self.warnings: list[str] = []
 
-    def warn(self, msg):
+    def warn(self, msg: str) -> None:
         self.warnings.append(msg)
 
-    def progress(self, msg):
+    def progress(self, msg: str) -> None:
         """A line shown at once while the task runs ("incus_instance: created 20/50").
         AnsibleModule has no such method: modules call it through getattr, so under
         AnsiballZ there is no progress line."""
         Display().display(msg)
 
-    def exit_json(self, **kwargs):
+    def exit_json(self, **kwargs: Any) -> NoReturn:
         raise _Done(kwargs)
 
-    def fail_json(self, msg, **kwargs):
+    def fail_json(self, msg: str, **kwargs: Any) -> NoReturn:
         kwargs.update(failed=True, msg=msg)
         raise _Done(kwargs)
 
 
-class InProcessAction(ActionBase):
+class InProcessAction(ActionBase):  # type: ignore[misc]  # ansible-core has no py.typed
     """The action plugin of every anklume Incus module (plugins/action/inprocess.py, chosen
     for each of them by meta/runtime.yml): it runs the module the task names."""
 
@@ -57,12 +58,13 @@ class InProcessAction(ActionBase):
     _requires_connection = False
 
     @property
-    def module_name(self):
+    def module_name(self) -> str:
         action = self._task.resolved_action or self._task.action
         return str(action).rsplit(".", 1)[-1]
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
+    def run(self, tmp: str | None = None,
+            task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
         name = self.module_name
         if self._connection.transport not in ("local", "ansible.builtin.local"):
             result.update(self._execute_module(module_name=f"anklume.incus.{name}",

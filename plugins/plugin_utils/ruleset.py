@@ -149,10 +149,10 @@ class _Topology:
         return f'{" ".join(parts)} accept comment "{_comment(p)}"'
 
 
-def _on_interfaces(domains: Any, interfaces: Mapping[str, str]) -> dict[str, Any]:
+def _on_interfaces(domains: Any, interfaces: Mapping[str, str]) -> Any:
     """The domain records with the firewall instance's interface in place of each bridge."""
     if not isinstance(domains, Mapping):
-        return domains
+        return domains  # as given: _Topology says what is wrong with it
     for name in interfaces:
         if name not in domains:
             raise DesiredStateError(
