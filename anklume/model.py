@@ -15,6 +15,10 @@ from anklume.schema import default
 Config = dict[str, str]
 Devices = dict[str, dict[str, str]]
 
+# The inventory group of the machines that declare roles: the provision play's hosts, so a
+# machine with nothing to provision costs no task there (a domain name has no underscore).
+PROVISION_GROUP = "anklume_provision"
+
 # Bridges are named <prefix><domain> (docs/generated-vars.md); the one place that says so.
 NETWORK_PREFIX = "net-"
 

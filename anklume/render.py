@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from anklume import firewall
-from anklume.model import Domain, Infra, Machine, Policy, network_name, uses_gpu
+from anklume.model import PROVISION_GROUP, Domain, Infra, Machine, Policy, network_name, uses_gpu
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -83,7 +83,11 @@ def group_domain(infra: Infra, d: Domain) -> dict[str, Any]:
 
 
 def inventory(d: Domain) -> dict[str, Any]:
-    return {"all": {"children": {d.name: {"hosts": {m.name: {} for m in d.machines}}}}}
+    """The domain's group; its machines that declare roles also join PROVISION_GROUP (kept,
+    empty, where none does: the provision play names it, and a missing group warns)."""
+    provisioned: dict[str, dict[str, Any]] = {m.name: {} for m in d.machines if m.roles}
+    return {"all": {"children": {d.name: {"hosts": {m.name: {} for m in d.machines}},
+                                 PROVISION_GROUP: {"hosts": provisioned} if provisioned else {}}}}
 
 
 def template_inventory(name: str, domains: list[str]) -> dict[str, Any]:

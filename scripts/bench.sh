@@ -15,6 +15,10 @@ echo
 echo "== bench: no-op apply of the shipped infra.yml, before and after (ADR-058) =="
 .venv/bin/python scripts/bench_noop.py
 
+echo
+echo "== bench: no-op apply against the floor (one-task play + bulk read), with its profile =="
+.venv/bin/python scripts/profile_apply.py shipped 4 50
+
 for part in scripts/bench_apply.sh scripts/bench_snapshots.sh scripts/bench_runner.sh scripts/bench_llm.sh; do
   if [ -f "$part" ]; then
     echo

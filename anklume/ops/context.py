@@ -75,8 +75,14 @@ class Context:
         return proc.returncode
 
     def sync(self, *extra: str) -> int:
-        return self.run([self.python, "scripts/generate.py", self.infra, "--output",
-                         str(self.root), *extra])
+        """The generator, in this process (no second Python start on every apply); its
+        messages and exit status are those of scripts/generate.py."""
+        from anklume import cli
+        from anklume.errors import guarded
+        infra = self.infra if os.path.isabs(self.infra) else os.path.relpath(self.root / self.infra)
+        argv = [infra, "--output", str(self.root), *extra]
+        return guarded(lambda: cli.run(argv, self.out, self.err),
+                       "files already replaced are complete, none is half-written")
 
     def playbook(self, playbook: str, *args: str) -> int:
         return self.run([str(self.bin / "ansible-playbook"), playbook, *args])

@@ -41,6 +41,14 @@ def _apply_vars(ctx: Context) -> dict[str, object]:
     return found
 
 
+def images_on_remote(ctx: Context) -> int:
+    """The declared images put on a remote Incus host (scripts/remote_image.py) before an
+    apply; with the local Incus there is nothing to put, so no process is started."""
+    if ctx.tree().remote == "local":
+        return 0
+    return ctx.run([ctx.python, "scripts/remote_image.py"])
+
+
 def sync(ctx: Context) -> int:
     return ctx.sync()
 
@@ -62,7 +70,7 @@ def _apply(tags: str) -> Callable[[Context], int]:
         scope = ctx.scope()
         args = limit(scope)
         chosen = tags or ctx.get("TAGS")
-        rc = ctx.run([ctx.python, "scripts/remote_image.py"])
+        rc = images_on_remote(ctx)
         if rc:
             return rc
         return ctx.playbook("site.yml", *(["--tags", chosen] if chosen else []), *args,
@@ -80,7 +88,7 @@ def apply_llm(ctx: Context) -> int:
     rc = ctx.sync("--quiet")
     if rc:
         return rc
-    rc = ctx.run([ctx.python, "scripts/remote_image.py"])
+    rc = images_on_remote(ctx)
     if rc:
         return rc
     hosts = ctx.capture([ctx.python, "scripts/llm_hosts.py"])

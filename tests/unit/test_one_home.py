@@ -170,3 +170,36 @@ def test_no_variable_nothing_reads_is_written() -> None:
     _, bodies = _validated(GPU_INFRA)
     written = {key for body in bodies.values() for key in (yaml.safe_load(body) or {})}
     assert not written & set(DEAD)
+
+
+# -- the machines the provision play runs on --------------------------------------------------
+
+PROVISION_INFRA = """\
+domains:
+  pro:
+    subnet_id: 1
+    machines:
+      pro-dev: {type: lxc, roles: [base_system]}
+      pro-web: {type: lxc}
+  perso:
+    subnet_id: 2
+    machines:
+      perso-box: {type: lxc}
+"""
+
+
+def test_the_provision_group_holds_exactly_the_machines_with_roles() -> None:
+    _, bodies = _validated(PROVISION_INFRA)
+    pro = yaml.safe_load(bodies["inventory/pro.yml"])["all"]["children"]
+    perso = yaml.safe_load(bodies["inventory/perso.yml"])["all"]["children"]
+    assert pro[model.PROVISION_GROUP] == {"hosts": {"pro-dev": {}}}
+    assert perso[model.PROVISION_GROUP] == {}
+    # Every machine stays in its domain's group (LIMIT=, DOMAIN=, the infra play).
+    assert pro["pro"] == {"hosts": {"pro-dev": {}, "pro-web": {}}}
+
+
+def test_the_provision_play_runs_on_the_generators_group() -> None:
+    plays = yaml.safe_load((REPO / "site.yml").read_text())
+    provision = [p for p in plays if "provision" in p.get("tags", [])]
+    assert [p["hosts"] for p in provision] == [model.PROVISION_GROUP]
+    assert checks._DOMAIN_RE.match(model.PROVISION_GROUP) is None  # no domain can take it

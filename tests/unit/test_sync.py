@@ -35,7 +35,9 @@ def test_sync_writes_inventory_group_vars_and_host_vars(tmp_path: Path) -> None:
     assert set(tree(tmp_path)) == EXPECTED
     assert result.out.strip().endswith("sync: 7 files written, 0 unchanged")
     inv = _load(tmp_path, "inventory/pro.yml")
-    assert inv == {"all": {"children": {"pro": {"hosts": {"pro-dev": {}}}}}}
+    # pro-dev declares no roles: the provision group is there, empty.
+    assert inv == {"all": {"children": {"pro": {"hosts": {"pro-dev": {}}},
+                                        "anklume_provision": {}}}}
     host = _load(tmp_path, "host_vars/admin-ansible.yml")
     assert host["instance_config"] == {"security.nesting": "true"}
     assert host["instance_profiles"] == ["default"]
