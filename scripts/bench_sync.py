@@ -3,7 +3,7 @@
 
 Each case writes a generated infra file into a fresh temp dir, runs the whole
 CLI process once on an empty tree (cold) and once more (no-op), and reports
-wall time. Goals: 1000 machines under 2 s cold, no-op under 1 s.
+wall time. Goals (issue 32): 1000 machines under 2 s cold, under 0.5 s for a no-op.
 Usage: scripts/bench_sync.py [--sizes 10,100,1000] [--repeat 3]
 """
 

@@ -174,8 +174,9 @@ def shipped_as_lab(prefix: str, owner: str, base: str,
     return doc
 
 
+# templates/: an older commit's playbooks read their lookups from it (the bench's "before").
 LAB_LINKS = ("site.yml", "snapshot.yml", "ansible.cfg", "roles", "plugins", "collections",
-             "scripts", "Makefile", ".venv")
+             "scripts", "templates", "Makefile", ".venv")
 
 
 def lab_tree(root: Path, source: Path = REPO) -> Path:
