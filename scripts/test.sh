@@ -43,19 +43,15 @@ run_pytest() {  # PHASE ARGS...: one pytest run, its status kept
   [ "$code" -eq 0 ] || rc=1
   phase_done "$phase"
 }
-# The other integration modules run side by side, a whole module per worker (ADR-073):
-# TEST_WORKERS=1 runs them one after the other.
+# The unit tests, and the other integration modules a whole module per worker, run on
+# TEST_WORKERS workers (ADR-073); TEST_WORKERS=1 runs them one after the other.
 WORKERS=${TEST_WORKERS:-2}
-side_by_side=()
-if [ "$WORKERS" -gt 1 ]; then
-  side_by_side=(-n "$WORKERS" --dist loadfile)
-fi
 if [ "$#" -gt 0 ]; then
   run_pytest "pytest" "$@"
 else
-  run_pytest "unit" -m unit -n 2
+  run_pytest "unit" -m unit -n "$WORKERS"
   run_pytest "host-wide" -m "not unit and host_wide"
-  run_pytest "integration" -m "not unit and not host_wide" "${side_by_side[@]}"
+  run_pytest "integration" -m "not unit and not host_wide" -n "$WORKERS" --dist loadfile
 fi
 # The collection as users install it: build, install apart, run a module, ansible-test sanity.
 bash scripts/collection.sh || rc=1

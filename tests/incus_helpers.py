@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,20 +51,24 @@ def incus_available() -> str | None:
     return None
 
 
-def create_network(name: str, *config: str, tries: int = 5) -> None:
-    """``incus network create NAME CONFIG...``, again while Incus trips on another lab's
-    vanishing veth (the race incus_network retries too, ADR-073)."""
-    for attempt in range(1, tries + 1):
+def create_network(name: str, *config: str) -> None:
+    """``incus network create NAME CONFIG...`` through incus_network's own retry, so a
+    create that trips on another lab's vanishing veth is tried again (ADR-073). Imported
+    here, not above: the bench scripts use these helpers without the collection's path."""
+    from ansible_collections.anklume.incus.plugins.module_utils.incus_client import IncusError
+    from ansible_collections.anklume.incus.plugins.modules.incus_network import Networks
+
+    def create() -> None:
         proc = subprocess.run(["incus", "network", "create", name, *config],
                               capture_output=True, text=True, timeout=120, check=False)
-        if proc.returncode == 0:
-            return
-        race = "bridge children interfaces" in proc.stderr or "does not exist" in proc.stderr
-        if not race or attempt == tries:
-            raise AssertionError(f"incus network create {name} failed: {proc.stderr.strip()}")
-        time.sleep(attempt)
-        subprocess.run(["incus", "network", "delete", name], capture_output=True,
-                       timeout=120, check=False)
+        if proc.returncode != 0:
+            raise IncusError(f"incus network create {name} failed: {proc.stderr.strip()}")
+
+    def exists() -> bool:
+        return subprocess.run(["incus", "network", "show", name], capture_output=True,
+                              timeout=120, check=False).returncode == 0
+
+    Networks.retry_vanishing_veths(create, done=exists)
 
 
 def image_exists(alias: str) -> bool:

@@ -118,6 +118,9 @@ def subnet_clashes(wanted: Iterable[Mapping[str, Any]],
 # ("Failed to delete bridge children interfaces: ... Device "vethX" does not exist").
 VANISHING_VETH = ("bridge children interfaces", "does not exist")
 
+# A bridge not created yet reads as one still pending: the cluster-wide create is to run.
+PENDING = {"status": "Pending"}
+
 # The bridge keys Incus keeps per cluster member: given with each member's create only.
 MEMBER_KEYS = ("bridge.external_interfaces",)
 
@@ -205,8 +208,7 @@ class Networks(reconcile.ObjectReconciler):
         data = {"name": name, "type": "bridge", "description": desc, "config": config}
         self.retry_vanishing_veths(
             lambda: self.client.query("/1.0/networks", "POST", what=self.step, data=data),
-            done=lambda: name in self.client.networks()
-            and not is_pending(self.client.networks()[name]))
+            done=lambda: not is_pending(self.client.networks().get(name, PENDING)))
 
     def update(self, spec: reconcile.Spec, cur: reconcile.Obj) -> None:
         config, desc = self.wanted(spec)[:2]

@@ -12,6 +12,7 @@ roles/) are installed apart, so where the collection keeps a copy, a test here p
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from typing import Any
 
@@ -203,3 +204,22 @@ def test_the_provision_play_runs_on_the_generators_group() -> None:
     provision = [p for p in plays if "provision" in p.get("tags", [])]
     assert [p["hosts"] for p in provision] == [model.PROVISION_GROUP]
     assert checks._DOMAIN_RE.match(model.PROVISION_GROUP) is None  # no domain can take it
+
+
+# -- where the firewall watchdog keeps its pid file --------------------------------------------
+
+def test_the_watchdog_stop_looks_where_the_watchdog_writes() -> None:
+    """The role tests for the pid file in the controller before starting a Python to stop
+    a watchdog: its path must be the one scripts/firewall_watchdog.py writes."""
+    spec = importlib.util.spec_from_file_location("firewall_watchdog",
+                                                  REPO / "scripts" / "firewall_watchdog.py")
+    assert spec is not None and spec.loader is not None
+    watchdog = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(watchdog)
+    args = watchdog.parse(["stop", "--project=PROJ", "--instance=sys-firewall", "--run-dir=/R"])
+    written = str(watchdog.pidfile(args))
+    tasks = (REPO / "roles/incus_firewall/tasks/main.yml").read_text()
+    tested = ("incus_firewall_run_dir ~ '/firewall-watchdog-' ~ (incus_firewall_admin_project"
+              " | trim)\n         ~ '-sys-firewall.pid'")
+    assert tested in tasks
+    assert written == "/R/firewall-watchdog-PROJ-sys-firewall.pid"
