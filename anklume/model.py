@@ -18,6 +18,10 @@ Devices = dict[str, dict[str, str]]
 # The inventory group of the machines that declare roles: the provision play's hosts, so a
 # machine with nothing to provision costs no task there (a domain name has no underscore).
 PROVISION_GROUP = "anklume_provision"
+# The machines that ask for a GPU, and the VMs: a lab without any runs neither the GPU check
+# nor the VM check (site.yml; written only where a domain has such a machine).
+GPU_GROUP = "anklume_gpu"
+VM_GROUP = "anklume_vm"
 
 # Bridges are named <prefix><domain> (docs/generated-vars.md); the one place that says so.
 NETWORK_PREFIX = "net-"

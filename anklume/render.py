@@ -10,7 +10,17 @@ from typing import Any
 import yaml
 
 from anklume import firewall
-from anklume.model import PROVISION_GROUP, Domain, Infra, Machine, Policy, network_name, uses_gpu
+from anklume.model import (
+    GPU_GROUP,
+    PROVISION_GROUP,
+    VM_GROUP,
+    Domain,
+    Infra,
+    Machine,
+    Policy,
+    network_name,
+    uses_gpu,
+)
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -84,10 +94,16 @@ def group_domain(infra: Infra, d: Domain) -> dict[str, Any]:
 
 def inventory(d: Domain) -> dict[str, Any]:
     """The domain's group; its machines that declare roles also join PROVISION_GROUP (kept,
-    empty, where none does: the provision play names it, and a missing group warns)."""
+    empty, where none does: the provision play names it, and a missing group warns); those
+    that ask for a GPU join GPU_GROUP, its VMs VM_GROUP (written only where there are some)."""
     provisioned: dict[str, dict[str, Any]] = {m.name: {} for m in d.machines if m.roles}
-    return {"all": {"children": {d.name: {"hosts": {m.name: {} for m in d.machines}},
-                                 PROVISION_GROUP: {"hosts": provisioned} if provisioned else {}}}}
+    children: dict[str, Any] = {d.name: {"hosts": {m.name: {} for m in d.machines}},
+                                PROVISION_GROUP: {"hosts": provisioned} if provisioned else {}}
+    for group, members in ((GPU_GROUP, [m for m in d.machines if uses_gpu(m, d)]),
+                           (VM_GROUP, [m for m in d.machines if m.type == "vm"])):
+        if members:
+            children[group] = {"hosts": {m.name: {} for m in members}}
+    return {"all": {"children": children}}
 
 
 def template_inventory(name: str, domains: list[str]) -> dict[str, Any]:

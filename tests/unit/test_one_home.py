@@ -206,6 +206,31 @@ def test_the_provision_play_runs_on_the_generators_group() -> None:
     assert checks._DOMAIN_RE.match(model.PROVISION_GROUP) is None  # no domain can take it
 
 
+def test_the_gpu_and_vm_groups_hold_exactly_those_machines() -> None:
+    _, bodies = _validated(GPU_INFRA)
+    ai = yaml.safe_load(bodies["inventory/ai.yml"])["all"]["children"]
+    # The same machines the GPU check's filter picks (instance_gpu, test above).
+    assert sorted(ai[model.GPU_GROUP]["hosts"]) == ["by-profile", "flag", "own-device"]
+    assert model.VM_GROUP not in ai  # written only where a domain has a VM
+    _, bodies = _validated(PROVISION_INFRA.replace("pro-web: {type: lxc}", "pro-web: {type: vm}"))
+    pro = yaml.safe_load(bodies["inventory/pro.yml"])["all"]["children"]
+    perso = yaml.safe_load(bodies["inventory/perso.yml"])["all"]["children"]
+    assert pro[model.VM_GROUP] == {"hosts": {"pro-web": {}}}
+    assert model.GPU_GROUP not in pro and model.VM_GROUP not in perso
+
+
+def test_the_gpu_and_vm_checks_are_gated_on_the_generators_groups() -> None:
+    infra = next(p for p in yaml.safe_load((REPO / "site.yml").read_text())
+                 if "infra" in p.get("tags", []))
+    include = "ansible.builtin.include_role"
+    gates = {t[include]["name"]: t.get("when", "") for t in infra["tasks"]
+             if include in t and "tasks_from" not in t[include]}
+    assert f"groups['{model.GPU_GROUP}']" in gates["incus_gpu"]
+    assert f"groups['{model.VM_GROUP}']" in gates["incus_vm_check"]
+    for group in (model.GPU_GROUP, model.VM_GROUP):
+        assert checks._DOMAIN_RE.match(group) is None  # no domain can take it
+
+
 # -- where the firewall watchdog keeps its pid file --------------------------------------------
 
 def test_the_watchdog_stop_looks_where_the_watchdog_writes() -> None:
