@@ -77,9 +77,10 @@ def build(lab: str, work: Path) -> tuple[Path, Any]:
 def no_op(root: Path, profile: Path) -> float:
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANKLUME_PROFILE_OUT": str(profile),
            "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
-           # This list replaces ansible.cfg's: it names the project's two callbacks again.
+           # This list replaces ansible.cfg's: it names the project's callbacks again.
            "ANSIBLE_CALLBACKS_ENABLED": ",".join(["anklume.incus.anklume_plan",
                                                   "anklume.incus.anklume_warm",
+                                                  "anklume.incus.anklume_reads",
                                                   "anklume_profile"])}
     took, out = timed(["make", "--no-print-directory", "-o", ".venv/.installed", "apply"],
                       root, env)

@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
+from ansible_collections.anklume.incus.plugins.module_utils.shared_reads import SharedReads
+
 MANAGED_KEY = "user.anklume.managed"
 OWNER_KEY = "user.anklume.owner"
 # Operations one module runs at a time (ADR-022): measured on a 2-core machine, more
@@ -69,6 +71,8 @@ class IncusClient:
         # Operations whose result Incus had dropped, settled by their verify().
         self.recovered = 0
         self._lock = threading.Lock()
+        # The bulk reads this playbook run shares between its tasks (ADR-077), if any.
+        self.shared = SharedReads.of_run()
 
     # -- low level -----------------------------------------------------------
     def _url(self, path: str, project: str | None = None,
@@ -85,12 +89,27 @@ class IncusClient:
               project: str | None = None, params: Mapping[str, Any] | None = None,
               wait: bool = True, what: str | None = None) -> Any:
         """Run one REST call; return the decoded JSON metadata (or None)."""
+        url = self._url(path, project, params)
+        if self.shared is not None:
+            if method != "GET":
+                self.shared.written()
+            else:
+                found, answer = self.shared.lookup(url)
+                if found:
+                    return answer
+        answer = self._call(method, path, url, data, wait, what)
+        if self.shared is not None and method == "GET":
+            self.shared.keep(url, answer)
+        return answer
+
+    def _call(self, method: str, path: str, url: str, data: Any, wait: bool,
+              what: str | None) -> Any:
         cmd = [self.binary, "query", "-X", method]
         if wait:
             cmd.append("--wait")
         if data is not None:
             cmd += ["-d", json.dumps(data, sort_keys=True)]
-        cmd.append(self._url(path, project, params))
+        cmd.append(url)
         with self._lock:
             self.calls += 1
         try:
