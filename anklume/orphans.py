@@ -19,10 +19,9 @@ from typing import Any
 
 import yaml
 
-from anklume import managed, writer
+from anklume import managed, writer, yamlload
 from anklume.errors import InputError, OutputError, Problem
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DIRS = {"inventory": "domain", "group_vars": "domain", "host_vars": "machine"}
 
 
@@ -50,7 +49,7 @@ def _managed_vars(path: str, rel: str) -> dict[str, Any] | None:
     if parts is None:
         return None
     try:
-        data = yaml.load(parts.body, Loader=_Loader)
+        data = yamlload.plain(parts.body)
     except yaml.YAMLError:
         return {}
     return data if isinstance(data, dict) else {}

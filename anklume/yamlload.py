@@ -167,6 +167,13 @@ class _Builder:
         return out
 
 
+def plain(text: str) -> Any:
+    """``text`` as plain Python values with libyaml's loader, where PyYAML has it: for a
+    read where line numbers and duplicate keys do not matter (the generated tree). Raises
+    yaml.YAMLError."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def load_text(text: str, filename: str) -> Document:
     """Parse ``text``; raise :class:`InputError` with every problem found."""
     try:

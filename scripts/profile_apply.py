@@ -17,6 +17,7 @@ Usage: scripts/profile_apply.py [LAB ...] [--runs N] [--top N]
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
 import shutil
@@ -74,14 +75,17 @@ def build(lab: str, work: Path) -> tuple[Path, Any]:
     return root, bench_scale.cleanup
 
 
+def project_callbacks() -> str:
+    """ansible.cfg's callbacks_enabled: the variable that adds the profiler replaces it."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "ansible.cfg")
+    return ",".join(c.strip() for c in cfg["defaults"]["callbacks_enabled"].split(","))
+
+
 def no_op(root: Path, profile: Path) -> float:
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANKLUME_PROFILE_OUT": str(profile),
            "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
-           # This list replaces ansible.cfg's: it names the project's callbacks again.
-           "ANSIBLE_CALLBACKS_ENABLED": ",".join(["anklume.incus.anklume_plan",
-                                                  "anklume.incus.anklume_warm",
-                                                  "anklume.incus.anklume_reads",
-                                                  "anklume_profile"])}
+           "ANSIBLE_CALLBACKS_ENABLED": project_callbacks() + ",anklume_profile"}
     took, out = timed(["make", "--no-print-directory", "-o", ".venv/.installed", "apply"],
                       root, env)
     if bench_scale.changed(out) != 0:

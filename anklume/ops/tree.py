@@ -12,16 +12,15 @@ from typing import Any
 
 import yaml
 
+from anklume import yamlload
 from anklume.ops.problems import refuse
-
-# libyaml's loader where PyYAML has it: every apply reads one file per machine here.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _load(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    # libyaml: every apply reads one file per machine here.
+    data = yamlload.plain(path.read_text(encoding="utf-8"))
     return data if isinstance(data, dict) else {}
 
 
@@ -81,7 +80,7 @@ def lock_key(root: Path, infra: str) -> tuple[str, str]:
     """(global.incus_remote, project_name) of the description, which the command is about
     to render; the rendered tree's when the file cannot be read."""
     try:
-        doc = yaml.load((root / infra).read_text(encoding="utf-8"), Loader=_Loader)
+        doc = yamlload.plain((root / infra).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         doc = None
     if not isinstance(doc, dict):

@@ -5,7 +5,8 @@
 
 Sets ``ANKLUME_SHARED_READS`` when the playbook starts, so every task's worker inherits it
 (module_utils/shared_reads.py says what is shared and when sharing ends), and removes the
-folder when the run ends. Prints nothing.
+folder when the run ends; the folder of an earlier run that was interrupted goes at the
+next start. Prints nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +24,35 @@ requirements: []
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
+import glob
 import os
 import shutil
 import tempfile
 from typing import Any
 
 from ansible.plugins.callback import CallbackBase
+from ansible_collections.anklume.incus.plugins.module_utils.shared_reads import ENV
 
-ENV = "ANKLUME_SHARED_READS"
+PREFIX = "anklume-reads."
+
+
+def _remove_leftovers() -> None:
+    """The folders of earlier runs that ended without their last callback (interrupted,
+    killed): named by their playbook's pid, removed once that process is gone."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*.*")):
+        pid = os.path.basename(path)[len(PREFIX):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core has no py.typed
@@ -44,7 +66,8 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core has no
         self.folder = ""
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
-        self.folder = tempfile.mkdtemp(prefix="anklume-reads.")
+        _remove_leftovers()
+        self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}.")
         os.environ[ENV] = self.folder
 
     def v2_playbook_on_stats(self, stats: Any) -> None:

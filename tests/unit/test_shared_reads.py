@@ -12,8 +12,10 @@ import importlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,23 @@ def test_the_callback_gives_the_run_a_folder_and_removes_it(tmp_path: Path) -> N
     folder = Path(found.group(1))
     assert folder.name.startswith("anklume-reads.")
     assert not folder.exists()  # removed when the run ended
+
+
+def test_the_folder_of_an_interrupted_run_goes_at_the_next_start(tmp_path: Path) -> None:
+    """A run killed before its end leaves its folder; the next run's start removes it,
+    and never the folder of a run still going (here: this test's own process)."""
+    tmp = Path(tempfile.gettempdir())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    left = tmp / f"anklume-reads.{gone.pid}.leftover"
+    live = tmp / f"anklume-reads.{os.getpid()}.running"
+    for folder in (left, live):
+        folder.mkdir(exist_ok=True)
+        (folder / "answer.json").write_text("{}")
+    try:
+        test_the_callback_gives_the_run_a_folder_and_removes_it(tmp_path)
+        assert not left.exists()
+        assert live.exists()
+    finally:
+        shutil.rmtree(left, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
