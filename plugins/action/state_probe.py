@@ -1,22 +1,32 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""state_probe in one plain `python3` call inside the instance (ADR-058).
+"""state_probe in one plain `python3` call inside the instance (ADR-058, ADR-078).
 
 A module task builds and unpacks an AnsiballZ payload: on this 2-core machine four hosts
 cost about 0.9 s a task, against 0.2 s for a raw command. The probe needs none of it: its
 arguments are checked here against the module's spec, then module_utils/state_probe.py,
 which imports nothing from Ansible, runs as a script fed on stdin.
+
+With `roles`, the probe each of those roles starts with (the first task of its
+tasks/main.yml) is read from the role, templated here with the role's defaults and vars
+under the host's, and all of them run in that one call (ADR-078).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
+from pathlib import Path
 from typing import Any
 
+from ansible import constants as C
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible_collections.anklume.incus.plugins.plugin_utils.probe_exec import (
+    interpreter,
+    run_probes,
+)
 
 PLUGINS = "ansible_collections.anklume.incus.plugins."
-RUNNER = "\nimport json as _j\nprint(_j.dumps({{'drift': probe(_j.loads({args!r}))}}))\n"
+PROBE_ACTIONS = ("anklume.incus.state_probe", "state_probe")
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.typed
@@ -25,21 +35,79 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
     def run(self, tmp: str | None = None,
             task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
-        module = importlib.import_module(PLUGINS + "modules.state_probe")
-        args = self.validate_argument_spec(argument_spec=module.ARGUMENT_SPEC)[1]
-        with open(str(importlib.import_module(PLUGINS + "module_utils.state_probe").__file__),
-                  encoding="utf-8") as handle:
-            script = handle.read() + RUNNER.format(args=json.dumps(args))
-        python = (task_vars or {}).get("ansible_python_interpreter") or "/usr/bin/python3"
-        if "{{" in str(python):
-            python = "/usr/bin/python3"
-        answer = self._low_level_execute_command(f"{python} -", in_data=script)
-        try:
-            drift = json.loads(answer["stdout"].strip().splitlines()[-1])["drift"]
-        except (ValueError, KeyError, IndexError):
-            last = (answer.get("stderr") or answer.get("stdout") or "no output").strip()
-            result.update(failed=True, msg=f"state probe failed (exit {answer.get('rc')}): "
-                                           f"{last.splitlines()[-1] if last else 'no output'}")
+        spec = importlib.import_module(PLUGINS + "modules.state_probe").ARGUMENT_SPEC
+        args = self.validate_argument_spec(argument_spec=spec)[1]
+        roles = args.pop("roles")
+        if roles is not None and set(self._task.args) - {"roles"}:
+            result.update(failed=True, msg="state_probe: roles goes alone (each role's "
+                                           "probe says what to read)")
             return result
-        result.update(changed=False, drift=drift)
+        try:
+            if roles is None:
+                drift = self._probe([args], task_vars)[0]
+                result.update(changed=False, drift=drift)
+                return result
+            result.update(changed=False, **self._probe_roles(roles, spec, task_vars or {}))
+        except (RuntimeError, ValueError) as exc:
+            result.update(failed=True, msg=str(exc))
         return result
+
+    def _probe(self, probes: list[dict[str, Any]],
+               task_vars: dict[str, Any] | None) -> list[list[str]]:
+        return run_probes(self._low_level_execute_command, probes, interpreter(task_vars))
+
+    def _probe_roles(self, roles: list[str], spec: dict[str, Any],
+                     task_vars: dict[str, Any]) -> dict[str, Any]:
+        """drift per probed role, and `apply`: the roles from the first one that drifted
+        or has no probe of its own, in order (a role may build on what an earlier one
+        converged, so every role after it runs and probes itself)."""
+        probed: list[tuple[str, dict[str, Any]]] = []
+        for role in roles:
+            raw = self._role_probe(role, task_vars)
+            if raw is None:
+                break
+            checked = ArgumentSpecValidator({k: v for k, v in spec.items() if k != "roles"})
+            validated = checked.validate(raw)
+            if validated.error_messages:
+                raise ValueError(f"role {role}: its state probe: {validated.error_messages[0]}")
+            probed.append((role, validated.validated_parameters))
+        names = [role for role, _params in probed]
+        drifts = self._probe([params for _role, params in probed], task_vars)
+        drift = dict(zip(names, drifts, strict=True))
+        first = next((i for i, role in enumerate(names) if drift[role]), len(names))
+        return {"drift": drift, "apply": roles[first:]}
+
+    def _role_probe(self, role: str, task_vars: dict[str, Any]) -> dict[str, Any] | None:
+        """The arguments of ROLE's probe, templated as the role would; None when the role
+        does not start with one (or is not a plain role of a roles folder)."""
+        folder = self._role_folder(role)
+        if folder is None:
+            return None
+        tasks = self._load(folder / "tasks", required=True)
+        first = tasks[0] if isinstance(tasks, list) and tasks else {}
+        action = next((a for a in PROBE_ACTIONS if a in first), None)
+        if action is None or "when" in first or not isinstance(first[action], dict):
+            return None
+        variables = {**self._load(folder / "defaults"), **task_vars,
+                     **self._load(folder / "vars")}
+        templar = self._templar.copy_with_new_env(available_variables=variables)
+        return dict(templar.template(first[action]))
+
+    def _role_folder(self, role: str) -> Path | None:
+        if "." in role:  # a collection's role: it applies (and probes itself)
+            return None
+        base = Path(self._loader.get_basedir())
+        for folder in (base / "roles", *map(Path, C.DEFAULT_ROLES_PATH), base):
+            if (folder / role / "tasks").is_dir():
+                return folder / role
+        return None
+
+    def _load(self, folder: Path, required: bool = False) -> Any:
+        for name in ("main.yml", "main.yaml"):
+            if (folder / name).is_file():
+                # Trusted as templates, as Ansible trusts a role's own files.
+                return self._loader.load_from_file(str(folder / name),
+                                                   trusted_as_template=True) or {}
+        if required:
+            return []
+        return {}

@@ -93,6 +93,17 @@ options:
     description: Report drift whatever the state (C(make apply FULL=1), or a role asked to refresh a cache).
     type: bool
     default: false
+  roles:
+    description:
+      - Instead of the options above, run the probe each of these roles starts with (the
+        first task of its C(tasks/main.yml)), all in the same one call (ADR-078). The
+        arguments are taken from the role and templated with its defaults and vars under
+        the host's variables.
+      - RV(apply) then lists the roles to apply, in order, from the first one that drifted
+        or does not start with a probe (a collection's role, or one without a probe).
+      - Read by the action plugin on the controller; the module itself refuses it.
+    type: list
+    elements: str
 """
 
 EXAMPLES = r"""
@@ -109,7 +120,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-drift: {description: One line per difference; empty when the instance already holds the state., type: list, elements: str, returned: always}
+drift:
+  description: One line per difference; empty when the instance already holds the state. With O(roles), a mapping of each probed role to its lines.
+  type: raw
+  returned: always
+apply: {description: "With O(roles), the roles to apply, in order.", type: list, elements: str, returned: when O(roles) is given}
 """
 
 from typing import Any
@@ -138,6 +153,7 @@ ARGUMENT_SPEC = {
                  "options": {"argv": {"type": "list", "elements": "str", "required": True},
                              "stdout": {"type": "str", "required": True}}},
     "force": {"type": "bool", "default": False},
+    "roles": {"type": "list", "elements": "str"},
 }
 
 
@@ -145,6 +161,8 @@ def main(module: Any = None, client: Any = None) -> None:
     """Run as a module (its action plugin runs module_utils/state_probe.py in the instance
     instead, ADR-058); the shape of every main(), CLIENT unused: the probe reads no Incus."""
     module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if module.params["roles"] is not None:
+        module.fail_json(msg="roles is read on the controller, by the action plugin only")
     module.exit_json(changed=False, drift=probe(module.params))
 
 
