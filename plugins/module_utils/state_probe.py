@@ -19,22 +19,46 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
-def _read(argv: Sequence[str]) -> str | None:
-    """Stdout of a read-only command, or None when it cannot run or fails."""
+def _start(argv: Sequence[str]) -> subprocess.Popen[str] | None:
+    """ARGV started now and read later: the reads a probe runs start together, so that
+    they run beside each other and beside the file checks."""
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+        return subprocess.Popen(list(argv), stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
     except OSError:
         return None
-    return proc.stdout if proc.returncode == 0 else None
 
 
-def package_drift(names: Sequence[str]) -> list[str]:
+def _output(proc: subprocess.Popen[str] | None, any_status: bool = False) -> str | None:
+    """Stdout of a started command; None when it could not start, fails (unless
+    ANY_STATUS) or takes over a minute."""
+    if proc is None:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out if any_status or proc.returncode == 0 else None
+
+
+def _read(argv: Sequence[str]) -> str | None:
+    """Stdout of a read-only command, or None when it cannot run or fails."""
+    return _output(_start(argv))
+
+
+_DPKG = ["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Status}\n", "--"]
+
+
+def package_drift(names: Sequence[str], listed: str | None = None) -> list[str]:
+    """LISTED: dpkg-query's output for NAMES when it was started earlier."""
     if not names:
         return []
     # dpkg-query exits 1 when a name is unknown but still lists the others: read stdout anyway.
-    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Status}\n", "--",
-                           *names], capture_output=True, text=True, check=False)
-    status = dict(x.split("\t", 1) for x in proc.stdout.splitlines() if "\t" in x)
+    if listed is None:
+        listed = _output(_start([*_DPKG, *names]), any_status=True) or ""
+    status = dict(x.split("\t", 1) for x in listed.splitlines() if "\t" in x)
     return [f"package {n} is not installed" for n in names if status.get(n) != "installed"]
 
 
@@ -42,10 +66,13 @@ def _norm_locale(name: str) -> str:
     return name.lower().replace("-", "")
 
 
-def locale_drift(names: Sequence[str]) -> list[str]:
+def locale_drift(names: Sequence[str], listed: str | None = None) -> list[str]:
+    """LISTED: the output of `locale -a` when it was started earlier."""
     if not names:
         return []
-    present = {_norm_locale(x) for x in (_read(["locale", "-a"]) or "").split()}
+    if listed is None:
+        listed = _read(["locale", "-a"])
+    present = {_norm_locale(x) for x in (listed or "").split()}
     return [f"locale {n} is not generated" for n in names if _norm_locale(n) not in present]
 
 
@@ -122,8 +149,11 @@ def directory_drift(want: Mapping[str, Any]) -> list[str]:
     return attr_drift(want["path"], st, want)
 
 
-def command_drift(want: Mapping[str, Any]) -> list[str]:
-    out = _read(want["argv"])
+def command_drift(want: Mapping[str, Any], out: str | None = None,
+                  started: bool = False) -> list[str]:
+    """OUT: the command's output when it was STARTED earlier (None: it failed)."""
+    if not started:
+        out = _read(want["argv"])
     got = None if out is None else out.strip()
     if got == want["stdout"].strip():
         return []
@@ -131,12 +161,34 @@ def command_drift(want: Mapping[str, Any]) -> list[str]:
             f"not {want['stdout']!r}"]
 
 
-def probe(params: Mapping[str, Any]) -> list[str]:
-    """Every difference between PARAMS (the declared state) and this machine."""
+def _start_reads(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The commands a probe runs (dpkg-query, locale -a, its declared ones), started."""
+    return {"packages": _start([*_DPKG, *params["packages"]]) if params["packages"] else None,
+            "locales": _start(["locale", "-a"]) if params["locales"] else None,
+            "commands": [_start(c["argv"]) for c in params["commands"]]}
+
+
+def _drift(params: Mapping[str, Any], reads: Mapping[str, Any]) -> list[str]:
     drift = ["a full run was asked for"] if params["force"] else []
-    drift += package_drift(params["packages"]) + locale_drift(params["locales"])
+    drift += package_drift(params["packages"], _output(reads["packages"], any_status=True)
+                           or "")
+    drift += locale_drift(params["locales"], _output(reads["locales"]) or "")
     for key, check in (("lines", line_drift), ("links", link_drift), ("files", file_drift),
-                       ("directories", directory_drift), ("commands", command_drift)):
+                       ("directories", directory_drift)):
         for want in params[key]:
             drift += check(want)
+    for index, want in enumerate(params["commands"]):
+        drift += command_drift(want, _output(reads["commands"][index]), started=True)
     return drift
+
+
+def probe_all(all_params: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """Each probe's drift, in order. Every command of every probe starts first (they only
+    read), then the files are checked while they run (ADR-078)."""
+    reads = [_start_reads(params) for params in all_params]
+    return [_drift(params, reads[index]) for index, params in enumerate(all_params)]
+
+
+def probe(params: Mapping[str, Any]) -> list[str]:
+    """Every difference between PARAMS (the declared state) and this machine."""
+    return probe_all([params])[0]

@@ -304,10 +304,12 @@ class Instances(reconcile.ProjectObjectReconciler):
     def settle(self, current: dict[tuple[str, str], reconcile.Obj],
                keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], reconcile.Obj]:
         """Wait for the operations an earlier run left going on ``keys`` (a create that
-        timed out on our side goes on in Incus); return the instances read again."""
+        timed out on our side goes on in Incus); return the instances read again. Read
+        again also when none is busy: CURRENT may be the run's shared read (ADR-077), taken
+        before such an operation ended, and a start must not be asked of a running one."""
         busy = self.busy_operations(keys)
         if not busy:
-            return current
+            return self.client.instances(state=True)
         self.step = "waiting for operations started by an earlier run"
         try:
             self.run_ops(busy, "waited for")

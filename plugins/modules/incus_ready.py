@@ -14,6 +14,10 @@ description:
     runs one short C(incus exec) in each running instance that waits until its init has
     finished booting (C(systemctl is-system-running --wait), bounded) and prints a marker.
     A probe whose answer is lost or incomplete is simply run again until O(timeout).
+  - A container that Incus started more than O(timeout) seconds ago has had the time its
+    boot is given, so it gets no probe (ADR-078). On a no-op apply no instance is then asked
+    twice, the provision play's state probe being its first C(incus exec). A VM is always
+    probed, since its agent may not answer.
   - Never fails by itself. It returns, per host, one line saying what is wrong and how to
     fix it (not declared in infra.yml, instance or project missing, instance stopped, not
     answering), so the provision play can stop exactly those hosts with a readable message.
@@ -55,6 +59,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
@@ -83,6 +88,17 @@ def probe(client: incus.IncusClient, name: str, project: str, wait: int) -> tupl
     return False, err or "empty answer"
 
 
+def started_long_ago(inst: Mapping[str, Any], now: datetime, seconds: int) -> bool:
+    """A running container that Incus started (``last_used_at``) more than SECONDS ago."""
+    if inst.get("type") != "container" or inst.get("status") != "Running":
+        return False
+    try:  # "2026-12-06T08:42:21.617246281Z": the seconds are enough
+        started = datetime.strptime(str(inst.get("last_used_at", ""))[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return False
+    return (now - started.replace(tzinfo=UTC)).total_seconds() > seconds
+
+
 def fix_line(spec: Mapping[str, Any], inst: Mapping[str, Any] | None, why: str = "") -> str:
     """What is wrong with one host and how to fix it, on one line."""
     name, project = spec["name"], spec["project"]
@@ -105,11 +121,12 @@ def check(module: reconcile.Module, client: incus.IncusClient) -> dict[str, Any]
     specs = p["instances"]
     current = client.instances(state=False)
     problems, pending = {}, []
+    now = datetime.now(UTC)
     for spec in specs:
         inst = current.get((spec["project"], spec["name"]))
         if not spec.get("declared", True) or inst is None or inst.get("status") != "Running":
             problems[spec["host"]] = fix_line(spec, inst)
-        else:
+        elif not started_long_ago(inst, now, p["timeout"]):
             pending.append(spec)
     deadline = time.monotonic() + p["timeout"]
     probes, why = 0, {}

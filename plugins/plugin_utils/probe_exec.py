@@ -14,7 +14,7 @@ from typing import Any
 
 PLUGINS = "ansible_collections.anklume.incus.plugins."
 RUNNER = ("\nimport json as _j\n"
-          "print(_j.dumps({{'drifts': [probe(a) for a in _j.loads({args!r})]}}))\n")
+          "print(_j.dumps({{'drifts': probe_all(_j.loads({args!r}))}}))\n")
 
 
 def interpreter(task_vars: Mapping[str, Any] | None) -> str:

@@ -100,6 +100,19 @@ def test_commands_compare_their_stripped_output() -> None:
     assert drift == ["/nonexistent/python: failed, not 'x'"]
 
 
+def test_the_commands_of_every_probe_run_side_by_side(tmp_path: Path) -> None:
+    """probe_all starts every probe's commands before it reads any of them (ADR-078): the
+    first command here waits (2 s at most) for a file the second one writes, so read one
+    after the other the first would fail. Each answer still goes to its own probe."""
+    flag = tmp_path / "flag"
+    waits = {"argv": ["sh", "-c", f"for i in $(seq 40); do [ -e {flag} ] && echo seen && "
+                                  "exit 0; sleep 0.05; done; exit 1"], "stdout": "seen"}
+    writes = {"argv": ["sh", "-c", f"touch {flag}; echo wrote"], "stdout": "wrote"}
+    wrong = {"argv": ["echo", "other"], "stdout": "expected"}
+    assert sp.probe_all([params(commands=[waits]), params(commands=[wrong, writes])]) == [
+        [], ["echo other: 'other', not 'expected'"]]
+
+
 def test_packages_read_dpkg_status() -> None:
     """dpkg itself is installed on any Debian controller; the other name exists nowhere."""
     assert sp.probe(params(packages=["dpkg"])) == []
