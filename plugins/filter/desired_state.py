@@ -9,6 +9,7 @@ only hands over the play's variables and turns a bad record into one clear error
   anklume.incus.desired_profiles   domains -> extra profiles
   anklume.incus.profile_refs       domains -> ["project/profile", ...]
   anklume.incus.instance_refs      domains -> ["project/machine", ...] (every declared machine)
+  anklume.incus.machine_vars       hosts, hostvars -> each host's instance_* variables
   anklume.incus.desired_instances  hosts, hostvars, domains, image, admin socket -> instances
   anklume.incus.gpu_machines       hosts, hostvars, domains -> name, project, type (gpu asked)
   anklume.incus.placements         hosts, hostvars, domains -> name, project, target (member)
@@ -63,6 +64,7 @@ class FilterModule:
             "desired_profiles": ds.profiles,
             "profile_refs": ds.profile_refs,
             "instance_refs": ds.instance_refs,
+            "machine_vars": ds.machine_vars,
             "desired_instances": desired_instances,
             "owned_names": ds.owned_names,
             "gpu_machines": ds.gpu_machines,

@@ -35,7 +35,7 @@ def _output(proc: subprocess.Popen[str] | None, any_status: bool = False) -> str
     if proc is None:
         return None
     try:
-        out, _ = proc.communicate(timeout=60)
+        out = proc.communicate(timeout=60)[0]
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()

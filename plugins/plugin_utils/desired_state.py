@@ -167,6 +167,17 @@ def profile_refs(domains: Mapping[str, Any]) -> list[str]:
 
 # -- instances (one per host in scope whose domain is declared) -----------------------------
 
+def machine_vars(hosts: Iterable[str], hostvars: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each host's ``instance_*`` variables, the only ones the instance rules read, as plain
+    values: read once and handed to the filters below in place of ``hostvars``, whose every
+    ``hostvars[host]`` has Ansible assemble that host's variables anew (ADR-080)."""
+    found: dict[str, dict[str, Any]] = {}
+    for host in hosts:
+        v = hostvars[host]
+        found[host] = {k: v[k] for k in v if isinstance(k, str) and k.startswith("instance_")}
+    return found
+
+
 def _declared_hosts(hosts: Iterable[str], hostvars: Mapping[str, Any],
                     domains: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any], str]]:
     """(host, its variables, its domain) for the hosts whose domain infra.yml declares.
@@ -175,6 +186,9 @@ def _declared_hosts(hosts: Iterable[str], hostvars: Mapping[str, Any],
     instance is an orphan (ADR-053).
     """
     for host in hosts:
+        if host not in hostvars:
+            raise DesiredStateError(f"{host}: no variables for this host (a host list wider "
+                                    "than the play's, given to a filter with machine_vars)")
         v = hostvars[host]
         domain = v.get("instance_domain", "")
         if isinstance(domain, str) and domain in domains:

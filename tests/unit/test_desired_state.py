@@ -319,6 +319,37 @@ def test_the_generated_tree_gives_the_objects_incus_should_hold(tmp_path: Path) 
     assert {t["project"] for t in targets} == {"admin", "pro"}
 
 
+def test_the_machine_vars_read_once_give_the_same_objects_as_hostvars(tmp_path: Path) -> None:
+    """ADR-080: the rules that site.yml hands machine_vars instead of hostvars read only
+    instance_* variables, so they give the same objects from either."""
+    all_vars, hostvars = _generated(tmp_path)
+    hostvars["pro-dev"]["instance_target"] = "member-2"  # a hand-written key is read too
+    domains, hosts = all_vars["anklume_domains"], sorted(hostvars)
+    once = ds.machine_vars(hosts, hostvars)
+    assert all(k.startswith("instance_") for v in once.values() for k in v)
+    assert "ansible_incus_project" not in once["pro-dev"]
+    args = (domains, all_vars["anklume_default_os_image"], all_vars["anklume_admin_domain"],
+            ADMIN_DEVICE)
+    assert ds.instances(hosts, once, *args) == ds.instances(hosts, hostvars, *args)
+    assert ds.placements(hosts, once, domains) == ds.placements(hosts, hostvars, domains)
+    assert {"name": "pro-dev", "project": "pro", "target": "member-2"} in \
+        ds.placements(hosts, once, domains)
+    assert ds.host_instance_refs(hosts, once, domains) == \
+        ds.host_instance_refs(hosts, hostvars, domains)
+    with pytest.raises(ds.DesiredStateError, match="no-such-host: no variables"):
+        ds.instances([*hosts, "no-such-host"], once, *args)
+
+
+def test_site_yml_hands_the_machine_vars_to_the_three_rules_that_read_hosts() -> None:
+    uses = {path.relative_to(REPO).as_posix(): path.read_text().count(
+        "anklume_machine_vars | default(hostvars)")
+        for path in [REPO / "roles/incus_cluster_check/tasks/main.yml",
+                     REPO / "roles/incus_ownership/tasks/main.yml",
+                     REPO / "roles/incus_instances/vars/main.yml"]}
+    assert set(uses.values()) == {1}, uses
+    assert "anklume.incus.machine_vars(hostvars)" in (REPO / "site.yml").read_text()
+
+
 # -- acceptance: no template composes the state any more ------------------------------------
 
 def test_no_template_composes_json_for_a_module() -> None:
