@@ -62,11 +62,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         or has no probe of its own, in order (a role may build on what an earlier one
         converged, so every role after it runs and probes itself)."""
         probed: list[tuple[str, dict[str, Any]]] = []
+        checked = ArgumentSpecValidator({k: v for k, v in spec.items() if k != "roles"})
         for role in roles:
             raw = self._role_probe(role, task_vars)
             if raw is None:
                 break
-            checked = ArgumentSpecValidator({k: v for k, v in spec.items() if k != "roles"})
             validated = checked.validate(raw)
             if validated.error_messages:
                 raise ValueError(f"role {role}: its state probe: {validated.error_messages[0]}")
@@ -79,9 +79,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
 
     def _role_probe(self, role: str, task_vars: dict[str, Any]) -> dict[str, Any] | None:
         """The arguments of ROLE's probe, templated as the role would; None when the role
-        does not start with one (or is not a plain role of a roles folder)."""
+        does not start with one, is not a plain role of a roles folder, or depends on other
+        roles (meta/main.yml): those run with it, and its probe does not read their state."""
         folder = self._role_folder(role)
-        if folder is None:
+        if folder is None or (self._load(folder / "meta") or {}).get("dependencies"):
             return None
         tasks = self._load(folder / "tasks", required=True)
         first = tasks[0] if isinstance(tasks, list) and tasks else {}

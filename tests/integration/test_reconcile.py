@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,7 +48,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def incus(*args: str) -> str:
-    return subprocess.run(["incus", *args], capture_output=True, text=True, check=True).stdout
+    """`incus ARGS`; asked again (twice at most) when Incus lost a race with a veth that
+    went away while it listed a bridge's interfaces ("Failed to delete bridge children
+    interfaces ... does not exist"): the daemon's own race, seen once in CI, not ours."""
+    for attempt in range(3):
+        proc = subprocess.run(["incus", *args], capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            return proc.stdout
+        if "bridge children interfaces" not in proc.stderr or attempt == 2:
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout,
+                                                proc.stderr)
+        time.sleep(1)
+    raise AssertionError("unreachable")
 
 
 def converged() -> None:

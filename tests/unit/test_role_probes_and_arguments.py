@@ -96,6 +96,17 @@ def test_a_role_without_a_probe_applies_with_everything_after_it(tmp_path: Path)
         "community.general.some_role"]
 
 
+def test_a_role_with_dependencies_always_applies(tmp_path: Path) -> None:
+    """Its dependencies run when it is included, and its probe does not read their state."""
+    write_roles(tmp_path)
+    (tmp_path / "roles" / "later" / "meta").mkdir()
+    (tmp_path / "roles" / "later" / "meta" / "main.yml").write_text(
+        "---\ndependencies: [plain]\n")
+    assert answer(tmp_path, ["later"])["apply"] == ["later"]
+    (tmp_path / "roles" / "later" / "meta" / "main.yml").write_text("---\ndependencies: []\n")
+    assert answer(tmp_path, ["later"])["apply"] == []
+
+
 def test_a_full_run_applies_every_role(tmp_path: Path) -> None:
     write_roles(tmp_path)
     (tmp_path / "roles" / "later" / "tasks" / "main.yml").write_text(
