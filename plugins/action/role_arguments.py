@@ -10,13 +10,17 @@ and with the same validator as Ansible's own check.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible_collections.anklume.incus.plugins.plugin_utils.role_files import (
+    load_main,
+    role_folder,
+)
+
+_UNSET = object()
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.typed
@@ -38,7 +42,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             # one to the other): what is checked is what the play, inventory or -e set.
             given = self._templar.template(
                 {name: task_vars[name] for name in options
-                 if name in task_vars and task_vars[name] != defaults.get(name, task_vars)})
+                 if name in task_vars and task_vars[name] != defaults.get(name, _UNSET)})
             checked = ArgumentSpecValidator(self._as_checked(options, given)).validate(
                 given, validate_role_argument_spec=True)
             errors += [f"role {role}: {msg}" for msg in checked.error_messages]
@@ -66,16 +70,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
     def _options(self, role: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The options of ROLE's `main` entry point (none when it declares no spec), and
         its defaults/main.yml as written."""
-        base = Path(self._loader.get_basedir())
-        for folder in (base / "roles", *map(Path, C.DEFAULT_ROLES_PATH), base):
-            if (folder / role / "tasks").is_dir():
-                spec = folder / role / "meta" / "argument_specs.yml"
-                if not spec.is_file():
-                    return {}, {}
-                data = self._loader.load_from_file(str(spec), trusted_as_template=True) or {}
-                main = (data.get("argument_specs") or {}).get("main") or {}
-                defaults = folder / role / "defaults" / "main.yml"
-                written = (self._loader.load_from_file(str(defaults), trusted_as_template=True)
-                           if defaults.is_file() else None) or {}
-                return dict(main.get("options") or {}), dict(written)
-        raise AnsibleError(f"role_arguments: no role {role} in the roles folders")
+        folder = role_folder(self._loader, role)
+        if folder is None:
+            raise AnsibleError(f"role_arguments: no role {role} in the roles folders")
+        specs = load_main(self._loader, folder / "meta", stem="argument_specs")
+        main = (specs.get("argument_specs") or {}).get("main") or {}
+        return dict(main.get("options") or {}), dict(load_main(self._loader, folder / "defaults"))

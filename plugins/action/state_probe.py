@@ -14,15 +14,17 @@ under the host's, and all of them run in that one call (ADR-078).
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
-from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible_collections.anklume.incus.plugins.plugin_utils.probe_exec import (
     interpreter,
     run_probes,
+)
+from ansible_collections.anklume.incus.plugins.plugin_utils.role_files import (
+    load_main,
+    role_folder,
 )
 
 PLUGINS = "ansible_collections.anklume.incus.plugins."
@@ -81,34 +83,15 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         """The arguments of ROLE's probe, templated as the role would; None when the role
         does not start with one, is not a plain role of a roles folder, or depends on other
         roles (meta/main.yml): those run with it, and its probe does not read their state."""
-        folder = self._role_folder(role)
-        if folder is None or (self._load(folder / "meta") or {}).get("dependencies"):
+        folder = role_folder(self._loader, role)
+        if folder is None or load_main(self._loader, folder / "meta").get("dependencies"):
             return None
-        tasks = self._load(folder / "tasks", required=True)
+        tasks = load_main(self._loader, folder / "tasks", empty=[])
         first = tasks[0] if isinstance(tasks, list) and tasks else {}
         action = next((a for a in PROBE_ACTIONS if a in first), None)
         if action is None or "when" in first or not isinstance(first[action], dict):
             return None
-        variables = {**self._load(folder / "defaults"), **task_vars,
-                     **self._load(folder / "vars")}
+        variables = {**load_main(self._loader, folder / "defaults"), **task_vars,
+                     **load_main(self._loader, folder / "vars")}
         templar = self._templar.copy_with_new_env(available_variables=variables)
         return dict(templar.template(first[action]))
-
-    def _role_folder(self, role: str) -> Path | None:
-        if "." in role:  # a collection's role: it applies (and probes itself)
-            return None
-        base = Path(self._loader.get_basedir())
-        for folder in (base / "roles", *map(Path, C.DEFAULT_ROLES_PATH), base):
-            if (folder / role / "tasks").is_dir():
-                return folder / role
-        return None
-
-    def _load(self, folder: Path, required: bool = False) -> Any:
-        for name in ("main.yml", "main.yaml"):
-            if (folder / name).is_file():
-                # Trusted as templates, as Ansible trusts a role's own files.
-                return self._loader.load_from_file(str(folder / name),
-                                                   trusted_as_template=True) or {}
-        if required:
-            return []
-        return {}

@@ -51,14 +51,10 @@ def _read(argv: Sequence[str]) -> str | None:
 _DPKG = ["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Status}\n", "--"]
 
 
-def package_drift(names: Sequence[str], listed: str | None = None) -> list[str]:
-    """LISTED: dpkg-query's output for NAMES when it was started earlier."""
-    if not names:
-        return []
-    # dpkg-query exits 1 when a name is unknown but still lists the others: read stdout anyway.
-    if listed is None:
-        listed = _output(_start([*_DPKG, *names]), any_status=True) or ""
-    status = dict(x.split("\t", 1) for x in listed.splitlines() if "\t" in x)
+def _package_drift(names: Sequence[str], listed: str | None) -> list[str]:
+    """LISTED: dpkg-query's output for NAMES (it exits 1 when a name is unknown but still
+    lists the others, so its output is read whatever its status)."""
+    status = dict(x.split("\t", 1) for x in (listed or "").splitlines() if "\t" in x)
     return [f"package {n} is not installed" for n in names if status.get(n) != "installed"]
 
 
@@ -66,12 +62,12 @@ def _norm_locale(name: str) -> str:
     return name.lower().replace("-", "")
 
 
-def locale_drift(names: Sequence[str], listed: str | None = None) -> list[str]:
-    """LISTED: the output of `locale -a` when it was started earlier."""
-    if not names:
-        return []
-    if listed is None:
-        listed = _read(["locale", "-a"])
+def locale_drift(names: Sequence[str]) -> list[str]:
+    return _locale_drift(names, _read(["locale", "-a"]) if names else None)
+
+
+def _locale_drift(names: Sequence[str], listed: str | None) -> list[str]:
+    """LISTED: the output of `locale -a`."""
     present = {_norm_locale(x) for x in (listed or "").split()}
     return [f"locale {n} is not generated" for n in names if _norm_locale(n) not in present]
 
@@ -149,11 +145,8 @@ def directory_drift(want: Mapping[str, Any]) -> list[str]:
     return attr_drift(want["path"], st, want)
 
 
-def command_drift(want: Mapping[str, Any], out: str | None = None,
-                  started: bool = False) -> list[str]:
-    """OUT: the command's output when it was STARTED earlier (None: it failed)."""
-    if not started:
-        out = _read(want["argv"])
+def _command_drift(want: Mapping[str, Any], out: str | None) -> list[str]:
+    """OUT: the command's output (None: it failed)."""
     got = None if out is None else out.strip()
     if got == want["stdout"].strip():
         return []
@@ -170,15 +163,14 @@ def _start_reads(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _drift(params: Mapping[str, Any], reads: Mapping[str, Any]) -> list[str]:
     drift = ["a full run was asked for"] if params["force"] else []
-    drift += package_drift(params["packages"], _output(reads["packages"], any_status=True)
-                           or "")
-    drift += locale_drift(params["locales"], _output(reads["locales"]) or "")
+    drift += _package_drift(params["packages"], _output(reads["packages"], any_status=True))
+    drift += _locale_drift(params["locales"], _output(reads["locales"]))
     for key, check in (("lines", line_drift), ("links", link_drift), ("files", file_drift),
                        ("directories", directory_drift)):
         for want in params[key]:
             drift += check(want)
     for index, want in enumerate(params["commands"]):
-        drift += command_drift(want, _output(reads["commands"][index]), started=True)
+        drift += _command_drift(want, _output(reads["commands"][index]))
     return drift
 
 

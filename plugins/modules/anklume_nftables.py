@@ -69,6 +69,7 @@ plan:
   elements: dict
   returned: always
 remote_state: {description: "With O(load=false) and a remote: C(current), C(missing) or C(stale); empty otherwise.", type: str, returned: always}
+load: {description: "O(load) as given: whether this machine holds the ruleset, for the tasks after this one.", type: bool, returned: always}
 """
 
 import hashlib
@@ -232,7 +233,8 @@ def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     text, path, nft, table = p["content"], p["path"], p["nft"], p["table"]
     old = read(path)
     result: dict[str, Any] = dict(changed=old != text, file_changed=old != text, reload=False,
-                                  add=[], remove=[], diff=[], plan=[], remote_state="")
+                                  add=[], remove=[], diff=[], plan=[], remote_state="",
+                                  load=p["load"])
     remote = p["remote"] or "local"
     sha = hashlib.sha256(text.encode()).hexdigest()
     if not p["load"] and remote != "local":
