@@ -8,6 +8,7 @@ the class never touches the admin domain unless the selector names it.
 
   anklume.incus.scope_hosts      groups, selector -> the hosts of every matching group
   anklume.incus.scope_unmatched  groups, selector -> the parts that match no group
+  anklume.incus.tag_selected     steps, run tags, skip tags -> the steps they select
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from ansible_collections.anklume.incus.plugins.plugin_utils.tags import selected
 
 # Ansible's own groups: never a domain.
 BUILTIN_GROUPS = ("all", "ungrouped")
@@ -42,6 +45,15 @@ def scope_unmatched(groups: Mapping[str, Sequence[str]], selector: str) -> list[
     return [p for p in _parts(selector) if not _matching(groups, p)]
 
 
+def tag_selected(steps: Sequence[Mapping[str, Any]], run_tags: Sequence[str] | None,
+                 skip_tags: Sequence[str] | None) -> list[Mapping[str, Any]]:
+    """The STEPS (mappings with `tags`) that --tags RUN_TAGS and --skip-tags SKIP_TAGS
+    select, by Ansible's rules (a looped task's steps, each as if it were a task)."""
+    return [step for step in steps
+            if selected(step.get("tags") or [], run_tags or ["all"], skip_tags or [])]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"scope_hosts": scope_hosts, "scope_unmatched": scope_unmatched}
+        return {"scope_hosts": scope_hosts, "scope_unmatched": scope_unmatched,
+                "tag_selected": tag_selected}

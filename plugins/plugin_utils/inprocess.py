@@ -50,6 +50,27 @@ class InProcessModule:
         raise _Done(kwargs)
 
 
+def module_code(name: str) -> Any:
+    """The Python module of the anklume Incus module NAME (its ARGUMENT_SPEC and main)."""
+    return importlib.import_module(MODULES + name)
+
+
+def run_module(name: str, params: dict[str, Any], check_mode: bool, diff: bool) -> dict[str, Any]:
+    """The result of module NAME's main() on PARAMS (already checked against its spec),
+    run in this process."""
+    fake = InProcessModule(params, check_mode)
+    try:
+        module_code(name).main(fake)
+        done = {"failed": True, "msg": f"{name} returned nothing"}
+    except _Done as exc:
+        done = exc.result
+    if fake.warnings:
+        done["warnings"] = fake.warnings
+    if not diff:
+        done.pop("diff", None)
+    return done
+
+
 class InProcessAction(ActionBase):  # type: ignore[misc]  # ansible-core has no py.typed
     """The action plugin of every anklume Incus module (plugins/action/inprocess.py, chosen
     for each of them by meta/runtime.yml): it runs the module the task names."""
@@ -70,18 +91,7 @@ class InProcessAction(ActionBase):  # type: ignore[misc]  # ansible-core has no 
             result.update(self._execute_module(module_name=f"anklume.incus.{name}",
                                                task_vars=task_vars))
             return result
-        mod = importlib.import_module(MODULES + name)
         # A bad argument or list entry fails here with Ansible's own one-line message.
-        args = self.validate_argument_spec(argument_spec=mod.ARGUMENT_SPEC)[1]
-        fake = InProcessModule(args, bool(self._task.check_mode))
-        try:
-            mod.main(fake)
-            done = {"failed": True, "msg": f"{name} returned nothing"}
-        except _Done as exc:
-            done = exc.result
-        if fake.warnings:
-            done["warnings"] = fake.warnings
-        if not self._task.diff:
-            done.pop("diff", None)
-        result.update(done)
+        args = self.validate_argument_spec(argument_spec=module_code(name).ARGUMENT_SPEC)[1]
+        result.update(run_module(name, args, bool(self._task.check_mode), bool(self._task.diff)))
         return result

@@ -121,12 +121,12 @@ def test_a_bad_entry_fails_the_task_without_a_traceback() -> None:
 
 def test_every_module_but_state_probe_runs_through_the_one_in_process_action() -> None:
     """meta/runtime.yml routes each module to plugins/action/inprocess.py (ADR-013); the
-    two that read the controller's role files have their own (ADR-078, ADR-079)."""
+    three that read the controller's role files have their own (ADR-078, ADR-079, ADR-081)."""
     import yaml
     routing = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())["plugin_routing"]
     modules = ({p.stem for p in (REPO / "plugins" / "modules").glob("*.py")}
-               - {"state_probe", "role_arguments"})
+               - {"state_probe", "role_arguments", "reconcile_roles"})
     assert {name: entry["action_plugin"] for name, entry in routing["modules"].items()} == \
         dict.fromkeys(modules, "anklume.incus.inprocess")
     assert sorted(p.name for p in (REPO / "plugins" / "action").glob("*.py")) == \
-        ["inprocess.py", "role_arguments.py", "state_probe.py"]
+        ["inprocess.py", "reconcile_roles.py", "role_arguments.py", "state_probe.py"]

@@ -223,10 +223,12 @@ def test_the_gpu_and_vm_checks_are_gated_on_the_generators_groups() -> None:
     infra = next(p for p in yaml.safe_load((REPO / "site.yml").read_text())
                  if "infra" in p.get("tags", []))
     include = "ansible.builtin.include_role"
-    gates = {t[include]["name"]: t.get("when", "") for t in infra["tasks"]
-             if include in t and "tasks_from" not in t[include]}
-    assert f"groups['{model.GPU_GROUP}']" in gates["incus_gpu"]
-    assert f"groups['{model.VM_GROUP}']" in gates["incus_vm_check"]
+    checks_task = next(t for t in infra["tasks"] if include in t
+                       and t.get("loop_control", {}).get("loop_var") == "anklume_capability_check")
+    # One looped include: each check is in the loop only when its group meets the play.
+    for role, group in (("incus_gpu", model.GPU_GROUP), ("incus_vm_check", model.VM_GROUP)):
+        assert f"(['{role}'] if groups['{group}'] | default([]) | intersect(" \
+            f"ansible_play_hosts_all) else [])" in checks_task["loop"]
     for group in (model.GPU_GROUP, model.VM_GROUP):
         assert checks._DOMAIN_RE.match(group) is None  # no domain can take it
 
@@ -244,7 +246,9 @@ def test_the_watchdog_stop_looks_where_the_watchdog_writes() -> None:
     args = watchdog.parse(["stop", "--project=PROJ", "--instance=sys-firewall", "--run-dir=/R"])
     written = str(watchdog.pidfile(args))
     tasks = (REPO / "roles/incus_firewall/tasks/main.yml").read_text()
-    tested = ("incus_firewall_run_dir ~ '/firewall-watchdog-' ~ (incus_firewall_admin_project"
-              " | trim)\n         ~ '-sys-firewall.pid'")
-    assert tested in tasks
+    assert "incus_firewall__stale_pid is file" in tasks
+    role_vars = yaml.safe_load((REPO / "roles/incus_firewall/vars/main.yml").read_text())
+    tested = role_vars["incus_firewall__stale_pid"].strip()
+    assert tested == ("{{ incus_firewall_run_dir }}/firewall-watchdog-"
+                      "{{ incus_firewall_admin_project | trim }}-sys-firewall.pid")
     assert written == "/R/firewall-watchdog-PROJ-sys-firewall.pid"

@@ -50,4 +50,4 @@ def test_parts_that_match_nothing_are_reported_and_ansibles_groups_are_no_domain
 
 
 def test_the_filters_are_exposed_under_their_names() -> None:
-    assert set(FilterModule().filters()) == {"scope_hosts", "scope_unmatched"}
+    assert set(FilterModule().filters()) == {"scope_hosts", "scope_unmatched", "tag_selected"}

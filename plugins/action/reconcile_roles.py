@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""reconcile_roles: several one-task roles run in one task, in the controller (ADR-081).
+
+Each Ansible task costs 10-50 ms of Ansible's own work on this 2-core machine (a forked
+worker, its templating, the callbacks), whatever the module does. The infrastructure
+play's cluster, ownership, bridge, project, profile and instance roles are each one
+in-process module task (ADR-013); this action runs those tasks, in order, as their roles
+would, so the play pays one slot for all six:
+
+- the role's task is read from its own tasks/main.yml (one copy; a role that is not
+  exactly one anklume.incus module task is refused, so the two ways to run it cannot
+  part);
+- its arguments are templated with the variables the role would see: its defaults, under
+  the task's variables, under its vars/main.yml, under the entry's `vars` (the play's
+  import vars), under the task's own `vars`, under extra vars;
+- a role whose `tags` the run does not select (`--tags`, `--skip-tags`, Ansible's rules)
+  is left out;
+- the first role that fails stops the rest, as a failed task would.
+
+The result adds up the roles': changed if one changed, their `plan` entries, `diff`s and
+warnings, and each role's own result under `roles`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+from ansible_collections.anklume.incus.plugins.plugin_utils.inprocess import (
+    module_code,
+    run_module,
+)
+from ansible_collections.anklume.incus.plugins.plugin_utils.role_files import (
+    load_main,
+    role_folder,
+)
+from ansible_collections.anklume.incus.plugins.plugin_utils.tags import selected
+
+COLLECTION = "anklume.incus."
+TASK_KEYS = {"name", "vars", "run_once"}
+
+
+def module_task(role: str, tasks: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(module, arguments, task vars) of ROLE's tasks/main.yml, which must be one task of an
+    anklume.incus module with nothing but a name, vars and run_once beside it."""
+    task = tasks[0] if isinstance(tasks, list) and len(tasks) == 1 else None
+    actions = [k for k in task or {} if k not in TASK_KEYS]
+    if task is None or len(actions) != 1 or not actions[0].startswith(COLLECTION) \
+            or not isinstance(task[actions[0]], dict):
+        raise ValueError(f"reconcile_roles: role {role}: tasks/main.yml must be one "
+                         f"{COLLECTION}* module task with only {sorted(TASK_KEYS)} beside it "
+                         "(run the role on its own instead)")
+    return actions[0][len(COLLECTION):], dict(task[actions[0]]), dict(task.get("vars") or {})
+
+
+class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.typed
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp: str | None = None,
+            task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        entries = self._task.args.get("roles")
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("role"), str) for e in entries):
+            result.update(failed=True, msg="reconcile_roles: roles must be a list of "
+                                           "{role: NAME, tags: [...], vars: {...}}")
+            return result
+        declared = {t for e in entries for t in e.get("tags") or []}
+        # The task is tagged `always` (so that --skip-tags of one role skips that role only):
+        # a role inherits the play's tags, not that one.
+        inherited = set(self._task.tags) - declared - {"always"}
+        only = task_vars.get("ansible_run_tags") or ["all"]
+        skip = task_vars.get("ansible_skip_tags") or []
+        done: dict[str, dict[str, Any]] = {}
+        result.update(changed=False, plan=[], roles=done)
+        diffs: list[Any] = []
+        warnings: list[str] = []
+        try:
+            for entry in entries:
+                if not selected(set(entry.get("tags") or []) | inherited, only, skip):
+                    continue
+                role = entry["role"]
+                done[role] = outcome = self._run_role(role, dict(entry.get("vars") or {}),
+                                                      task_vars)
+                result["plan"] += outcome.get("plan") or []
+                diffs += _as_list(outcome.get("diff"))
+                warnings += outcome.get("warnings") or []
+                result["changed"] = result["changed"] or bool(outcome.get("changed"))
+                if outcome.get("failed"):
+                    result.update(failed=True, msg=outcome.get("msg") or f"{role} failed")
+                    break
+        except ValueError as exc:
+            result.update(failed=True, msg=str(exc))
+        if not done and not result.get("failed"):
+            result.update(skipped=True, msg="no role here is selected by the run's tags")
+        if diffs:
+            result["diff"] = diffs
+        if warnings:
+            result["warnings"] = warnings
+        return result
+
+    def _run_role(self, role: str, entry_vars: dict[str, Any],
+                  task_vars: dict[str, Any]) -> dict[str, Any]:
+        folder = role_folder(self._loader, role)
+        if folder is None:
+            raise ValueError(f"reconcile_roles: no role {role} in the roles folders")
+        name, raw, own_vars = module_task(role, load_main(self._loader, folder / "tasks",
+                                                          empty=[]))
+        manager = self._task.get_variable_manager()
+        extra = dict(manager.extra_vars) if manager is not None else {}
+        variables = {**load_main(self._loader, folder / "defaults"), **task_vars,
+                     **load_main(self._loader, folder / "vars"), **entry_vars, **own_vars,
+                     **extra}
+        templar = self._templar.copy_with_new_env(available_variables=variables)
+        checked = ArgumentSpecValidator(module_code(name).ARGUMENT_SPEC).validate(
+            templar.template(raw))
+        if checked.error_messages:
+            return {"failed": True, "msg": f"{role} ({COLLECTION}{name}): "
+                                           + "; ".join(checked.error_messages)}
+        return run_module(name, checked.validated_parameters, bool(self._task.check_mode),
+                          bool(self._task.diff))
+
+
+def _as_list(diff: Any) -> list[Any]:
+    if not diff:
+        return []
+    return list(diff) if isinstance(diff, list) else [diff]

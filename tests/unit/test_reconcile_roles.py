@@ -1,0 +1,191 @@
+"""reconcile_roles (ADR-081): one-task roles run in one task as their roles would, through a
+real ansible-playbook run on localhost with the project's ansible.cfg and roles written by
+the test. Their module is anklume_nftables with `load: false`, which writes a file and
+needs no Incus and no nft, so what each role saw is read back from its file."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_role_probes_and_arguments import playbook
+
+pytestmark = pytest.mark.unit
+
+WRITER_TASK = """\
+- name: Write what this role sees
+  anklume.incus.anklume_nftables:
+    content: "{{{{ {prefix}__content }}}}\\n"
+    path: "{{{{ {prefix}_dir }}}}/{prefix}.txt"
+    table: t
+    load: "{{{{ {prefix}_load }}}}"
+  run_once: true
+"""
+ROLES = {
+    "writer": {
+        "defaults": ("writer_dir: /nonexistent\nwriter_text: from defaults\n"
+                     "writer_load: false\n"),
+        "vars": "writer__content: \"{{ writer_text }} + {{ writer_suffix | default('none') }}\"\n",
+        "tasks": WRITER_TASK.format(prefix="writer"),
+    },
+    "second": {
+        "defaults": "second_dir: /nonexistent\nsecond_load: false\n",
+        "vars": "second__content: second\n",
+        "tasks": WRITER_TASK.format(prefix="second"),
+    },
+    "twotasks": {
+        "tasks": ("- name: One\n  ansible.builtin.debug: {msg: one}\n"
+                  "- name: Two\n  ansible.builtin.debug: {msg: two}\n"),
+    },
+}
+PLAY = """\
+- name: Run the roles
+  hosts: localhost
+  gather_facts: false
+  vars: {play_vars}
+  tasks:
+    - name: The roles in one task
+      anklume.incus.reconcile_roles:
+        roles: {roles}
+      register: done
+      tags: [always]
+    - name: Keep the answer
+      ansible.builtin.copy:
+        content: "{{{{ done | to_json }}}}"
+        dest: answer.json
+        mode: "0644"
+      check_mode: false
+      tags: [always]
+"""
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    for role, parts in ROLES.items():
+        for part, text in parts.items():
+            (tmp_path / "roles" / role / part).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "roles" / role / part / "main.yml").write_text("---\n" + text)
+    return tmp_path
+
+
+def entries(root: Path, writer_vars: dict[str, object] | None = None,
+            extra: list[dict[str, object]] | None = None) -> list[dict[str, object]]:
+    return [{"role": "writer", "tags": ["writer"],
+             "vars": {"writer_dir": str(root), **(writer_vars or {})}},
+            {"role": "second", "tags": ["second"], "vars": {"second_dir": str(root)}},
+            *(extra or [])]
+
+
+def run(root: Path, roles: list[dict[str, object]], *args: str,
+        play_vars: dict[str, object] | None = None, ok: bool = True) -> dict[str, object]:
+    proc = playbook(root, PLAY.format(roles=json.dumps(roles),
+                                      play_vars=json.dumps(play_vars or {})), *args)
+    assert (proc.returncode == 0) is ok, proc.stdout + proc.stderr
+    return json.loads((root / "answer.json").read_text()) if ok else {"out": proc.stdout}
+
+
+def written(root: Path, role: str) -> str | None:
+    path = root / f"{role}.txt"
+    return path.read_text() if path.exists() else None
+
+
+def test_roles_run_in_order_with_their_defaults_and_vars_then_change_nothing(
+        root: Path) -> None:
+    got = run(root, entries(root))
+    assert written(root, "writer") == "from defaults + none\n"
+    assert written(root, "second") == "second\n"
+    assert list(got["roles"]) == ["writer", "second"]
+    assert got["changed"] is True
+    assert [e["name"] for e in got["plan"]] == [f"{root}/writer.txt", f"{root}/second.txt"]
+    again = run(root, entries(root))
+    assert again["changed"] is False, again
+
+
+def test_variables_stack_as_ansible_stacks_them(root: Path) -> None:
+    # Play vars beat the role's defaults, the role's vars/main.yml beats play vars, the
+    # entry's vars beat both, and -e beats everything.
+    run(root, entries(root), play_vars={"writer_text": "from play"})
+    assert written(root, "writer") == "from play + none\n"
+    run(root, entries(root), play_vars={"writer__content": "play wins"})
+    assert written(root, "writer") == "from defaults + none\n"
+    run(root, entries(root, {"writer_suffix": "entry", "writer_text": "entry text"}),
+        play_vars={"writer_text": "from play"})
+    assert written(root, "writer") == "entry text + entry\n"
+    run(root, entries(root, {"writer_text": "entry text"}), "-e", "writer_text=extra")
+    assert written(root, "writer") == "extra + none\n"
+
+
+def test_check_mode_writes_nothing_and_reports_each_roles_change(root: Path) -> None:
+    got = run(root, entries(root), "--check", "--diff")
+    assert written(root, "writer") is None and written(root, "second") is None
+    assert got["changed"] is True
+    assert [d["after"] for d in got["diff"]] == ["from defaults + none\n", "second\n"]
+
+
+@pytest.mark.parametrize(("args", "ran"), [
+    (["--tags", "second"], ["second"]),
+    (["--skip-tags", "second"], ["writer"]),
+    (["--tags", "writer,second"], ["writer", "second"]),
+    (["--tags", "other"], []),
+])
+def test_tags_select_roles(root: Path, args: list[str], ran: list[str]) -> None:
+    got = run(root, entries(root), *args)
+    assert list(got["roles"]) == ran
+    assert got.get("skipped", False) is (not ran)
+    assert [r for r in ("writer", "second") if written(root, r)] == ran
+
+
+def test_a_role_that_fails_stops_the_ones_after_it(root: Path) -> None:
+    got = run(root, entries(root, {"writer_load": "sometimes"}), ok=False)
+    assert "writer (anklume.incus.anklume_nftables)" in got["out"], got
+    assert "load" in got["out"], got
+    assert written(root, "writer") is None and written(root, "second") is None
+
+
+def test_a_role_that_is_not_one_module_task_is_refused(root: Path) -> None:
+    got = run(root, [{"role": "twotasks"}], ok=False)
+    assert "role twotasks: tasks/main.yml must be one anklume.incus.* module task" in got["out"]
+
+
+def test_an_unknown_role_is_refused(root: Path) -> None:
+    got = run(root, [{"role": "nosuchrole"}], ok=False)
+    assert "no role nosuchrole in the roles folders" in got["out"], got
+
+
+TAG_SETS = [[], ["a"], ["b"], ["a", "b"], ["always"], ["never"], ["a", "never"], ["untagged"]]
+ASKED = [[], ["all"], ["a"], ["b"], ["tagged"], ["untagged"], ["always"], ["never"]]
+CASES = [(tags, only, skip) for tags, only, skip in itertools.product(TAG_SETS, ASKED, ASKED)
+         if only or skip]
+# Ansible's own verdict for each case, from a Task of a real Play (in a process of its own:
+# Ansible's plugin loader, once set up, takes over the imports of the other tests).
+ANSIBLES = """
+import json, sys
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook.play import Play
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader()
+out = []
+for tags, only, skip in json.load(sys.stdin):
+    play = Play.load({"name": "p", "hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "x", "ansible.builtin.debug": {"msg": "x"}, "tags": tags}]}, loader=DataLoader())
+    out.append(play.get_tasks()[0][0].evaluate_tags(only, skip, {}))
+print(json.dumps(out))
+"""
+
+
+def test_tag_selection_is_ansibles() -> None:
+    from ansible_collections.anklume.incus.plugins.plugin_utils.tags import selected
+    proc = subprocess.run([sys.executable, "-c", ANSIBLES], input=json.dumps(CASES),
+                          capture_output=True, text=True, check=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    verdicts = json.loads(proc.stdout)
+    assert len(verdicts) == len(CASES) > 400
+    wrong = [(case, want) for case, want in zip(CASES, verdicts, strict=True)
+             if selected(*case) != want]
+    assert not wrong, wrong[:5]
