@@ -254,8 +254,11 @@ class ObjectReconciler(Reconciliation):
                                {"config": new_config, "description": desc}))
         if not self.check_mode:
             self.step = f"updating {self.KIND} {name}"
-            self.client.query(path, "PUT", what=self.step,
-                              data={"config": new_config, "description": desc})
+            self.put(path, {"config": new_config, "description": desc})
+
+    def put(self, path: str, data: dict[str, Any]) -> None:
+        """The PUT of put_config (a kind whose updates meet a known race retries it)."""
+        self.client.query(path, "PUT", what=self.step, data=data)
 
     # -- the skeleton --------------------------------------------------------------------
     def entry(self, key: Key, action: str, keys: list[str] | None = None) -> Entry:

@@ -215,6 +215,13 @@ class Networks(reconcile.ObjectReconciler):
         url = f"/1.0/networks/{incus.qname(spec['name'])}"
         self.put_config(spec["name"], url, cur, config, desc)
 
+    def put(self, path: str, data: dict[str, Any]) -> None:
+        """An update meets the same veth race as a create (CI saw it on a NAT change)."""
+        def done() -> bool:
+            now = (self.client.get(path, what=self.step) or {}).get("config") or {}
+            return all(now.get(k) == v for k, v in data["config"].items())
+        self.retry_vanishing_veths(lambda: super(Networks, self).put(path, data), done=done)
+
     def in_use(self, key: str, cur: reconcile.Obj) -> str:
         used = list(cur.get("used_by") or [])
         return "still used by " + ", ".join(used) if used else ""
