@@ -62,12 +62,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        entries = self._task.args.get("roles")
-        if not isinstance(entries, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("role"), str) for e in entries):
-            result.update(failed=True, msg="reconcile_roles: roles must be a list of "
-                                           "{role: NAME, tags: [...], vars: {...}}")
-            return result
+        # A bad entry fails here with Ansible's own message (the module file's spec).
+        entries = self.validate_argument_spec(
+            argument_spec=module_code("reconcile_roles").ARGUMENT_SPEC)[1]["roles"]
         declared = {t for e in entries for t in e.get("tags") or []}
         # The task is tagged `always` (so that --skip-tags of one role skips that role only):
         # a role inherits the play's tags, not that one.

@@ -153,6 +153,11 @@ def test_a_role_that_is_not_one_module_task_is_refused(root: Path) -> None:
     assert "role twotasks: tasks/main.yml must be one anklume.incus.* module task" in got["out"]
 
 
+def test_an_entry_without_its_role_is_refused_by_the_spec(root: Path) -> None:
+    got = run(root, [{"tags": ["writer"]}], ok=False)
+    assert "missing required arguments: role" in got["out"], got
+
+
 def test_an_unknown_role_is_refused(root: Path) -> None:
     got = run(root, [{"role": "nosuchrole"}], ok=False)
     assert "no role nosuchrole in the roles folders" in got["out"], got
