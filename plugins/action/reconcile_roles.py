@@ -11,7 +11,8 @@ would, so the play pays one slot for all six:
   exactly one anklume.incus module task is refused, so the two ways to run it cannot
   part);
 - its arguments are templated with the variables the role would see: its defaults, under
-  the task's variables, under its vars/main.yml, under the entry's `vars` (the play's
+  the task's variables and the task's shared `vars` (templated once), under its
+  vars/main.yml, under the entry's `vars` (the play's
   import vars), under the task's own `vars`, under extra vars;
 - a role whose `tags` the run does not select (`--tags`, `--skip-tags`, Ansible's rules)
   is left out;
@@ -63,8 +64,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         result: dict[str, Any] = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         # A bad entry fails here with Ansible's own message (the module file's spec).
-        entries = self.validate_argument_spec(
-            argument_spec=module_code("reconcile_roles").ARGUMENT_SPEC)[1]["roles"]
+        args = self.validate_argument_spec(
+            argument_spec=module_code("reconcile_roles").ARGUMENT_SPEC)[1]
+        entries, seen = args["roles"], {**task_vars, **args["vars"]}
         declared = {t for e in entries for t in e.get("tags") or []}
         # The task is tagged `always` (so that --skip-tags of one role skips that role only):
         # a role inherits the play's tags, not that one.
@@ -80,8 +82,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
                 if not selected(set(entry.get("tags") or []) | inherited, only, skip):
                     continue
                 role = entry["role"]
-                done[role] = outcome = self._run_role(role, dict(entry.get("vars") or {}),
-                                                      task_vars)
+                done[role] = outcome = self._run_role(role, seen, dict(entry.get("vars") or {}))
                 result["plan"] += outcome.get("plan") or []
                 diffs += _as_list(outcome.get("diff"))
                 warnings += outcome.get("warnings") or []
@@ -99,8 +100,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             result["warnings"] = warnings
         return result
 
-    def _run_role(self, role: str, entry_vars: dict[str, Any],
-                  task_vars: dict[str, Any]) -> dict[str, Any]:
+    def _run_role(self, role: str, task_vars: dict[str, Any],
+                  entry_vars: dict[str, Any]) -> dict[str, Any]:
         folder = role_folder(self._loader, role)
         if folder is None:
             raise ValueError(f"reconcile_roles: no role {role} in the roles folders")

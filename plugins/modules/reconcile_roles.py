@@ -15,7 +15,7 @@ description:
   - Each role's C(tasks/main.yml) must be one task of an C(anklume.incus) module that runs
     in the controller (ADR-013), with nothing beside it but C(name), C(vars) and C(run_once).
     Its arguments are templated with the role's defaults, under the task's variables,
-    under the role's C(vars/main.yml), under the entry's O(roles[].vars), under the
+    under O(vars), under the role's C(vars/main.yml), under the entry's O(roles[].vars), under the
     task's own C(vars), under extra variables.
   - A playbook that would import several such roles runs this once instead of one task
     per role; the roles stay whole for a direct use.
@@ -26,6 +26,12 @@ attributes:
   diff_mode: {support: full, description: "The roles' diffs, in order."}
   platform: {platforms: [posix], support: full, description: The controller.}
 options:
+  vars:
+    description:
+      - Variables for every role, templated once (as this task's argument), above the play's
+        and host's variables and under each role's own.
+    type: dict
+    default: {}
   roles:
     description: The roles, in the order they run.
     type: list
@@ -70,7 +76,8 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-ARGUMENT_SPEC = {"roles": {"type": "list", "elements": "dict", "required": True, "options": {
+ARGUMENT_SPEC = {"vars": {"type": "dict", "default": {}},
+                 "roles": {"type": "list", "elements": "dict", "required": True, "options": {
     "role": {"type": "str", "required": True},
     "tags": {"type": "list", "elements": "str", "default": []},
     "vars": {"type": "dict", "default": {}}}}}

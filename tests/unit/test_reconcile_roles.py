@@ -52,6 +52,7 @@ PLAY = """\
   tasks:
     - name: The roles in one task
       anklume.incus.reconcile_roles:
+        vars: {shared}
         roles: {roles}
       register: done
       tags: [always]
@@ -83,8 +84,9 @@ def entries(root: Path, writer_vars: dict[str, object] | None = None,
 
 
 def run(root: Path, roles: list[dict[str, object]], *args: str,
-        play_vars: dict[str, object] | None = None, ok: bool = True) -> dict[str, object]:
-    proc = playbook(root, PLAY.format(roles=json.dumps(roles),
+        play_vars: dict[str, object] | None = None, shared: dict[str, object] | None = None,
+        ok: bool = True) -> dict[str, object]:
+    proc = playbook(root, PLAY.format(roles=json.dumps(roles), shared=json.dumps(shared or {}),
                                       play_vars=json.dumps(play_vars or {})), *args)
     assert (proc.returncode == 0) is ok, proc.stdout + proc.stderr
     return json.loads((root / "answer.json").read_text()) if ok else {"out": proc.stdout}
@@ -119,6 +121,11 @@ def test_variables_stack_as_ansible_stacks_them(root: Path) -> None:
     assert written(root, "writer") == "entry text + entry\n"
     run(root, entries(root, {"writer_text": "entry text"}), "-e", "writer_text=extra")
     assert written(root, "writer") == "extra + none\n"
+    # The task's shared vars beat the play's, and lose to the entry's.
+    run(root, entries(root), play_vars={"writer_suffix": "play"}, shared={"writer_suffix": "all"})
+    assert written(root, "writer") == "from defaults + all\n"
+    run(root, entries(root, {"writer_suffix": "entry"}), shared={"writer_suffix": "all"})
+    assert written(root, "writer") == "from defaults + entry\n"
 
 
 def test_check_mode_writes_nothing_and_reports_each_roles_change(root: Path) -> None:
