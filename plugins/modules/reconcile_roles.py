@@ -76,11 +76,12 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
+ROLE_ENTRY = {"role": {"type": "str", "required": True},
+              "tags": {"type": "list", "elements": "str", "default": []},
+              "vars": {"type": "dict", "default": {}}}
 ARGUMENT_SPEC = {"vars": {"type": "dict", "default": {}},
-                 "roles": {"type": "list", "elements": "dict", "required": True, "options": {
-    "role": {"type": "str", "required": True},
-    "tags": {"type": "list", "elements": "str", "default": []},
-    "vars": {"type": "dict", "default": {}}}}}
+                 "roles": {"type": "list", "elements": "dict", "required": True,
+                           "options": ROLE_ENTRY}}
 
 
 def main(module: Any = None, client: Any = None) -> None:
