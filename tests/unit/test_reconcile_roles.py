@@ -201,3 +201,30 @@ def test_tag_selection_is_ansibles() -> None:
     wrong = [(case, want) for case, want in zip(CASES, verdicts, strict=True)
              if selected(*case) != want]
     assert not wrong, wrong[:5]
+
+
+def reconcile_task() -> dict[str, object]:
+    import yaml
+    repo = Path(__file__).resolve().parents[2]
+    infra = next(p for p in yaml.safe_load((repo / "site.yml").read_text())
+                 if "infra" in p.get("tags", []))
+    task: dict[str, object] = next(t["anklume.incus.reconcile_roles"] for t in infra["tasks"]
+                                   if "anklume.incus.reconcile_roles" in t)
+    return task
+
+
+def test_site_yml_runs_roles_of_one_module_task_with_variables_they_declare() -> None:
+    """Each role site.yml runs through reconcile_roles is one module task (else the run
+    stops), and each variable an entry gives is an option of that role's argument spec
+    (a misspelt name would be given to nothing)."""
+    import yaml
+    from ansible_collections.anklume.incus.plugins.action.reconcile_roles import module_task
+    repo = Path(__file__).resolve().parents[2]
+    entries = reconcile_task()["roles"]
+    assert isinstance(entries, list) and len(entries) == 6
+    for entry in entries:
+        folder = repo / "roles" / entry["role"]
+        module_task(entry["role"], yaml.safe_load((folder / "tasks" / "main.yml").read_text()))
+        spec = yaml.safe_load((folder / "meta" / "argument_specs.yml").read_text())
+        options = spec["argument_specs"]["main"]["options"]
+        assert set(entry.get("vars") or {}) <= set(options), entry
