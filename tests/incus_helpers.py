@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,27 @@ def run(args: Sequence[str], *, check: bool = True, timeout: float = 300, **kw: 
             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         )
     return proc.stdout
+
+
+# The end of a complete answer from exec_read (a name no command prints).
+END_OF_ANSWER = "__anklume_test_answer_end__"
+
+
+def exec_read(name: str, project: str, *cmd: str, tries: int = 5) -> str:
+    """The standard output of a read-only command run in instance NAME. `incus exec` now
+    and then answers exit 0 with no output at all (ADR-046: 7 in 500 short commands here,
+    seen again by the tests' own reads): the command's output ends with a marker and its
+    exit code, and an answer without the marker is asked again (a read is safe to repeat).
+    A nonzero exit code fails with the output."""
+    script = f'"$@"; rc=$?; printf "{END_OF_ANSWER}%d\\n" "$rc"'
+    argv = ["incus", "exec", name, "--project", project, "--", "sh", "-c", script, "sh", *cmd]
+    for _ in range(tries):
+        body, marker, code = run(argv).rpartition(END_OF_ANSWER)
+        if marker:
+            assert code.strip() == "0", f"{' '.join(cmd)} in {name} exited {code.strip()}:\n{body}"
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"no complete answer from {name} after {tries} tries: {' '.join(cmd)}")
 
 
 def incus_available() -> str | None:

@@ -20,7 +20,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.incus_helpers import REPO, delete_by_prefix, lab_make, lab_tree, query, recap, run
+from tests.incus_helpers import (
+    REPO,
+    delete_by_prefix,
+    exec_read,
+    lab_make,
+    lab_tree,
+    query,
+    recap,
+    run,
+)
 
 OWNER = "t5prov"
 DOMAIN = "t5a"
@@ -78,7 +87,8 @@ def changed_tasks(output: str) -> list[str]:
 
 
 def inside(name: str, *cmd: str) -> str:
-    return run(["incus", "exec", name, "--project", DOMAIN, "--", *cmd])
+    """A read inside the instance, asked again when Incus loses its answer."""
+    return exec_read(name, DOMAIN, *cmd)
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +243,7 @@ def test_a_no_op_apply_runs_one_probe_per_host_and_no_role_task(
 def test_drift_inside_an_instance_is_said_and_repaired(lab: dict[str, str]) -> None:
     root = Path(lab["root"])
     for name, commands in DRIFT.items():
-        inside(name, "sh", "-ec", "; ".join(commands))
+        run(["incus", "exec", name, "--project", DOMAIN, "--", "sh", "-ec", "; ".join(commands)])
     out = make(root, "apply")
     # Fragments of the "Say what drifted" lines (the YAML output quotes and folds them).
     for line in ("/etc/timezone: no line", "/etc/localtime points at /usr/share/zoneinfo/Etc/UTC",
