@@ -35,6 +35,7 @@ from ansible_collections.anklume.incus.plugins.plugin_utils.inprocess import (
 from ansible_collections.anklume.incus.plugins.plugin_utils.role_files import (
     load_main,
     role_folder,
+    role_variables,
 )
 from ansible_collections.anklume.incus.plugins.plugin_utils.tags import selected
 
@@ -107,11 +108,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             raise ValueError(f"reconcile_roles: no role {role} in the roles folders")
         name, raw, own_vars = module_task(role, load_main(self._loader, folder / "tasks",
                                                           empty=[]))
-        manager = self._task.get_variable_manager()
-        extra = dict(manager.extra_vars) if manager is not None else {}
-        variables = {**load_main(self._loader, folder / "defaults"), **task_vars,
-                     **load_main(self._loader, folder / "vars"), **entry_vars, **own_vars,
-                     **extra}
+        variables = role_variables(self._loader, self._task, folder, task_vars, entry_vars,
+                                   own_vars)
         templar = self._templar.copy_with_new_env(available_variables=variables)
         checked = ArgumentSpecValidator(module_code(name).ARGUMENT_SPEC).validate(
             templar.template(raw))

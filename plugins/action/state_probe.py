@@ -25,6 +25,7 @@ from ansible_collections.anklume.incus.plugins.plugin_utils.probe_exec import (
 from ansible_collections.anklume.incus.plugins.plugin_utils.role_files import (
     load_main,
     role_folder,
+    role_variables,
 )
 
 PLUGINS = "ansible_collections.anklume.incus.plugins."
@@ -91,7 +92,6 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         action = next((a for a in PROBE_ACTIONS if a in first), None)
         if action is None or "when" in first or not isinstance(first[action], dict):
             return None
-        variables = {**load_main(self._loader, folder / "defaults"), **task_vars,
-                     **load_main(self._loader, folder / "vars")}
+        variables = role_variables(self._loader, self._task, folder, task_vars)
         templar = self._templar.copy_with_new_env(available_variables=variables)
         return dict(templar.template(first[action]))

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """A role's own files, read on the controller by the action plugins that act for several
-roles in one task (state_probe with `roles`, ADR-078; role_arguments, ADR-079)."""
+roles in one task (state_probe with `roles`, ADR-078; role_arguments, ADR-079;
+reconcile_roles, ADR-081)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,17 @@ def load_main(loader: Any, folder: Path, empty: Any = None, stem: str = "main") 
         if (folder / name).is_file():
             return loader.load_from_file(str(folder / name), trusted_as_template=True) or empty
     return empty
+
+
+def role_variables(loader: Any, task: Any, folder: Path, task_vars: dict[str, Any],
+                   *above: dict[str, Any]) -> dict[str, Any]:
+    """The variables the role in FOLDER sees, stacked as Ansible stacks them: its defaults,
+    under TASK_VARS, under its vars/main.yml, under each of ABOVE in turn (an import's
+    vars, a task's own), under the run's extra vars (-e), which beat everything."""
+    manager = task.get_variable_manager()
+    extra = dict(manager.extra_vars) if manager is not None else {}
+    stacked = {**load_main(loader, folder / "defaults"), **task_vars,
+               **load_main(loader, folder / "vars")}
+    for layer in above:
+        stacked.update(layer)
+    return {**stacked, **extra}

@@ -228,3 +228,27 @@ def test_site_yml_runs_roles_of_one_module_task_with_variables_they_declare() ->
         spec = yaml.safe_load((folder / "meta" / "argument_specs.yml").read_text())
         options = spec["argument_specs"]["main"]["options"]
         assert set(entry.get("vars") or {}) <= set(options), entry
+
+
+def test_site_yml_skips_the_task_exactly_when_its_tags_select_no_role() -> None:
+    """The task's `when` (steps written apart from the roles, read before its arguments are
+    templated) must skip the task for a run whose tags select none of its roles, and only
+    then: a step list that missed a kind would skip bridges under --tags networks."""
+    import ast
+
+    import yaml
+    from ansible_collections.anklume.incus.plugins.filter.scope import tag_selected
+    from ansible_collections.anklume.incus.plugins.plugin_utils.tags import selected
+    repo = Path(__file__).resolve().parents[2]
+    infra = next(p for p in yaml.safe_load((repo / "site.yml").read_text())
+                 if "infra" in p.get("tags", []))
+    task = next(t for t in infra["tasks"] if "anklume.incus.reconcile_roles" in t)
+    steps = ast.literal_eval(task["when"].split("|")[0].strip())
+    role_tags = [[*entry["tags"], *infra["tags"]] for entry in reconcile_task()["roles"]]
+    kinds = ["networks", "projects", "profiles", "instances", "infra", "provision", "all",
+             "tagged", "untagged", "always", "never"]
+    asked = [[], *([k] for k in kinds), ["networks", "provision"]]
+    for only, skip in itertools.product(asked, asked):
+        runs = only or ["all"]
+        want = any(selected(tags, runs, skip) for tags in role_tags)
+        assert bool(tag_selected(steps, runs, skip)) == want, (only, skip)

@@ -87,6 +87,16 @@ def test_roles_apply_from_the_first_that_drifted(tmp_path: Path) -> None:
     assert got["apply"] == [] and got["drift"] == {"marked": [], "later": []}
 
 
+def test_extra_vars_beat_the_roles_vars_in_its_probe(tmp_path: Path) -> None:
+    """-e beats a role's vars/main.yml, in Ansible and so in the probe: a probe that read
+    the role's own value would check a file the role, run with -e, never writes."""
+    write_roles(tmp_path)
+    (tmp_path / "mark").write_text("x")
+    want = json.dumps({"marked__want": [{"path": str(tmp_path / "mark")}]})
+    assert answer(tmp_path, ["marked"], "-e", want)["apply"] == []
+    assert answer(tmp_path, ["marked"])["apply"] == ["marked"]
+
+
 def test_a_role_without_a_probe_applies_with_everything_after_it(tmp_path: Path) -> None:
     write_roles(tmp_path)
     got = answer(tmp_path, ["later", "plain", "later"])
