@@ -8,12 +8,9 @@ holds in a single probe, and run its converging tasks only when they differ.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
-import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +20,7 @@ from ansible_collections.anklume.incus.plugins.module_utils.incus_client import 
     IncusClient,
     IncusError,
 )
+from ansible_collections.anklume.incus.plugins.module_utils.state_probe import cached_sha256
 
 
 def controller_collection(name: str, cache: str | None = None) -> dict[str, str]:
@@ -42,60 +40,15 @@ def controller_collection(name: str, cache: str | None = None) -> dict[str, str]
         f"(ansible-galaxy collection install {name}) or remove it from admin_bootstrap_collections")
 
 
-SETTLED_NS = 2_000_000_000
-
-
 def controller_sha256(path: str, cache: str | None = None) -> str:
     """SHA-256 of a file on the controller. With CACHE (a folder), the digest is kept in
-    CACHE/controller-sha256.json under the file's identity (device, inode, size,
-    modification and change times: a write changes the last two), so a file that did not
-    change is not read again (the 16 MB incus client took 50 ms each apply)."""
+    CACHE/controller-sha256.json under the file's identity (cached_sha256), so a file that
+    did not change is not read again."""
+    record = os.path.join(cache, "controller-sha256.json") if cache else None
     try:
-        info = os.stat(path)
+        return cached_sha256(path, record)
     except OSError as exc:
         raise AnsibleFilterError(f"cannot read {path} on the controller: {exc.strerror}") from exc
-    where = os.path.abspath(path)
-    identity = f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
-    record = os.path.join(cache, "controller-sha256.json") if cache else ""
-    known = _read_record(record)
-    if known.get(where, {}).get("identity") == identity:
-        return str(known[where]["sha256"])
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise AnsibleFilterError(f"cannot read {path} on the controller: {exc.strerror}") from exc
-    # A file changed in the last seconds could change again within the same clock tick and
-    # keep its identity (git's "racy" entries): its digest is not kept.
-    settled = time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) > SETTLED_NS
-    if record and settled:
-        known[where] = {"identity": identity, "sha256": digest.hexdigest()}
-        _write_record(record, known)
-    return digest.hexdigest()
-
-
-def _read_record(record: str) -> dict[str, Any]:
-    try:
-        with open(record, encoding="utf-8") as handle:
-            found = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
-def _write_record(record: str, known: dict[str, Any]) -> None:
-    """Replace the record whole (a reader never sees half of it); a cache that cannot be
-    written only costs the next run a read of the file."""
-    try:
-        os.makedirs(os.path.dirname(record), exist_ok=True)
-        fd, scratch = tempfile.mkstemp(dir=os.path.dirname(record), prefix=".sha256.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(known, handle, sort_keys=True)
-        os.replace(scratch, record)
-    except OSError:
-        pass
 
 
 def incus_runs_here(remote: str = "local") -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 PLUGINS = "ansible_collections.anklume.incus.plugins."
 RUNNER = ("\nimport json as _j\n"
-          "print(_j.dumps({{'drifts': probe_all(_j.loads({args!r}))}}))\n")
+          "print(_j.dumps({{'drifts': probe_all(_j.loads({args!r}), INSTANCE_DIGESTS)}}))\n")
 
 
 def interpreter(task_vars: Mapping[str, Any] | None) -> str:
@@ -23,16 +23,20 @@ def interpreter(task_vars: Mapping[str, Any] | None) -> str:
     return "/usr/bin/python3" if "{{" in str(python) else str(python)
 
 
+def probe_script(probes: Sequence[Mapping[str, Any]]) -> str:
+    """The script that runs PROBES (checked arguments) and prints their drifts as JSON."""
+    with open(str(importlib.import_module(PLUGINS + "module_utils.state_probe").__file__),
+              encoding="utf-8") as handle:
+        return handle.read() + RUNNER.format(args=json.dumps(list(probes)))
+
+
 def run_probes(execute: Callable[..., dict[str, Any]], probes: Sequence[Mapping[str, Any]],
                python: str) -> list[list[str]]:
     """Each probe's drift, from one command run through EXECUTE (an action plugin's
     _low_level_execute_command). Raises RuntimeError with the instance's last line."""
     if not probes:
         return []
-    with open(str(importlib.import_module(PLUGINS + "module_utils.state_probe").__file__),
-              encoding="utf-8") as handle:
-        script = handle.read() + RUNNER.format(args=json.dumps(list(probes)))
-    answer = execute(f"{python} -", in_data=script.encode())
+    answer = execute(f"{python} -", in_data=probe_script(probes).encode())
     try:
         drifts = json.loads(answer["stdout"].strip().splitlines()[-1])["drifts"]
     except (ValueError, KeyError, IndexError, AttributeError):

@@ -27,7 +27,7 @@ NAME = "t17-lost"
 RUNS = "/root/t17-runs"
 SHIM = """#!/bin/bash
 # Drop the answer of the first module run (an exec whose command runs python3), once.
-if [ "$3" = exec ] && [[ "$*" == *python3* ]] && [ ! -e {state} ]; then
+if [[ " $* " == *" exec "* && "$*" == *python3* ]] && [ ! -e {state} ]; then
   touch {state}
   {real} "$@" >/dev/null
   exit 0
@@ -37,7 +37,7 @@ exec {real} "$@"
 # Cut the input of the first module run: the exec fails (255, nothing printed) after the
 # instance got none of the pipelined module, as a failing `incus exec` under load can.
 CUT = """#!/bin/bash
-if [ "$3" = exec ] && [[ "$*" == *python3* ]] && [ ! -e {state} ]; then
+if [[ " $* " == *" exec "* && "$*" == *python3* ]] && [ ! -e {state} ]; then
   touch {state}
   cat >/dev/null
   {real} "$@" </dev/null >/dev/null 2>&1
@@ -146,3 +146,82 @@ def test_a_module_whose_input_was_cut_is_run_again_whole_and_once(
     assert "lines=1" in out
     assert lines() == 1
 
+
+# provision_check (ADR-082) runs each host's role probes in one plain `incus exec` from the
+# controller: a lost or cut answer is asked again (it only reads); a probe that cannot be
+# templated is that host's one-line problem.
+PROBE_ROLES = {
+    "t17_holds": "- name: Read /\n  anklume.incus.state_probe:\n    directories: [{path: /}]\n",
+    "t17_missing": ("- name: Read a file that is not there\n  anklume.incus.state_probe:\n"
+                    "    files: [{path: /root/t17-missing}]\n"),
+    "t17_broken": ("- name: Read a file named by a variable nobody defines\n"
+                   "  anklume.incus.state_probe:\n    files: [{path: '{{ t17_nowhere }}'}]\n"),
+}
+CHECK_PLAY = f"""
+- hosts: {NAME}
+  gather_facts: false
+  tasks:
+    - name: Check and probe
+      anklume.incus.provision_check:
+        instances: [{{host: {NAME}, name: {NAME}, project: default}}]
+      delegate_to: localhost
+      vars:
+        ansible_connection: local
+        ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+      run_once: true
+      register: checked
+    - name: Keep the answer
+      ansible.builtin.copy:
+        content: "{{{{ checked | to_json }}}}"
+        dest: answer.json
+        mode: "0644"
+      delegate_to: localhost
+      vars:
+        ansible_connection: local
+        ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+"""
+
+
+def provision_check(tmp: Path, roles: list[str], shim_text: str) -> dict[str, object]:
+    """CHECK_PLAY's answer, through the lossy `incus` of SHIM_TEXT."""
+    import json
+    real = shutil.which("incus")
+    assert real
+    (tmp / "bin").mkdir(exist_ok=True)
+    shim = tmp / "bin" / "incus"
+    shim.write_text(shim_text.format(state=tmp / "dropped", real=real))
+    shim.chmod(0o755)
+    (tmp / "dropped").unlink(missing_ok=True)
+    for role, task in PROBE_ROLES.items():
+        (tmp / "roles" / role / "tasks").mkdir(parents=True, exist_ok=True)
+        (tmp / "roles" / role / "tasks" / "main.yml").write_text("---\n" + task)
+    (tmp / "play.yml").write_text(CHECK_PLAY)
+    (tmp / "hosts").write_text(f"{NAME} instance_roles='{json.dumps(roles)}'\n")
+    env = ansible_env()
+    env["PATH"] = f"{tmp / 'bin'}:{env['PATH']}"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp / "hosts"), str(tmp / "play.yml")],
+        cwd=tmp, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    answer: dict[str, object] = json.loads((tmp / "answer.json").read_text())
+    return answer
+
+
+@pytest.mark.parametrize("shim_text", [SHIM, CUT], ids=["lost", "cut"])
+def test_provision_check_asks_a_lost_probe_again(container: str, tmp_path: Path,
+                                                 shim_text: str) -> None:
+    got = provision_check(tmp_path, ["t17_holds", "t17_missing", "t17_holds"], shim_text)
+    assert (tmp_path / "dropped").exists()  # the shim did lose the first answer
+    assert got["problems"] == {}, got
+    assert got["drift"] == {NAME: {"t17_holds": [],
+                                   "t17_missing": ["/root/t17-missing is missing"]}}
+    assert got["apply"] == {NAME: ["t17_missing", "t17_holds"]}
+
+
+def test_provision_check_names_a_host_whose_probe_cannot_be_templated(
+        container: str, tmp_path: Path) -> None:
+    got = provision_check(tmp_path, ["t17_holds", "t17_broken"], "exec {real} \"$@\"\n")
+    problem = str(got["problems"][NAME])  # type: ignore[index]
+    assert problem.startswith(f"{NAME}: ") and "t17_nowhere" in problem, got
+    assert NAME not in got["apply"], got  # type: ignore[operator]

@@ -232,10 +232,12 @@ DRIFT = {
 
 def test_a_no_op_apply_runs_one_probe_per_host_and_no_role_task(
         lab: dict[str, str]) -> None:
-    """ADR-078: every role's probe of a host in one task; a role where nothing drifted is
-    not included at all."""
+    """ADR-078, ADR-082: every role's probe of every host in one task; a role where nothing
+    drifted is not included at all."""
     out = lab["second"]
-    assert out.count("TASK [Read what each of the instance's roles manages, in one call]") == 1
+    assert out.count("TASK [Check every instance is declared, running and booted, and read "
+                     "what its roles manage]") == 1
+    assert "TASK [Read what each of the instance's roles manages" not in out, out
     assert "TASK [base_system :" not in out, out
     assert "TASK [admin_bootstrap :" not in out, out
 

@@ -1,5 +1,6 @@
 """controller_sha256 keeps the digest of an unchanged file (the admin's probe compares the
-16 MB incus client with the instance's copy on every apply): real files in a temp folder."""
+16 MB incus client with the instance's copy on every apply), and so does the probe inside
+the instance (cached_sha256, ADR-082): real files in a temp folder."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible_collections.anklume.incus.plugins.filter import controller
 from ansible_collections.anklume.incus.plugins.filter.controller import controller_sha256
+from ansible_collections.anklume.incus.plugins.module_utils import state_probe
 
 import tests.unit.fake_incus  # noqa: F401  (puts the collection on sys.path)
 
@@ -23,9 +24,9 @@ def sha(data: bytes) -> str:
 
 
 def later(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
-    """The filter's clock, SECONDS on (a file's change time cannot be set back)."""
+    """The digest cache's clock, SECONDS on (a file's change time cannot be set back)."""
     now = time.time_ns()
-    monkeypatch.setattr(controller.time, "time_ns", lambda: now + seconds * 1_000_000_000)
+    monkeypatch.setattr(state_probe.time, "time_ns", lambda: now + seconds * 1_000_000_000)
 
 
 def test_the_digest_is_kept_and_served_while_the_file_is_unchanged(
@@ -73,3 +74,32 @@ def test_without_a_usable_cache_the_digest_is_still_right(tmp_path: Path) -> Non
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "controller-sha256.json").write_text("not json")
     assert controller_sha256(str(client), str(tmp_path / "cache")) == sha(b"abc")
+
+
+def test_the_probe_in_an_instance_keeps_digests_and_still_sees_a_changed_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe's file check with the instance's record: an unchanged file is not read
+    again (a planted digest is served), and any write to it is still content drift."""
+    client, record = tmp_path / "incus", tmp_path / "cache" / "probe-sha256.json"
+    client.write_bytes(b"client v1")
+    want = {"path": str(client), "sha256": sha(b"client v1")}
+    later(monkeypatch, 10)
+    assert state_probe.probe_all([probe_params(files=[want])], str(record)) == [[]]
+    kept = json.loads(record.read_text())
+    kept[str(client)]["sha256"] = "planted"
+    record.write_text(json.dumps(kept))
+    assert state_probe.file_drift(want, str(record)) == [f"{client}: content differs"]
+    with client.open("r+b") as handle:  # same size, same modification time: the change
+        handle.write(b"C")              # time still tells it
+    os.utime(client, ns=(client.stat().st_atime_ns, os.stat(record).st_mtime_ns))
+    kept[str(client)]["sha256"] = want["sha256"]
+    record.write_text(json.dumps(kept))
+    assert state_probe.file_drift(want, str(record)) == [f"{client}: content differs"]
+
+
+def probe_params(**given: object) -> dict[str, object]:
+    params: dict[str, object] = {"packages": [], "locales": [], "lines": [], "links": [],
+                                 "files": [], "directories": [], "commands": [],
+                                 "force": False}
+    params.update(given)
+    return params

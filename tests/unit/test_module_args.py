@@ -27,6 +27,7 @@ ENTRIES = {
     "incus_instance": ("instances", {"project": "a", "name": "a-dev"}),
     "incus_snapshot": ("instances", {"name": "a-dev"}),
     "incus_ready": ("instances", {"host": "a-dev", "project": "a", "name": "a-dev"}),
+    "provision_check": ("instances", {"host": "a-dev", "project": "a", "name": "a-dev"}),
 }
 ALL_MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("[!_]*.py"))
 
@@ -121,12 +122,14 @@ def test_a_bad_entry_fails_the_task_without_a_traceback() -> None:
 
 def test_every_module_but_state_probe_runs_through_the_one_in_process_action() -> None:
     """meta/runtime.yml routes each module to plugins/action/inprocess.py (ADR-013); the
-    three that read the controller's role files have their own (ADR-078, ADR-079, ADR-081)."""
+    four that read the controller's role files have their own (ADR-078, ADR-079, ADR-081,
+    ADR-082)."""
     import yaml
     routing = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())["plugin_routing"]
     modules = ({p.stem for p in (REPO / "plugins" / "modules").glob("*.py")}
-               - {"state_probe", "role_arguments", "reconcile_roles"})
+               - {"state_probe", "role_arguments", "reconcile_roles", "provision_check"})
     assert {name: entry["action_plugin"] for name, entry in routing["modules"].items()} == \
         dict.fromkeys(modules, "anklume.incus.inprocess")
     assert sorted(p.name for p in (REPO / "plugins" / "action").glob("*.py")) == \
-        ["inprocess.py", "reconcile_roles.py", "role_arguments.py", "state_probe.py"]
+        ["inprocess.py", "provision_check.py", "reconcile_roles.py", "role_arguments.py",
+         "state_probe.py"]

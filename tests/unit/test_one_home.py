@@ -129,7 +129,7 @@ def test_every_parallel_default_is_the_clients() -> None:
     expected = incus_client.DEFAULT_PARALLEL
     assert expected == power.DEFAULT_PARALLEL
     assert {path: n for path, n in _parallel_fallbacks() if n != expected} == {}
-    for name in ("incus_instance", "incus_ready", "incus_snapshot"):
+    for name in ("incus_instance", "incus_ready", "incus_snapshot", "provision_check"):
         assert _module(name).ARGUMENT_SPEC["parallel"]["default"] == expected, name
     targets = (REPO / "anklume" / "ops" / "targets.py").read_text()
     assert f"Incus operations run at a time (default {expected})" in targets

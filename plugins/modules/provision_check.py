@@ -1,0 +1,89 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Ansible's plugin layout puts DOCUMENTATION (long YAML lines) before the imports:
+# ruff: noqa: E402, E501
+"""Before provisioning, every host at once: ready? and from which role on must it apply?
+(the work is its action plugin's)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: provision_check
+short_description: Check every instance to provision and read what its roles manage, in one task
+description:
+  - First the check of M(anklume.incus.incus_ready) (each instance declared, running and
+    booted), then, for every ready host, the state probe its roles start with (ADR-058),
+    read from each role and templated with that host's variables as the role would, run
+    in the instance as one plain C(python3 -); the hosts side by side (ADR-082).
+  - A probe whose answer is lost (C(incus exec) exits 0 and prints nothing) is asked again.
+  - Never fails for a host. A host that is not ready, or whose probe cannot be templated or
+    run, gets one line in RV(problems) saying what is wrong and how to fix it.
+  - Runs on the controller (its action plugin); changes nothing, in check mode too.
+version_added: 0.1.0
+author: AnKLuMe contributors (!UNKNOWN)
+attributes:
+  check_mode: {support: full, description: Reads only; check mode runs the same probes.}
+  diff_mode: {support: none, description: Nothing changes.}
+  platform: {platforms: [posix], support: full, description: The controller.}
+options:
+  instances:
+    description: The hosts to check (each host's roles are its C(instance_roles)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      host: {description: Inventory host name., type: str, required: true}
+      name: {description: Instance name., type: str, required: true}
+      project: {description: Incus project., type: str, required: true}
+      declared: {description: False when infra.yml (group_vars/all.yml) no longer declares the host., type: bool, default: true}
+  remote: {description: The Incus remote the instances are on., type: str, default: local}
+  timeout: {description: Seconds to wait for every instance to finish booting., type: int, default: 120}
+  parallel: {description: "Instances probed at a time (anklume_incus_parallel, make PARALLEL=n).", type: int, default: 8}
+"""
+
+EXAMPLES = r"""
+- name: Check the hosts to provision, and read what their roles manage
+  anklume.incus.provision_check:
+    instances: [{host: pro-dev, name: pro-dev, project: pro}]
+  delegate_to: localhost
+  run_once: true
+  register: ready
+- name: Apply each host's roles from the first that drifted
+  ansible.builtin.include_role:
+    name: "{{ item }}"
+  loop: "{{ ready.apply[inventory_hostname] | default([]) }}"
+"""
+
+RETURN = r"""
+problems: {description: Host to a one-line reason it cannot be provisioned (absent when ready)., type: dict, returned: always}
+ready: {description: Hosts that are ready and were probed., type: list, elements: str, returned: always}
+drift: {description: "Host to role to its drift lines (an empty list: nothing drifted).", type: dict, returned: always}
+apply: {description: "Host to the roles to apply, from the first that drifted or has no probe of its own.", type: dict, returned: always}
+probes: {description: C(incus exec) boot probes run (the state probes not counted)., type: int, returned: always}
+"""
+
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+ARGUMENT_SPEC = {
+    "instances": {"type": "list", "elements": "dict", "default": [], "options": {
+        "host": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "project": {"type": "str", "required": True},
+        "declared": {"type": "bool", "default": True},
+    }},
+    "remote": {"type": "str", "default": "local"},
+    "timeout": {"type": "int", "default": 120},
+    "parallel": {"type": "int", "default": 8},
+}
+
+
+def main(module: Any = None, client: Any = None) -> None:
+    """The roles' files are on the controller: only the action plugin can read them."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module.fail_json(msg="provision_check runs on the controller, through its action plugin")
+
+
+if __name__ == "__main__":
+    main()
