@@ -18,6 +18,9 @@ Devices = dict[str, dict[str, str]]
 # The inventory group of the machines that declare roles: the provision play's hosts, so a
 # machine with nothing to provision costs no task there (a domain name has no underscore).
 PROVISION_GROUP = "anklume_provision"
+# Written empty: the provision check adds to it, while the run lasts, the machines with a
+# role to apply or a problem to report; the provision play runs on it (ADR-082).
+PROVISION_DUE_GROUP = "anklume_provision_due"
 # The machines that ask for a GPU, and the VMs: a lab without any runs neither the GPU check
 # nor the VM check (site.yml; written only where a domain has such a machine).
 GPU_GROUP = "anklume_gpu"

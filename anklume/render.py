@@ -12,6 +12,7 @@ import yaml
 from anklume import firewall
 from anklume.model import (
     GPU_GROUP,
+    PROVISION_DUE_GROUP,
     PROVISION_GROUP,
     VM_GROUP,
     Domain,
@@ -94,11 +95,13 @@ def group_domain(infra: Infra, d: Domain) -> dict[str, Any]:
 
 def inventory(d: Domain) -> dict[str, Any]:
     """The domain's group; its machines that declare roles also join PROVISION_GROUP (kept,
-    empty, where none does: the provision play names it, and a missing group warns); those
-    that ask for a GPU join GPU_GROUP, its VMs VM_GROUP (written only where there are some)."""
+    empty, where none does: the provision check names it, and a missing group warns), and
+    PROVISION_DUE_GROUP is kept empty for the provision play; those that ask for a GPU join
+    GPU_GROUP, its VMs VM_GROUP (written only where there are some)."""
     provisioned: dict[str, dict[str, Any]] = {m.name: {} for m in d.machines if m.roles}
     children: dict[str, Any] = {d.name: {"hosts": {m.name: {} for m in d.machines}},
-                                PROVISION_GROUP: {"hosts": provisioned} if provisioned else {}}
+                                PROVISION_GROUP: {"hosts": provisioned} if provisioned else {},
+                                PROVISION_DUE_GROUP: {}}
     for group, members in ((GPU_GROUP, [m for m in d.machines if uses_gpu(m, d)]),
                            (VM_GROUP, [m for m in d.machines if m.type == "vm"])):
         if members:

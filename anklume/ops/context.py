@@ -3,6 +3,7 @@ generator, Ansible and incus with the user's terminal."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,19 @@ from anklume.ops import scope as scopes
 from anklume.ops import tree as trees
 from anklume.ops.targets import FLAGS, Target
 
+# ansible-playbook's own start, held until its arguments come on file descriptor ARGV[1]:
+# importing Ansible (0.2 s here) overlaps the sync that comes first (ADR-083). An empty
+# read (this process ended, or had nothing to run) ends it, having done nothing.
+WARM_PLAYBOOK = """\
+import json, os, sys
+from ansible.cli.playbook import main
+with os.fdopen(int(sys.argv[1])) as given:
+    argv = given.read()
+if argv:
+    sys.argv = json.loads(argv)
+    sys.exit(main())
+"""
+
 
 @dataclass
 class Context:
@@ -25,6 +39,7 @@ class Context:
     out: TextIO = field(default=sys.stdout)
     err: TextIO = field(default=sys.stderr)
     _tree: trees.Tree | None = None
+    _warm: tuple[subprocess.Popen[bytes], TextIO] | None = None
 
     # --- variables --------------------------------------------------------------------
     def get(self, name: str, default: str = "") -> str:
@@ -84,8 +99,41 @@ class Context:
         return guarded(lambda: cli.run(argv, self.out, self.err),
                        "files already replaced are complete, none is half-written")
 
+    def warm_playbook(self) -> None:
+        """Start ansible-playbook's Python now (WARM_PLAYBOOK), for the next playbook()."""
+        given, hand = os.pipe()
+        try:
+            proc = subprocess.Popen([self.python, "-c", WARM_PLAYBOOK, str(given)],
+                                    cwd=self.root, env=self.env(), pass_fds=(given,))
+        except OSError:
+            os.close(hand)
+            return
+        finally:
+            os.close(given)
+        self._warm = (proc, os.fdopen(hand, "w", encoding="utf-8"))
+
+    def close(self) -> None:
+        """End a held ansible-playbook that was never given its arguments (an error came
+        first): it reads nothing and exits, having done nothing."""
+        if self._warm is not None:
+            self._warm[1].close()
+            self._warm = None
+
     def playbook(self, playbook: str, *args: str) -> int:
-        return self.run([str(self.bin / "ansible-playbook"), playbook, *args])
+        argv = [str(self.bin / "ansible-playbook"), playbook, *args]
+        if self._warm is None:
+            return self.run(argv)
+        proc, hand = self._warm
+        self._warm = None
+        self.out.flush()
+        self.err.flush()
+        try:
+            with hand:
+                hand.write(json.dumps(argv))
+        except BrokenPipeError:  # it ended early (it could not import Ansible): run it plainly
+            proc.wait()
+            return self.run(argv)
+        return proc.wait()
 
     def capture(self, argv: Sequence[str]) -> str | None:
         """ARGV's standard output (its errors go to the user); None when it fails."""

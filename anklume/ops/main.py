@@ -86,13 +86,16 @@ def _run(args: list[str]) -> int:
     from anklume.ops.context import Context
     ctx = Context(target, values)
     runner = _runner(name)
-    if not target.locks:
-        return runner(ctx)
-    wait = makevars.flag("WAIT", values.get("WAIT", ""))
-    from anklume.ops.tree import lock_key
-    remote, owner = lock_key(ctx.root, ctx.infra)
-    with lock.held(remote, owner, f"make {name}", wait=wait):
-        return runner(ctx)
+    try:
+        if not target.locks:
+            return runner(ctx)
+        wait = makevars.flag("WAIT", values.get("WAIT", ""))
+        from anklume.ops.tree import lock_key
+        remote, owner = lock_key(ctx.root, ctx.infra)
+        with lock.held(remote, owner, f"make {name}", wait=wait):
+            return runner(ctx)
+    finally:
+        ctx.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,6 +64,7 @@ def sync_clean(ctx: Context) -> int:
 def _apply(tags: str) -> Callable[[Context], int]:
     def run(ctx: Context) -> int:
         variables = _apply_vars(ctx)
+        ctx.warm_playbook()
         rc = ctx.sync()
         if rc:
             return rc
@@ -99,6 +100,7 @@ def apply_llm(ctx: Context) -> int:
 
 def plan(ctx: Context) -> int:
     variables = _apply_vars(ctx)
+    ctx.warm_playbook()
     rc = ctx.sync("--quiet")
     if rc:
         return rc

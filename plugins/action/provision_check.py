@@ -113,8 +113,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
                 continue
             answer = apply_from(probe.roles, probe.names, drifts)
             drift[host], apply[host] = answer["drift"], answer["apply"]
+        due = [s["host"] for s in args["instances"] if s["host"] in problems
+               or apply.get(s["host"])]
         result.update(changed=False, problems=problems, ready=sorted(apply), drift=drift,
-                      apply=apply, probes=ready["probes"], incus_calls=ready.get("incus_calls"))
+                      apply=apply, due=due, probes=ready["probes"],
+                      incus_calls=ready.get("incus_calls"))
         return result
 
     def _templated(self, host: str, task_vars: Mapping[str, Any]) -> HostProbe | str:

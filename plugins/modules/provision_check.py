@@ -59,6 +59,7 @@ problems: {description: Host to a one-line reason it cannot be provisioned (abse
 ready: {description: Hosts that are ready and were probed., type: list, elements: str, returned: always}
 drift: {description: "Host to role to its drift lines (an empty list: nothing drifted).", type: dict, returned: always}
 apply: {description: "Host to the roles to apply, from the first that drifted or has no probe of its own.", type: dict, returned: always}
+due: {description: "The hosts with a role to apply or a problem to report, in the order given.", type: list, elements: str, returned: always}
 probes: {description: C(incus exec) boot probes run (the state probes not counted)., type: int, returned: always}
 """
 

@@ -75,7 +75,8 @@ def test_domain_record_and_policy_shapes_match_the_contract() -> None:
 def test_inventory_shape_matches_the_contract() -> None:
     bodies, _ = _infra()
     assert yaml.safe_load(bodies["inventory/pro.yml"]) == {
-        "all": {"children": {"pro": {"hosts": {"pro-dev": {}}}, "anklume_provision": {}}}}
+        "all": {"children": {"pro": {"hosts": {"pro-dev": {}}}, "anklume_provision": {},
+                             "anklume_provision_due": {}}}}
 
 
 def test_testing_md_names_exactly_the_roles_with_a_molecule_scenario() -> None:

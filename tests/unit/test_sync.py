@@ -35,9 +35,11 @@ def test_sync_writes_inventory_group_vars_and_host_vars(tmp_path: Path) -> None:
     assert set(tree(tmp_path)) == EXPECTED
     assert result.out.strip().endswith("sync: 7 files written, 0 unchanged")
     inv = _load(tmp_path, "inventory/pro.yml")
-    # pro-dev declares no roles: the provision group is there, empty.
+    # pro-dev declares no roles: the provision group is there, empty (and the group the
+    # provision check fills for a run).
     assert inv == {"all": {"children": {"pro": {"hosts": {"pro-dev": {}}},
-                                        "anklume_provision": {}}}}
+                                        "anklume_provision": {},
+                                        "anklume_provision_due": {}}}}
     host = _load(tmp_path, "host_vars/admin-ansible.yml")
     assert host["instance_config"] == {"security.nesting": "true"}
     assert host["instance_profiles"] == ["default"]
