@@ -79,17 +79,20 @@ def _run(args: list[str]) -> int:
     if name not in TARGETS:
         raise refuse(f"unknown target {name}", "make help lists them")
     target = TARGETS[name]
-    values = check(target, dict(os.environ))
     if check_only:
+        check(target, dict(os.environ))
         return 0
-    from anklume.ops import lock
     from anklume.ops.context import Context
-    ctx = Context(target, values)
-    runner = _runner(name)
+    ctx = Context(target, {})
+    if target.warm:
+        ctx.warm_playbook()  # first of all: Ansible imports while the rest runs (ADR-083)
     try:
+        ctx.values = check(target, dict(os.environ))
+        from anklume.ops import lock
+        runner = _runner(name)
         if not target.locks:
             return runner(ctx)
-        wait = makevars.flag("WAIT", values.get("WAIT", ""))
+        wait = makevars.flag("WAIT", ctx.values.get("WAIT", ""))
         from anklume.ops.tree import lock_key
         remote, owner = lock_key(ctx.root, ctx.infra)
         with lock.held(remote, owner, f"make {name}", wait=wait):

@@ -64,7 +64,6 @@ def sync_clean(ctx: Context) -> int:
 def _apply(tags: str) -> Callable[[Context], int]:
     def run(ctx: Context) -> int:
         variables = _apply_vars(ctx)
-        ctx.warm_playbook()
         rc = ctx.sync()
         if rc:
             return rc
@@ -100,7 +99,6 @@ def apply_llm(ctx: Context) -> int:
 
 def plan(ctx: Context) -> int:
     variables = _apply_vars(ctx)
-    ctx.warm_playbook()
     rc = ctx.sync("--quiet")
     if rc:
         return rc

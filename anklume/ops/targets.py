@@ -62,11 +62,14 @@ class Target:
     root: bool = False
     # Variables read from the environment by prefix (ai-test's AI_<KEY> settings).
     prefixes: tuple[str, ...] = ()
+    # Ends in site.yml after a sync: ansible-playbook starts first, held (ADR-083).
+    warm: bool = False
 
 
 def _t(name: str, group: str, text: str, *variables: str, required: tuple[str, ...] = (),
-       locks: bool = False, root: bool = False, prefixes: tuple[str, ...] = ()) -> Target:
-    return Target(name, group, text, tuple(variables), required, locks, root, prefixes)
+       locks: bool = False, root: bool = False, prefixes: tuple[str, ...] = (),
+       warm: bool = False) -> Target:
+    return Target(name, group, text, tuple(variables), required, locks, root, prefixes, warm)
 
 
 _APPLY = ("INFRA", *SCOPE, "PRUNE", "FULL", "PARALLEL", "WAIT")
@@ -80,13 +83,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     _t("sync-clean", "daily", "Delete orphan generated files (protected ones need FORCE=1)",
        "INFRA", "FORCE", "WAIT", locks=True),
     _t("plan", "daily", "What apply would do (check mode + diff), then a one-line count",
-       "INFRA", *SCOPE, "TAGS", "FULL", "PRUNE"),
+       "INFRA", *SCOPE, "TAGS", "FULL", "PRUNE", warm=True),
     _t("apply", "daily", "Sync, then reconcile Incus and provision the instances", *_APPLY,
-       "TAGS", locks=True),
+       "TAGS", locks=True, warm=True),
     _t("apply-infra", "daily", "Infrastructure phase only (apply TAGS=infra)", *_APPLY,
-       locks=True),
+       locks=True, warm=True),
     _t("apply-provision", "daily", "Provision phase only (apply TAGS=provision)", *_APPLY,
-       locks=True),
+       locks=True, warm=True),
     _t("apply-llm", "daily", "Apply only the machines with the ollama_server or open_webui role",
        "INFRA", "FULL", "PARALLEL", "WAIT", locks=True),
     _t("status", "daily", "Table of the declared instances: domain, instance, type, state, IP",

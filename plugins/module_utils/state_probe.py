@@ -135,7 +135,7 @@ def cached_sha256(path: str, record: str | None) -> str:
     info = os.stat(path)
     where = os.path.abspath(path)
     identity = f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
-    known = _read_record(record) if record else {}
+    known = read_record(record) if record else {}
     if known.get(where, {}).get("identity") == identity:
         return str(known[where]["sha256"])
     digest = hashlib.sha256()
@@ -145,11 +145,12 @@ def cached_sha256(path: str, record: str | None) -> str:
     settled = time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) > SETTLED_NS
     if record and settled:
         known[where] = {"identity": identity, "sha256": digest.hexdigest()}
-        _write_record(record, known)
+        write_record(record, known)
     return digest.hexdigest()
 
 
-def _read_record(record: str) -> dict[str, Any]:
+def read_record(record: str) -> dict[str, Any]:
+    """The JSON mapping kept in RECORD; {} when there is none or it is unreadable."""
     try:
         with open(record, encoding="utf-8") as handle:
             found = json.load(handle)
@@ -158,7 +159,7 @@ def _read_record(record: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _write_record(record: str, known: dict[str, Any]) -> None:
+def write_record(record: str, known: dict[str, Any]) -> None:
     """Replace the record whole (a reader never sees half of it); a record that cannot be
     written only costs the next run a read of the file."""
     try:

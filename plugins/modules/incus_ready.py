@@ -15,13 +15,14 @@ description:
     finished booting (C(systemctl is-system-running --wait), bounded) and prints a marker.
     A probe whose answer is lost or incomplete is simply run again until O(timeout).
   - A container that Incus started more than O(timeout) seconds ago has had the time its
-    boot is given, so it gets no probe (ADR-078). On a no-op apply no instance is then asked
-    twice, the provision play's state probe being its first C(incus exec). A VM is always
-    probed, since its agent may not answer.
+    boot is given, so it gets no probe (ADR-078); nor does one whose boot a probe saw
+    finish since Incus last started it (O(record), ADR-082). On a no-op apply no instance
+    is then asked twice, the provision play's state probe being its first C(incus exec). A
+    VM is always probed, since its agent may not answer.
   - Never fails by itself. It returns, per host, one line saying what is wrong and how to
     fix it (not declared in infra.yml, instance or project missing, instance stopped, not
     answering), so the provision play can stop exactly those hosts with a readable message.
-  - Changes nothing; check mode runs the same read-only probes.
+  - Changes nothing in Incus (only its O(record)); check mode runs the same read-only probes.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - anklume.incus.check
@@ -37,6 +38,13 @@ options:
       project: {description: Incus project., type: str, required: true}
       declared: {description: False when infra.yml (group_vars/all.yml) no longer declares the host., type: bool, default: true}
   timeout: {description: Seconds to wait for every instance to finish booting., type: int, default: 120}
+  record:
+    description:
+      - A JSON file on the controller where the start time (C(last_used_at)) of each container
+        seen booted is kept; such a container is not probed again until Incus starts it anew.
+        Empty for none.
+    type: str
+    default: ""
   parallel: {description: "Probes run at a time (anklume_incus_parallel, make PARALLEL=n).", type: int, default: 8}
 author: AnKLuMe contributors (!UNKNOWN)
 """
@@ -64,6 +72,10 @@ from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import reconcile
+from ansible_collections.anklume.incus.plugins.module_utils.state_probe import (
+    read_record,
+    write_record,
+)
 
 MARKER = "anklume-ready"
 # Wait (bounded) for the init to finish booting where it is systemd; print the marker in
@@ -116,17 +128,30 @@ def fix_line(spec: Mapping[str, Any], inst: Mapping[str, Any] | None, why: str =
             f"`incus exec` ({why}): see `incus info --show-log --project {project} {name}`")
 
 
+def booted_since(inst: Mapping[str, Any], seen: object) -> bool:
+    """A running container whose boot a probe saw finish (SEEN: its start time then) since
+    Incus last started it: the same start time."""
+    return (inst.get("type") == "container" and inst.get("status") == "Running"
+            and bool(seen) and inst.get("last_used_at") == seen)
+
+
 def check(module: reconcile.Module, client: incus.IncusClient) -> dict[str, Any]:
     p = module.params
     specs = p["instances"]
     current = client.instances(state=False)
     problems, pending = {}, []
     now = datetime.now(UTC)
+    seen = read_record(p["record"]) if p["record"] else {}
+
+    def key(spec: Mapping[str, Any]) -> str:
+        return f"{p['remote']}:{spec['project']}/{spec['name']}"
+
     for spec in specs:
         inst = current.get((spec["project"], spec["name"]))
         if not spec.get("declared", True) or inst is None or inst.get("status") != "Running":
             problems[spec["host"]] = fix_line(spec, inst)
-        elif not started_long_ago(inst, now, p["timeout"]):
+        elif not (started_long_ago(inst, now, p["timeout"])
+                  or booted_since(inst, seen.get(key(spec)))):
             pending.append(spec)
     deadline = time.monotonic() + p["timeout"]
     probes, why = 0, {}
@@ -148,6 +173,12 @@ def check(module: reconcile.Module, client: incus.IncusClient) -> dict[str, Any]
             problems[spec["host"]] = fix_line(spec, current.get((spec["project"], spec["name"])),
                                               why.get(spec["host"], ""))
     ready = [s["host"] for s in specs if s["host"] not in problems]
+    if p["record"]:
+        started = {key(s): (current.get((s["project"], s["name"])) or {}).get("last_used_at")
+                   for s in specs if s["host"] in ready}
+        kept = {**seen, **{k: v for k, v in started.items() if v}}
+        if kept != seen:
+            write_record(p["record"], kept)
     return {"changed": False, "problems": problems, "ready": ready, "probes": probes}
 
 
@@ -161,6 +192,7 @@ ARGUMENT_SPEC = dict(
     **reconcile.REMOTE_OPTION,
     timeout=dict(type="int", default=120),
     parallel=dict(type="int", default=incus.DEFAULT_PARALLEL),
+    record=dict(type="str", default=""),
 )
 
 

@@ -39,6 +39,12 @@ options:
   remote: {description: The Incus remote the instances are on., type: str, default: local}
   timeout: {description: Seconds to wait for every instance to finish booting., type: int, default: 120}
   parallel: {description: "Instances probed at a time (anklume_incus_parallel, make PARALLEL=n).", type: int, default: 8}
+  record:
+    description:
+      - As M(anklume.incus.incus_ready)'s O(anklume.incus.incus_ready#module:record)
+        (containers seen booted since their last start are not asked again).
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -77,6 +83,7 @@ ARGUMENT_SPEC = {
     "remote": {"type": "str", "default": "local"},
     "timeout": {"type": "int", "default": 120},
     "parallel": {"type": "int", "default": 8},
+    "record": {"type": "str", "default": ""},
 }
 
 

@@ -14,6 +14,7 @@ tests run ansible-playbook directly through a lossy incus shim and need no AnKLu
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -184,7 +185,6 @@ CHECK_PLAY = f"""
 
 def provision_check(tmp: Path, roles: list[str], shim_text: str) -> dict[str, object]:
     """CHECK_PLAY's answer, through the lossy `incus` of SHIM_TEXT."""
-    import json
     real = shutil.which("incus")
     assert real
     (tmp / "bin").mkdir(exist_ok=True)
@@ -225,3 +225,32 @@ def test_provision_check_names_a_host_whose_probe_cannot_be_templated(
     problem = str(got["problems"][NAME])  # type: ignore[index]
     assert problem.startswith(f"{NAME}: ") and "t17_nowhere" in problem, got
     assert NAME not in got["apply"], got  # type: ignore[operator]
+
+
+def ready_check(record: Path) -> dict[str, object]:
+    """incus_ready on the test's container, in this process as its action plugin runs it."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible_collections.anklume.incus.plugins.plugin_utils.inprocess import (
+        module_code,
+        run_module,
+    )
+    params = ArgumentSpecValidator(module_code("incus_ready").ARGUMENT_SPEC).validate(
+        {"instances": [{"host": NAME, "name": NAME, "project": "default"}],
+         "record": str(record)}).validated_parameters
+    return run_module("incus_ready", params, False, False)
+
+
+def test_a_container_seen_booted_is_not_asked_again_until_it_restarts(
+        container: str, tmp_path: Path) -> None:
+    """ADR-082: the boot probe's answer is kept under the container's start time; a no-op
+    apply right after the one that created it then asks it nothing; a restart asks again."""
+    record = tmp_path / "booted.json"
+    run(["incus", "restart", NAME])  # just started: within the time its boot is given
+    first = ready_check(record)
+    assert (first["ready"], first["probes"]) == ([NAME], 1), first
+    assert list(json.loads(record.read_text())) == [f"local:default/{NAME}"]
+    again = ready_check(record)
+    assert (again["ready"], again["probes"]) == ([NAME], 0), again
+    run(["incus", "restart", NAME])
+    restarted = ready_check(record)
+    assert (restarted["ready"], restarted["probes"]) == ([NAME], 1), restarted
