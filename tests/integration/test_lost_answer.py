@@ -77,9 +77,8 @@ def container(incus: str) -> Iterator[str]:
         delete()
 
 
-def play(tmp: Path, connection: str, project: str = "default",
-         shim_text: str = SHIM) -> tuple[int, str]:
-    """Run PLAY through the lossy `incus`; return rc and output."""
+def lossy_env(tmp: Path, shim_text: str) -> dict[str, str]:
+    """Ansible's environment with the lossy `incus` of SHIM_TEXT first on PATH."""
     real = shutil.which("incus")
     assert real
     (tmp / "bin").mkdir(exist_ok=True)
@@ -87,13 +86,20 @@ def play(tmp: Path, connection: str, project: str = "default",
     shim.write_text(shim_text.format(state=tmp / "dropped", real=real))
     shim.chmod(0o755)
     (tmp / "dropped").unlink(missing_ok=True)
+    env = ansible_env()
+    env["PATH"] = f"{tmp / 'bin'}:{env['PATH']}"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return env
+
+
+def play(tmp: Path, connection: str, project: str = "default",
+         shim_text: str = SHIM) -> tuple[int, str]:
+    """Run PLAY through the lossy `incus`; return rc and output."""
+    env = lossy_env(tmp, shim_text)
     (tmp / "play.yml").write_text(PLAY)
     (tmp / "hosts").write_text(
         f"{NAME} ansible_connection={connection} ansible_incus_project={project} "
         "ansible_python_interpreter=/usr/bin/python3\n")
-    env = ansible_env()
-    env["PATH"] = f"{tmp / 'bin'}:{env['PATH']}"
-    env["ANSIBLE_NOCOLOR"] = "1"
     proc = subprocess.run(
         [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp / "hosts"), str(tmp / "play.yml")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -185,21 +191,12 @@ CHECK_PLAY = f"""
 
 def provision_check(tmp: Path, roles: list[str], shim_text: str) -> dict[str, object]:
     """CHECK_PLAY's answer, through the lossy `incus` of SHIM_TEXT."""
-    real = shutil.which("incus")
-    assert real
-    (tmp / "bin").mkdir(exist_ok=True)
-    shim = tmp / "bin" / "incus"
-    shim.write_text(shim_text.format(state=tmp / "dropped", real=real))
-    shim.chmod(0o755)
-    (tmp / "dropped").unlink(missing_ok=True)
+    env = lossy_env(tmp, shim_text)
     for role, task in PROBE_ROLES.items():
         (tmp / "roles" / role / "tasks").mkdir(parents=True, exist_ok=True)
         (tmp / "roles" / role / "tasks" / "main.yml").write_text("---\n" + task)
     (tmp / "play.yml").write_text(CHECK_PLAY)
     (tmp / "hosts").write_text(f"{NAME} instance_roles='{json.dumps(roles)}'\n")
-    env = ansible_env()
-    env["PATH"] = f"{tmp / 'bin'}:{env['PATH']}"
-    env["ANSIBLE_NOCOLOR"] = "1"
     proc = subprocess.run(
         [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp / "hosts"), str(tmp / "play.yml")],
         cwd=tmp, env=env, capture_output=True, text=True, timeout=300, check=False)
