@@ -29,7 +29,16 @@ import pytest
 import yaml
 
 from tests.fixtures.ollama_standin.archive import build
-from tests.incus_helpers import REPO, delete_by_prefix, lab_make, lab_tree, query, recap, run
+from tests.incus_helpers import (
+    REPO,
+    delete_by_prefix,
+    exec_read,
+    lab_make,
+    lab_tree,
+    query,
+    recap,
+    run,
+)
 
 OWNER = "t11llm"
 AI, WEB = "t11ai", "t11web"
@@ -85,9 +94,9 @@ def make(root: Path, *args: str, timeout: float = 1500) -> str:
     return out
 
 
-def inside(name: str, project: str, *cmd: str, check: bool = True) -> str:
-    return run(["incus", "exec", name, "--project", project, "--", *cmd], check=check,
-               timeout=180)
+def inside(name: str, project: str, *cmd: str) -> str:
+    """A read inside the instance, asked again when Incus loses its answer (ADR-046)."""
+    return exec_read(name, project, *cmd)
 
 
 def can_connect(name: str, project: str, ip: str, port: int) -> bool:
@@ -162,7 +171,8 @@ def test_open_webui_lists_the_model_through_the_declared_policy(lab: dict[str, s
 def test_only_the_declared_direction_and_port_are_open(lab: dict[str, str]) -> None:
     assert can_connect(WEBUI, WEB, OLLAMA_IP, 11434)
     assert not can_connect(OLLAMA, AI, WEBUI_IP, 8080), "the policy opens web -> ai only"
-    inside(OLLAMA, AI, "sh", "-c", "python3 -m http.server 11435 >/dev/null 2>&1 & sleep 1")
+    run(["incus", "exec", OLLAMA, "--project", AI, "--", "sh", "-c",
+         "python3 -m http.server 11435 >/dev/null 2>&1 & sleep 1"], timeout=180)
     assert can_connect(OLLAMA, AI, OLLAMA_IP, 11435), "the control listener must be up"
     assert not can_connect(WEBUI, WEB, OLLAMA_IP, 11435), "only port 11434 is declared"
 
