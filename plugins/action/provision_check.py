@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -34,6 +35,7 @@ from ansible_collections.anklume.incus.plugins.plugin_utils.role_probe import (
 # An `incus exec` whose answer is lost prints nothing (exit 0), or whose input is cut
 # prints nothing (exit 255) (ADR-046); the probe only reads, so it is simply asked again.
 ATTEMPTS = 5
+RETRY_AFTER = 0.3
 # The play's own variables a role's probe may read, besides the host's.
 PLAY_MAGIC = ("ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_batch",
               "ansible_play_name", "ansible_run_tags", "ansible_skip_tags",
@@ -48,9 +50,13 @@ class HostProbe(NamedTuple):
 
 
 def run_in(argv: list[str], script: str) -> tuple[list[list[str]] | None, str]:
-    """The drifts a probe script prints as its last line, or None and why not."""
+    """The drifts a probe script prints as its last line, or None and why not. Any failed
+    answer is asked again, a little later: the instance was just seen running, so a failure
+    is most likely `incus exec` under load, and the probe only reads."""
     why = "no answer"
-    for _attempt in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(RETRY_AFTER)
         proc = subprocess.run(argv, input=script, capture_output=True, text=True,
                               check=False, timeout=300)
         lines = proc.stdout.strip().splitlines()
@@ -59,8 +65,6 @@ def run_in(argv: list[str], script: str) -> tuple[list[list[str]] | None, str]:
         except (ValueError, KeyError, IndexError, TypeError):
             last = (proc.stderr or proc.stdout).strip().splitlines()
             why = f"exit {proc.returncode}: {last[-1] if last else 'no output'}"
-        if proc.stderr.strip():  # Incus or the instance said why: asking again won't help
-            break
     return None, why
 
 

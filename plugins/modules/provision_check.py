@@ -15,7 +15,7 @@ description:
     booted), then, for every ready host, the state probe its roles start with (ADR-058),
     read from each role and templated with that host's variables as the role would, run
     in the instance as one plain C(python3 -); the hosts side by side (ADR-082).
-  - A probe whose answer is lost (C(incus exec) exits 0 and prints nothing) is asked again.
+  - A probe whose answer fails (lost by C(incus exec), or an Incus error under load) is asked again, a little later, up to five times, since it only reads.
   - Never fails for a host. A host that is not ready, or whose probe cannot be templated or
     run, gets one line in RV(problems) saying what is wrong and how to fix it.
   - Runs on the controller (its action plugin); changes nothing, in check mode too.
