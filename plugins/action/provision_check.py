@@ -32,8 +32,8 @@ from ansible_collections.anklume.incus.plugins.plugin_utils.role_probe import (
     apply_from,
 )
 
-# An `incus exec` whose answer is lost prints nothing (exit 0), or whose input is cut
-# prints nothing (exit 255) (ADR-046); the probe only reads, so it is simply asked again.
+# A probe's answer that fails (lost or cut by `incus exec`, ADR-046, or an Incus error
+# under load) is asked again this many times in all, this long apart: the probe only reads.
 ATTEMPTS = 5
 RETRY_AFTER = 0.3
 # The play's own variables a role's probe may read, besides the host's.
@@ -79,6 +79,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         args = self.validate_argument_spec(
             argument_spec=module_code("provision_check").ARGUMENT_SPEC)[1]
         problems: dict[str, str] = {}
+        targets = {spec["host"]: spec for spec in args["instances"]}
+        role_probes = RoleProbes(self._loader, self._task, self._templar,
+                                 module_code("state_probe").ARGUMENT_SPEC)
         binary = incus.IncusClient(args["remote"]).binary
         probes: dict[str, HostProbe] = {}
         running: dict[str, Future[tuple[list[list[str]] | None, str]] | None] = {}
@@ -88,8 +91,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             # the next host's is.
             readiness = pool.submit(run_module, "incus_ready", args,
                                     bool(self._task.check_mode), False)
-            for spec in args["instances"]:
-                host, probe = spec["host"], self._templated(spec["host"], task_vars)
+            for host, spec in targets.items():
+                probe = self._templated(host, task_vars, role_probes)
                 ready = readiness.result()
                 if ready.get("failed"):
                     result.update(ready)
@@ -111,38 +114,31 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             probe = probes[host]
             drifts, why = future.result() if future else ([], "")
             if drifts is None:
-                spec = next(s for s in args["instances"] if s["host"] == host)
+                spec = targets[host]
                 problems[host] = (f"{host}: state probe failed ({why}): see `incus info "
                                   f"--show-log --project {spec['project']} {spec['name']}`")
                 continue
             answer = apply_from(probe.roles, probe.names, drifts)
             drift[host], apply[host] = answer["drift"], answer["apply"]
-        due = [s["host"] for s in args["instances"] if s["host"] in problems
-               or apply.get(s["host"])]
+        due = [host for host in targets if host in problems or apply.get(host)]
         result.update(changed=False, problems=problems, ready=sorted(apply), drift=drift,
                       apply=apply, due=due, probes=ready["probes"],
                       incus_calls=ready.get("incus_calls"))
         return result
 
-    def _templated(self, host: str, task_vars: Mapping[str, Any]) -> HostProbe | str:
+    def _templated(self, host: str, task_vars: Mapping[str, Any],
+                   role_probes: RoleProbes) -> HostProbe | str:
         """HOST's probe, or the one line that says why it cannot be templated."""
         variables = self._variables(host, task_vars)
         try:
             roles = list(self._templar.copy_with_new_env(available_variables=variables)
                          .template(variables.get("instance_roles") or []))
-            probed = self._role_probes.probes(roles, variables)
+            probed = role_probes.probes(roles, variables)
         except (AnsibleError, ValueError) as exc:
             return f"{host}: {exc}"
         names = [role for role, _params in probed]
         script = probe_script([params for _role, params in probed]) if probed else ""
         return HostProbe(roles, names, script, interpreter(variables))
-
-    @property
-    def _role_probes(self) -> RoleProbes:
-        if not hasattr(self, "_probes"):
-            self._probes = RoleProbes(self._loader, self._task, self._templar,
-                                      module_code("state_probe").ARGUMENT_SPEC)
-        return self._probes
 
     def _variables(self, host: str, task_vars: Mapping[str, Any]) -> dict[str, Any]:
         """HOST's variables as a task of this play sees them: the play's above the host's."""

@@ -164,7 +164,7 @@ def write_record(record: str, known: dict[str, Any]) -> None:
     written only costs the next run a read of the file."""
     try:
         os.makedirs(os.path.dirname(record), exist_ok=True)
-        fd, scratch = tempfile.mkstemp(dir=os.path.dirname(record), prefix=".sha256.")
+        fd, scratch = tempfile.mkstemp(dir=os.path.dirname(record), prefix=".record.")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(known, handle, sort_keys=True)
         os.replace(scratch, record)

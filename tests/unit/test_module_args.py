@@ -133,3 +133,8 @@ def test_every_module_but_state_probe_runs_through_the_one_in_process_action() -
     assert sorted(p.name for p in (REPO / "plugins" / "action").glob("*.py")) == \
         ["inprocess.py", "provision_check.py", "reconcile_roles.py", "role_arguments.py",
          "state_probe.py"]
+
+
+def test_provision_check_takes_exactly_incus_readys_arguments() -> None:
+    """Its action hands its checked arguments to incus_ready as they are (ADR-082)."""
+    assert module("provision_check").ARGUMENT_SPEC == module("incus_ready").ARGUMENT_SPEC
