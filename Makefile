@@ -30,7 +30,8 @@ CHECK   := python3 scripts/ops.py --check
 
 .PHONY: help venv host image up sync sync-dry sync-clean test test-unit lint bench soak \
 	apply apply-infra apply-provision apply-llm plan status destroy clean doctor use \
-	shell exec logs start stop restart delete snapshot restore snapshot-delete snapshot-list \
+	shell exec logs start stop restart delete disp disp-clean copy snapshot restore \
+	snapshot-delete snapshot-list \
 	nftables nftables-deploy remote-image
 
 help: ## List the targets by group, with every variable
@@ -61,7 +62,7 @@ up: host image $(STAMP)
 
 sync sync-dry sync-clean plan apply apply-infra apply-provision apply-llm status destroy \
 snapshot restore snapshot-delete snapshot-list nftables nftables-deploy remote-image doctor \
-use shell exec logs start stop restart delete: $(STAMP)
+use shell exec logs start stop restart delete disp disp-clean copy: $(STAMP)
 	@$(OPS) $@
 
 test: $(STAMP)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 
+from anklume.disposables import DEFAULT_RANGE, Disposables
 from anklume.schema import default
 
 Config = dict[str, str]
@@ -76,6 +77,10 @@ class Domain:
     profiles: dict[str, Profile] = field(default_factory=dict)
     machines: list[Machine] = field(default_factory=list)
     target: str = default("domain", "target")
+    # The project's aggregate budget (ADR-086): cpu, memory, processes, disk -> Incus string.
+    limits: dict[str, str] = field(default_factory=dict)
+    # None: make disp refuses the domain (disposables: false).
+    disposables: Disposables | None = None
 
 
 def machine_ephemeral(d: Domain, declared: bool | None = None) -> bool:
@@ -114,6 +119,17 @@ class Policy:
     description: str = default("network_policy", "description")
 
 
+@dataclass(frozen=True)
+class FilePolicy:
+    """One allowed `make copy` direction (file_policies[], ADR-085): a domain or machine."""
+
+    source: str
+    source_kind: str
+    target: str
+    target_kind: str
+    description: str = default("file_policy", "description")
+
+
 @dataclass
 class Infra:
     project_name: str = default("top", "project_name")
@@ -127,8 +143,11 @@ class Infra:
     admin_domain: str = default("global", "admin_domain")
     # global.dhcp_range parsed ("100-199" in the schema).
     dhcp_range: tuple[int, int] = (100, 199)
+    # global.disposable_range parsed ("200-249" in the schema).
+    disposable_range: tuple[int, int] = DEFAULT_RANGE
     domains: list[Domain] = field(default_factory=list)
     policies: list[Policy] = field(default_factory=list)
+    file_policies: list[FilePolicy] = field(default_factory=list)
     # domain_templates: template name -> the domains it generated, in number order.
     domain_templates: dict[str, list[str]] = field(default_factory=dict)
 

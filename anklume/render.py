@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from anklume import firewall
+from anklume import file_policies, firewall
 from anklume.model import (
     GPU_GROUP,
     PROVISION_DUE_GROUP,
@@ -52,13 +52,25 @@ def _domain_base(infra: Infra, d: Domain) -> dict[str, Any]:
         "dhcp_range": infra.dhcp(d),
         "ephemeral": d.ephemeral,
         "nat": d.nat,
+        "limits": dict(d.limits),
         "profiles": {
             p.name: {"description": p.description, "config": dict(p.config),
                      "devices": {k: dict(v) for k, v in p.devices.items()}}
             for p in d.profiles.values()
         },
         "machines": [m.name for m in d.machines],
+        "disposables": _disposables(infra, d),
     }
+
+
+def _disposables(infra: Infra, d: Domain) -> dict[str, Any] | None:
+    """What `make disp` reads (ADR-084); None where the domain refuses disposables."""
+    if d.disposables is None:
+        return None
+    lo, hi = infra.disposable_range
+    return {"preload": d.disposables.preload,
+            "image": d.disposables.image or infra.default_os_image,
+            "ttl": d.disposables.ttl, "range": f"{lo}-{hi}"}
 
 
 def _policy(p: Policy) -> dict[str, Any]:
@@ -81,6 +93,7 @@ def group_all(infra: Infra) -> dict[str, Any]:
         "anklume_firewall": firewall.record(infra),
         "anklume_domains": {d.name: _domain_record(infra, d) for d in infra.domains},
         "anklume_network_policies": [_policy(p) for p in infra.policies],
+        "anklume_file_policies": [file_policies.render(p) for p in infra.file_policies],
         "anklume_domain_templates": {t: list(ds) for t, ds in infra.domain_templates.items()},
     }
 

@@ -70,6 +70,10 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("network_policies", "list of policies", [],
             "Allowed flows across domain isolation (see `network_policies[]`).",
             "network_policies: [{from: pro, to: homelab-llm}]"),
+        Key("file_policies", "list of policies", [],
+            "Allowed `make copy` directions across domains (see `file_policies[]`); within "
+            "one domain copies need none.",
+            "file_policies: [{from: pro, to: perso}]"),
         Key("domain_templates", "mapping of templates", {},
             "Domains generated from one template, by template name (see "
             "`domain_templates.NAME`).",
@@ -110,6 +114,11 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("dhcp_range", "string", "100-199",
             "Host octets served by DHCP in every domain; static IPs must stay outside.",
             'dhcp_range: "100-149"'),
+        Key("disposable_range", "string", "200-249",
+            "Host octets reserved for disposables in every domain that allows them "
+            "(`domains.NAME.disposables`): no static IP and no DHCP lease there; at most "
+            "252 (the firewall keeps .253, the host .254).",
+            'disposable_range: "220-239"'),
     ),
     "domain": (
         Key("description", "string", "", "What the domain is for.",
@@ -140,6 +149,19 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("snapshots_expiry", "string", "",
             "Default snapshot lifetime of its machines, e.g. `2w`, `3d`, `1d6h`.",
             "snapshots_expiry: 2w"),
+        Key("disposables", "boolean or mapping", False,
+            "`true` (or a mapping, see `domains.NAME.disposables`) lets `make disp` start "
+            "throwaway containers in the domain, under its isolation, at addresses of "
+            "`global.disposable_range` (docs/disposables.md). Left `false`, `make disp` "
+            "refuses the domain.",
+            "disposables: {preload: 1}"),
+        Key("limits", "mapping", {},
+            "The domain's resource budget, its Incus project's aggregate limits: `cpu` and "
+            "`processes` (whole numbers), `memory` and `disk` (sizes like `4GiB`). Each of "
+            "its machines then states its share (`limits.cpu`, `limits.memory`, "
+            "`limits.processes` in its config, a root disk `size` for disk) and the shares "
+            "must fit (docs/infra-format.md, \"Resource limits\").",
+            'limits: {cpu: 4, memory: "8GiB", processes: 2000}'),
         Key("target", "string", "",
             "Cluster member that holds the domain's machines when `global.incus_remote` is an "
             "Incus cluster; `\"\"` lets Incus's scheduler place each one. Plan and apply "
@@ -202,6 +224,20 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "with the `incus move` that fixes it, never moved by anklume.",
             "target: node2"),
     ),
+    "disposables": (
+        Key("preload", "integer", 0,
+            "Disposables kept started and ready, so `make disp` runs its command at once; "
+            "a used one is never reused, a new one is prepared behind it (0-8; each costs "
+            "a running container, docs/disposables.md).",
+            "preload: 1"),
+        Key("image", "string", Derived("global.default_os_image"),
+            "Image of the domain's disposables (`make disp IMAGE=` overrides it).",
+            'image: "anklume/debian-12"'),
+        Key("ttl", "string", "1h",
+            "Longest life of a disposable: the reaper deletes it then, command or not "
+            "(`make disp TTL=` overrides it). A duration such as `90s`, `30m`, `1h30m`, `2d`.",
+            "ttl: 30m"),
+    ),
     "network_policy": (
         Key("from", "string", REQUIRED, "Source: a domain or machine name.", "from: pro"),
         Key("to", "string", REQUIRED,
@@ -214,6 +250,17 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             'ports: [11434, "8000-8080"]', note="(all)"),
         Key("description", "string", "", "Why this flow is allowed.",
             'description: "Open WebUI to Ollama"'),
+    ),
+    "file_policy": (
+        Key("from", "string", REQUIRED,
+            "Where copies come from: a domain, a template (its every domain) or a machine.",
+            "from: pro"),
+        Key("to", "string", REQUIRED,
+            "Where they may land: a domain, a template or a machine. One direction only: "
+            "`to` to `from` needs its own entry.",
+            "to: perso"),
+        Key("description", "string", "", "Why these copies are allowed.",
+            'description: "Reports to the personal domain"'),
     ),
 }
 
@@ -256,8 +303,10 @@ SECTION_TITLES: dict[str, str] = {
     "global": "`global`",
     "domain": "`domains.NAME`",
     "profile": "`domains.NAME.profiles.NAME`",
+    "disposables": "`domains.NAME.disposables`",
     "machine": "`domains.NAME.machines.NAME`",
     "network_policy": "`network_policies[]`",
+    "file_policy": "`file_policies[]`",
     "domain_template": "`domain_templates.NAME`",
     "template_machine": "`domain_templates.NAME.machines.NAME`",
 }

@@ -10,7 +10,15 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from anklume import checks, expand, firewall, schema
+from anklume import (
+    checks,
+    disposables_check,
+    expand,
+    file_policies,
+    firewall,
+    limits,
+    schema,
+)
 from anklume.errors import InputError, Problem
 from anklume.model import (
     HOST,
@@ -42,6 +50,7 @@ _TYPE_WORDS = {
     "list of strings": "a list of strings",
     "list of ports": "a list of ports",
     "list of policies": "a list of mappings",
+    "boolean or mapping": "true, false or a mapping",
 }
 
 
@@ -162,6 +171,8 @@ class _Validator:
             ok = isinstance(val, int) and not isinstance(val, bool)
         elif t == "boolean":
             ok = isinstance(val, bool)
+        elif t == "boolean or mapping":
+            ok = isinstance(val, bool | dict)
         elif t.startswith("mapping"):
             val = {} if val is None else val
             ok = isinstance(val, dict)
@@ -255,10 +266,16 @@ class _Validator:
             self.nothing_declared(top.get("allow_empty", default("top", "allow_empty")))
         self.domains({**domains, **generated.domains}, infra)
         self.cross_checks(infra)
+        disposables_check.reserve(infra, self.err)
         self.template_names(infra)
         self.admin_domain(glob_raw, infra)
         firewall.complete(infra, domains, self.err, self.warn)  # firewall_mode vm (ADR-066)
+        # Domain budgets (ADR-086), after sys-firewall exists: it gets a default share.
+        limits.check(infra, {**domains, **generated.domains}, self.err,
+                     firewall.NAME if infra.firewall_mode == "vm" else "")
         self.policies(top.get("network_policies", default("top", "network_policies")), infra)
+        file_policies.parse(top.get("file_policies", default("top", "file_policies")), infra,
+                            self.section, self.err)  # make copy across domains (ADR-085)
         if self.errors:
             raise InputError(_once_per_template_line(self.errors))
         return infra
@@ -309,6 +326,14 @@ class _Validator:
                          'write "LOW-HIGH" with 1 <= LOW <= HIGH <= 253, e.g. "100-199"')
             else:
                 infra.dhcp_range = rng
+        if "disposable_range" in g:
+            rng = disposables_check.disposable_range(g["disposable_range"])
+            if rng is None:
+                self.err(("global", "disposable_range"),
+                         f"{_show(g['disposable_range'])} is not a range of host octets",
+                         'write "LOW-HIGH" with 1 <= LOW <= HIGH <= 252, e.g. "200-249"')
+            else:
+                infra.disposable_range = rng
         if not infra.default_os_image:
             self.err(("global", "default_os_image"), "empty image name",
                      "name an image alias, e.g. anklume/debian-12")
@@ -333,6 +358,11 @@ class _Validator:
                             nat=d.get("nat"))
             if "target" in d:
                 domain.target = self.target(d["target"], (*path, "target"))
+            if "limits" in d:
+                domain.limits = limits.parse(d["limits"], (*path, "limits"), self.err)
+            if "disposables" in d:
+                domain.disposables = disposables_check.parse(
+                    d["disposables"], (*path, "disposables"), self.section, self.err)
             sid = d.get("subnet_id")
             if sid is not None:
                 if not 0 <= sid <= 254:

@@ -36,5 +36,9 @@ echo "== bench: scale (4, 12, 50 instances; BENCH_SCALE_SIZES to change) =="
 .venv/bin/python scripts/bench_scale.py
 
 echo
+echo "== bench: disposables (make disp, ready vs new vs incus launch --ephemeral by hand) =="
+.venv/bin/python scripts/bench_disp.py
+
+echo
 echo "== bench: class (a template of 24 students vs the same written by hand; BENCH_CLASS_SIZE) =="
 .venv/bin/python scripts/bench_class.py

@@ -180,7 +180,13 @@ class Host:
     def plugin(self, name: str) -> Any:
         """One of our Ansible plugins (plugins/NAME, dotted), imported as Ansible does, so
         doctor reads the host with the very functions the playbooks use."""
-        base = str(REPO / "collections")
-        if base not in sys.path:
-            sys.path.insert(0, base)
-        return importlib.import_module(f"ansible_collections.anklume.incus.plugins.{name}")
+        return plugin(name)
+
+
+def plugin(name: str) -> Any:
+    """One of our Ansible plugins (plugins/NAME, dotted), imported as Ansible does: a verb
+    shares the collection's rules instead of keeping a copy."""
+    base = str(REPO / "collections")
+    if base not in sys.path:
+        sys.path.insert(0, base)
+    return importlib.import_module(f"ansible_collections.anklume.incus.plugins.{name}")

@@ -47,6 +47,9 @@ def check(target: Target, environ: dict[str, str]) -> dict[str, str]:
 def _runner(name: str) -> Callable[..., int]:
     from anklume.ops import playbooks, verbs
     runners: dict[str, Callable[..., int]] = {**playbooks.RUNNERS, **verbs.RUNNERS}
+    if name in ("disp", "disp-clean"):
+        from anklume.ops import disp
+        return disp.run if name == "disp" else disp.clean
     if name == "doctor":
         from anklume.ops import doctor
         return doctor.run

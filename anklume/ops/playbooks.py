@@ -73,8 +73,12 @@ def _apply(tags: str) -> Callable[[Context], int]:
         rc = images_on_remote(ctx)
         if rc:
             return rc
-        return ctx.playbook("site.yml", *(["--tags", chosen] if chosen else []), *args,
-                            *_extra(variables))
+        rc = ctx.playbook("site.yml", *(["--tags", chosen] if chosen else []), *args,
+                          *_extra(variables))
+        if rc == 0 and not scope.by_instance:
+            from anklume.ops import disp
+            disp.refill(ctx, scope.domains)
+        return rc
     return run
 
 
@@ -118,6 +122,9 @@ def destroy(ctx: Context) -> int:
     if scope.by_instance:
         # Only these instances: their domain's project, profiles and bridge stay.
         variables["anklume_destroy_instances_only"] = True
+    else:
+        from anklume.ops import disp
+        disp.remove(ctx, scope.domains)  # throwaway: they would keep the project from going
     return ctx.playbook("site.yml", "--tags", "destroy", *limit(scope), *_extra(variables))
 
 
@@ -150,7 +157,11 @@ snapshot_list = _snapshots("list")
 def status(ctx: Context) -> int:
     scope = ctx.scope()
     only = [] if scope.everything else ["--hosts", ",".join(scope.hosts)]
-    return ctx.run([ctx.python, "scripts/status.py", str(ctx.root), *only])
+    rc = ctx.run([ctx.python, "scripts/status.py", str(ctx.root), *only])
+    if rc == 0 and not scope.by_instance:
+        from anklume.ops import disp
+        disp.status(ctx, scope.domains)
+    return rc
 
 
 def nftables(ctx: Context) -> int:

@@ -29,9 +29,16 @@ VARIABLES: dict[str, str] = {
     "JSON": "flag: print the findings as JSON",
     "BOOT": "flag: also install the ruleset to be loaded at boot",
     "MODE": "nftables: file renders the rules only (from the admin machine)",
-    "FROM": "nftables-deploy: admin reads the ruleset the admin machine rendered",
+    "FROM": "nftables-deploy: admin reads the ruleset the admin machine rendered; copy: "
+            "<instance>:<absolute path> of the file or folder to copy",
+    "TO": "copy: the instance that receives it, in /root/Incoming/<source instance>/",
     "NFT_FILE": "nftables-deploy: the ruleset file to load",
-    "IMAGE": "the local image alias to build (default anklume/debian-12)",
+    "IMAGE": "the local image alias to build (default anklume/debian-12); disp: the image "
+             "of the disposable (default the domain's)",
+    "TTL": "disp: the disposable's longest life, e.g. 30m (default the domain's ttl, 1h)",
+    "FILE": "disp: a file or directory of this host copied into the disposable first",
+    "OUT": "disp: a directory of this host that receives what the command leaves in "
+           "/root/Outgoing",
     "N": "soak: cold applies in a row (default 5)",
     "REMOTE": "the name of an Incus remote",
     "TOKEN": "a trust token printed by make remote-token",
@@ -105,6 +112,11 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     _t("shell", "instances", "A shell in one instance", "I", required=("I",)),
     _t("exec", "instances", "Run CMD in one instance; fails with the command's exit status",
        "I", "CMD", required=("I", "CMD")),
+    _t("disp", "instances", "A throwaway container in DOMAIN, under its isolation: CMD (or a "
+       "shell), then it is deleted; fails with the command's exit status", "DOMAIN", "CMD",
+       "IMAGE", "TTL", "FILE", "OUT", required=("DOMAIN",)),
+    _t("disp-clean", "instances", "Delete the disposables no make disp serves any more "
+       "(FORCE=1: every one, ready and in use)", "DOMAIN", "FORCE"),
     _t("logs", "instances", "The console and instance log of one instance", "I",
        required=("I",)),
     _t("start", "instances", "Start the instances in scope", *SCOPE, "PARALLEL", "WAIT",
@@ -115,6 +127,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
        locks=True),
     _t("delete", "instances", "Delete one instance (a protected one with FORCE=1), nothing else",
        "I", "FORCE", "WAIT", required=("I",), locks=True),
+    _t("copy", "instances", "Copy FROM=<instance>:<path> into TO's /root/Incoming/<source>/ "
+       "(file_policies across domains)", "FROM", "TO", required=("FROM", "TO")),
     _t("snapshot", "snapshots", "Snapshot the instances in scope (FORCE=1 replaces)", "INFRA",
        *SCOPE, "NAME", "FORCE", "PARALLEL", "WAIT", locks=True),
     _t("restore", "snapshots", "Restore snapshot NAME in scope (protected instances too)",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from anklume.ops import instances, logs, power, use
+from anklume.ops import copy, instances, logs, power, use
 from anklume.ops.context import Context
 from anklume.ops.instances import PROTECTION
 from anklume.ops.problems import refuse
@@ -77,4 +77,5 @@ def delete(ctx: Context) -> int:
 RUNNERS: dict[str, Callable[[Context], int]] = {
     "shell": shell, "exec": exec_, "logs": logs.run, "delete": delete, "use": use.run,
     "start": power.start, "stop": power.stop, "restart": power.restart,
+    "copy": copy.run,
 }

@@ -110,11 +110,13 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
-from ansible_collections.anklume.incus.plugins.module_utils import reconcile
+from ansible_collections.anklume.incus.plugins.module_utils import project_limits, reconcile
 
 TYPES = {"lxc": "container", "container": "container",
          "vm": "virtual-machine", "virtual-machine": "virtual-machine"}
 PROTECT = "security.protection.delete"
+# The marker of a disposable (anklume/ops/disp_live.py MARK, pinned by test_one_home.py).
+DISPOSABLE_KEY = "user.anklume.disposable"
 
 
 def image_source(image: str) -> dict[str, str]:
@@ -135,6 +137,18 @@ def needs_new_lease(current: Mapping[str, Any] | None,
     return any(incus.stringify(lease(current.get(k))) != incus.stringify(lease(wanted.get(k)))
                or (k in current) != (k in wanted)
                for k in set(current) | set(wanted) if k.startswith("eth"))
+
+
+def budget_refusals(text: str) -> str | None:
+    """TEXT (operations' errors joined by "; ") with each budget refusal explained in one
+    line (project_limits.explain); None when none of them is one."""
+    head, sep, rest = text.partition(" operations failed: ")
+    parts = (rest if sep else text).split("; ")
+    lines = [project_limits.explain(part) for part in parts]
+    if not any(lines):
+        return None
+    body = "; ".join(line or part for line, part in zip(lines, parts, strict=True))
+    return f"{head}{sep}{body}" if sep else body
 
 
 def agent_answers(inst: Mapping[str, Any]) -> bool:
@@ -218,6 +232,13 @@ class Instances(reconcile.ProjectObjectReconciler):
     def read(self) -> dict[tuple[str, str], reconcile.Obj]:
         return self.client.instances(state=True)
 
+    def fail(self, msg: str, **extra: Any) -> None:
+        # An instance refused by its domain's budget (ADR-086): one line per refusal,
+        # naming the domain, the limit and the fix, instead of Incus's own text.
+        head, sep, body = msg.partition(f"{self.name}: ")
+        line = budget_refusals(body) if sep and not head else None
+        super().fail(f"{self.name}: {line}" if line else msg, **extra)
+
     def plan_name(self, key: tuple[str, str]) -> str:
         return key[1]
 
@@ -229,6 +250,10 @@ class Instances(reconcile.ProjectObjectReconciler):
 
     def orphan_order(self, key: tuple[str, str]) -> tuple[str, str]:
         return key
+
+    def may_be_orphan(self, key: tuple[str, str], obj: reconcile.Obj) -> bool:
+        """A disposable (`make disp`, ADR-084) is declared by no file: never an orphan."""
+        return DISPOSABLE_KEY not in (obj.get("config") or {})
 
     def extra(self) -> dict[str, Any]:
         return {"addresses": self.addresses}

@@ -64,7 +64,7 @@ step: {description: What the module was doing when it failed., type: str, return
 from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
-from ansible_collections.anklume.incus.plugins.module_utils import reconcile
+from ansible_collections.anklume.incus.plugins.module_utils import project_limits, reconcile
 
 ARGUMENT_SPEC = dict(
     projects=dict(type="list", elements="dict", default=[], options=dict(
@@ -88,6 +88,14 @@ class Projects(reconcile.ObjectReconciler):
     ITEMS = "projects"
     READING = "reading projects"
     DEVICES = "default_devices"
+    # A domain's budget (ADR-086): a limit it no longer sets is removed from its project.
+    OWNED_KEYS = project_limits.PROJECT_KEYS
+
+    def fail(self, msg: str, **extra: Any) -> None:
+        # Incus refusing a budget (instances without their share, or over it): one line.
+        head, sep, body = msg.partition(f"{self.name}: ")
+        line = project_limits.explain(body) if sep and not head else None
+        super().fail(f"{self.name}: {line}" if line else msg, **extra)
 
     def read(self) -> dict[str, reconcile.Obj]:
         current = self.client.projects()

@@ -126,14 +126,29 @@ def networks(domains: Mapping[str, Any], nat: Any, ipv6_address: str,
     return out
 
 
+# A domain's ``limits`` (its budget, ADR-086) and the project keys they become; the project
+# module owns these keys: a limit the domain no longer sets is removed from the project.
+LIMIT_KEYS = ("cpu", "memory", "processes", "disk")
+
+
+def project_limits(name: str, record: Mapping[str, Any]) -> dict[str, str]:
+    """The project config keys of domain ``name``'s ``limits`` (``{}`` when it has none)."""
+    limits = record.get("limits") or {}
+    if not isinstance(limits, Mapping) or any(k not in LIMIT_KEYS for k in limits):
+        raise DesiredStateError(
+            f"anklume_domains.{name}.limits must map some of {', '.join(LIMIT_KEYS)} to "
+            "amounts (docs/generated-vars.md): run `make sync`")
+    return {f"limits.{k}": str(v) for k, v in limits.items()}
+
+
 def projects(domains: Mapping[str, Any], config: Mapping[str, Any],
              storage_pool: str) -> list[dict[str, Any]]:
-    """One project per domain; its default profile holds the root disk and eth0 on the bridge,
-    with the anti-spoofing filters on."""
+    """One project per domain, with its budget (``limits``); its default profile holds the
+    root disk and eth0 on the bridge, with the anti-spoofing filters on."""
     return [{
         "name": project_of(name, d),
         "description": d.get("description", ""),
-        "config": plain(config),
+        "config": {**plain(config), **project_limits(name, d)},
         "default_devices": {
             "root": {"type": "disk", "path": "/", "pool": storage_pool},
             "eth0": {"type": "nic", "name": "eth0", "network": network_of(name, d),

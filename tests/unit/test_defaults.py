@@ -17,6 +17,7 @@ import yaml
 from ansible_collections.anklume.incus.plugins.plugin_utils import desired_state as ds
 
 from anklume import checks, model, schema, validate, yamlload
+from anklume.disposables import Disposables
 from tests.incus_helpers import REPO
 
 pytestmark = pytest.mark.unit
@@ -24,6 +25,9 @@ pytestmark = pytest.mark.unit
 # Model fields that hold a schema default in another form, and how to convert it.
 CONVERTED = {
     ("global", "dhcp_range"): checks.dhcp_range,
+    ("global", "disposable_range"): checks.dhcp_range,
+    # `false` (make disp refuses the domain) is None in the model.
+    ("domain", "disposables"): lambda value: None if value is False else value,
     ("domain", "profiles"): dict,
     ("domain", "machines"): list,
     ("network_policy", "ports"): tuple,
@@ -43,7 +47,9 @@ def _objects() -> dict[str, Any]:
     infra = model.Infra()
     return {"top": infra, "global": infra, "domain": model.Domain("d", 0),
             "profile": model.Profile("p"), "machine": model.Machine("m", "d"),
-            "network_policy": model.Policy("a", "domain", "x", "b", "domain", "y")}
+            "disposables": Disposables(),
+            "network_policy": model.Policy("a", "domain", "x", "b", "domain", "y"),
+            "file_policy": model.FilePolicy("a", "domain", "b", "domain")}
 
 
 # Template sections have no dataclass: they expand into domains and machines (anklume/expand.py,
@@ -83,8 +89,20 @@ network_policies:
 def _validated() -> dict[str, Any]:
     infra, _ = validate.validate(yamlload.load_text(MINIMAL, "infra.yml"))
     [domain] = infra.domains
+    text = MINIMAL.replace("    subnet_id: 1\n", "    subnet_id: 1\n    disposables: {}\n")
+    allowing, _ = validate.validate(yamlload.load_text(text, "infra.yml"))
     return {"top": infra, "global": infra, "domain": domain, "profile": domain.profiles["p"],
-            "machine": domain.machines[0], "network_policy": infra.policies[0]}
+            "machine": domain.machines[0], "network_policy": infra.policies[0],
+            "disposables": allowing.domains[0].disposables,
+            "file_policy": _file_policy()}
+
+
+def _file_policy() -> model.FilePolicy:
+    """A file_policies entry that leaves out every key it may (MINIMAL keeps the top
+    level's own default, no entry)."""
+    infra, _ = validate.validate(yamlload.load_text(
+        MINIMAL + "file_policies:\n  - {from: d, to: d}\n", "infra.yml"))
+    return infra.file_policies[0]
 
 
 @pytest.mark.parametrize(("section", "name"), _literal_keys())

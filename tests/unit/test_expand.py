@@ -135,9 +135,9 @@ def test_a_template_mistake_is_reported_once_at_the_templates_line(tmp_path: Pat
     lines = [line.replace(str(tmp_path) + "/", "") for line in result.err.splitlines()]
     assert len(lines) == 2, lines
     assert lines[0] == ("infra.yml:16: domain_templates.student.colour: unknown key 'colour' "
-                        "(in student01 and 23 more); remove it or use one of: description, "
-                        "subnet_id, ephemeral, nat, profiles, machines, snapshots_schedule, "
-                        "snapshots_expiry, target")
+                        "(in student01 and 23 more); remove it or use one of: "
+                        # The domain's keys, as the schema lists them (ADR-084, ADR-086 add).
+                        + ", ".join(schema.keys("domain")))
     assert lines[1].startswith(
         "infra.yml:20: domain_templates.student.machines.srv.ip_host: 10.100.11.150 is inside "
         "the DHCP range 10.100.11.100-10.100.11.199 (in student01 and 23 more); ")

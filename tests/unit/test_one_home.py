@@ -258,3 +258,10 @@ def test_the_watchdog_stop_looks_where_the_watchdog_writes() -> None:
     assert tested == ("{{ incus_firewall_run_dir }}/firewall-watchdog-"
                       "{{ incus_firewall_admin_project | trim }}-sys-firewall.pid")
     assert written == "/R/firewall-watchdog-PROJ-sys-firewall.pid"
+
+
+def test_the_disposable_marker_is_one_key_on_both_sides() -> None:
+    """make disp marks its instances; the instances module must know the same key, or an
+    apply with PRUNE=1 would delete a disposable in use as an orphan."""
+    from anklume.ops import disp_live
+    assert _module("incus_instance").DISPOSABLE_KEY == disp_live.MARK

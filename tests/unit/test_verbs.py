@@ -214,7 +214,7 @@ def err(ctx: Context) -> str:
 
 def test_every_verb_the_makefile_routes_has_a_runner() -> None:
     assert set(verbs.RUNNERS) == {"shell", "exec", "logs", "start", "stop", "restart",
-                                  "delete", "use"}
+                                  "delete", "use", "copy"}
     for name in verbs.RUNNERS:
         assert name in TARGETS
 
