@@ -2,7 +2,8 @@
 
 One lab (owner ``t28lim``, 10.132.x.0/24, nft table ``anklumet28l``): domain ``t28la``
 with a budget (memory 256MiB, cpu 4, processes 200) and one container ``t28la-one`` whose
-share is 64MiB, 1 CPU, 50 processes; domain ``t28lb`` without limits and ``t28lb-one``.
+share is 64MiB, 1 CPU, 50 processes, which allows disposables (each asks 512MiB: more than
+is left); domain ``t28lb`` without limits and ``t28lb-one``.
 Applied once and shared by the module's tests, in file order; cleaned before (leftovers of
 an interrupted run) and after.
 
@@ -51,6 +52,7 @@ def description() -> dict[str, Any]:
                    "admin_domain": ""},
         "domains": {
             "t28la": {"subnet_id": 1, "ephemeral": True, "limits": dict(BUDGET),
+                      "disposables": True,
                       "machines": {"t28la-one": {"ip": f"{BASE}.1.10", "config": dict(SHARE)}}},
             "t28lb": {"subnet_id": 2, "ephemeral": True,
                       "machines": {"t28lb-one": {"ip": f"{BASE}.2.10"}}},
@@ -126,6 +128,20 @@ def test_the_project_carries_the_budget_and_a_second_apply_changes_nothing(lab: 
 
 
 ALLOCATE = "x = bytearray(b'\\x01') * (128 << 20); print('survived')"
+
+
+def test_a_disposable_beyond_the_budget_is_refused_in_one_line(lab: Lab) -> None:
+    """A disposable takes its own share (512MiB) in a limited domain: with 192MiB left,
+    Incus refuses it and make disp says so in one line, leaving nothing behind."""
+    before = status()
+    rc, out = lab.make("disp", "DOMAIN=t28la", "CMD=true")
+    lines = [line for line in out.splitlines()
+             if line.startswith("make disp:") or line.startswith("disp:")]
+    assert rc == 2, out
+    assert lines[-1].startswith("make disp: domain t28la: an instance does not fit its "
+                                "memory budget (memory: 256MiB"), out
+    assert "fix: " in lines[-1]
+    assert status() == before
 
 
 def test_a_process_past_the_machines_memory_is_killed_inside(lab: Lab) -> None:
