@@ -14,11 +14,11 @@ from pathlib import Path
 from anklume import checks
 from anklume.disposables import seconds
 from anklume.ops import disp_live as live
-from anklume.ops import disp_pool, disp_reaper, transfer
+from anklume.ops import disp_pool, disp_reaper
 from anklume.ops.context import Context
+from anklume.ops.instances import LOGIN
 from anklume.ops.problems import refuse
 from anklume.ops.tree import Tree
-from anklume.ops.verbs import LOGIN
 
 # Where FILE= lands and what OUT= brings back, inside the disposable.
 INCOMING = "/root/Incoming/host"
@@ -97,6 +97,7 @@ def run(ctx: Context) -> int:
     file, out = _paths(ctx)
     command = ctx.get("CMD")
     name = _start(ctx, tree, dom, image, ttl)
+    from anklume.ops import transfer  # only here: an apply imports this module too
     try:
         env: list[str] = []
         here = transfer.Endpoint(name, dom.project, tree.remote)

@@ -17,6 +17,8 @@ from anklume.ops.tree import Instance, Tree
 MANAGED = "user.anklume.managed"
 OWNER = "user.anklume.owner"
 PROTECTION = "security.protection.delete"
+# The login shell: bash where the image has it (Debian does), else sh.
+LOGIN = "if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l"
 
 
 @dataclass(frozen=True)

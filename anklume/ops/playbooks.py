@@ -75,11 +75,18 @@ def _apply(tags: str) -> Callable[[Context], int]:
             return rc
         rc = ctx.playbook("site.yml", *(["--tags", chosen] if chosen else []), *args,
                           *_extra(variables))
-        if rc == 0 and not scope.by_instance:
+        if rc == 0 and not scope.by_instance and _allow_disposables(ctx, scope.domains):
             from anklume.ops import disp
             disp.refill(ctx, scope.domains)
         return rc
     return run
+
+
+def _allow_disposables(ctx: Context, domains: tuple[str, ...]) -> bool:
+    """Whether one of DOMAINS allows disposables: only then does an apply load make disp's
+    code, to refill their ready pools (ADR-084)."""
+    records = ctx.tree().raw.get("anklume_domains") or {}
+    return any((records.get(d) or {}).get("disposables") for d in domains)
 
 
 apply = _apply("")

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from anklume.ops import copy, instances, logs, power, use
+from anklume.ops import instances, logs, power, use
 from anklume.ops.context import Context
-from anklume.ops.instances import PROTECTION
+from anklume.ops.instances import LOGIN, PROTECTION
 from anklume.ops.problems import refuse
-
-# The login shell: bash where the image has it (Debian does), else sh.
-LOGIN = "if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l"
 
 
 def shell(ctx: Context) -> int:
@@ -74,8 +71,13 @@ def delete(ctx: Context) -> int:
     return 0
 
 
+def _copy(ctx: Context) -> int:
+    from anklume.ops import copy  # its streaming code stays out of every other target
+    return copy.run(ctx)
+
+
 RUNNERS: dict[str, Callable[[Context], int]] = {
     "shell": shell, "exec": exec_, "logs": logs.run, "delete": delete, "use": use.run,
     "start": power.start, "stop": power.stop, "restart": power.restart,
-    "copy": copy.run,
+    "copy": lambda ctx: _copy(ctx),
 }

@@ -239,6 +239,20 @@ def test_a_ready_one_serves_once_and_another_is_made_behind(lab: Lab) -> None:
     assert fresh["config"]["volatile.uuid"] != uuid, "a used disposable was offered again"
 
 
+def test_two_at_once_never_share_one(lab: Lab) -> None:
+    """Two `make disp` started together while one is ready: one claims it, the other gets
+    a new one; each command runs in a machine of its own."""
+    wait_for(lambda: len(ready()) == 1, timeout=120)
+    procs = [lab.ops("disp", DOMAIN="t28db", CMD="cat /etc/hostname; sleep 2")
+             for _ in range(2)]
+    answers = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], answers
+    names = {out.strip() for out, _ in answers}
+    assert len(names) == 2 and all(n.startswith("t28db-disp") for n in names), answers
+    assert sorted("(ready" in err for _, err in answers) == [False, True], answers
+    wait_for(lambda: not used(), timeout=10)
+
+
 def test_status_lists_them_and_prune_leaves_them(lab: Lab) -> None:
     wait_for(lambda: len(ready()) == 1, timeout=120)
     [name] = ready()
