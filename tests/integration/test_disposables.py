@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -170,6 +171,30 @@ def test_a_file_goes_in_and_only_the_outgoing_folder_comes_back(
     assert sorted(p.name for p in out.rglob("*")) == ["Outgoing", "sum"]
     assert (out / "Outgoing" / "sum").read_text().strip() == hashlib.sha256(
         given.read_bytes()).hexdigest()
+    wait_for(lambda: not used(), timeout=10)
+
+
+def test_without_a_command_it_is_a_shell_that_goes_with_its_end(lab: Lab) -> None:
+    """The interactive path, on a terminal (`script` gives the client one): the user types
+    once the shell's prompt shows (a terminal in raw mode drops what was typed ahead); the
+    lines run in the disposable's login shell, whose exit status make disp returns."""
+    python = REPO / ".venv" / "bin" / "python"
+    proc = subprocess.Popen(["script", "-qec", f"{python} scripts/ops.py disp", "/dev/null"],
+                            cwd=lab.root, env=lab.env(DOMAIN="t28db"), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdin is not None and proc.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b":~# " not in seen and time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 1)[0]:
+            seen += os.read(proc.stdout.fileno(), 4096)
+    assert b":~# " in seen, seen
+    proc.stdin.write(b"cat /etc/hostname\nexit 3\n")
+    proc.stdin.flush()
+    rest, _ = proc.communicate(timeout=60)
+    lines = (seen + rest).decode(errors="replace").splitlines()
+    assert proc.returncode == 3, lines
+    assert any(line.strip().startswith("t28db-disp") for line in lines), lines
     wait_for(lambda: not used(), timeout=10)
 
 
