@@ -10,6 +10,7 @@ bounded pings and nc between the lab's own containers:
   and no other), and the allowed packets go through the firewall (its interface counters,
   the route the sender takes), none through the host (whose lab table drops every
   bridge-to-bridge forward);
+- a disposable of t12per (`make disp`) gets the same route and the same matrix;
 - dropped flows are counted inside the firewall by domain pair;
 - a second apply changes nothing;
 - with the firewall stopped, inter-domain traffic fails, also through a route forced via
@@ -25,6 +26,7 @@ with PRUNE=1, which a lab in host mode neither provides nor would survive.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -61,7 +63,8 @@ def infra(mode: str) -> dict[str, Any]:
         "global": {"base_subnet": BASE, "firewall_mode": mode, "admin_domain": ADM},
         "domains": {
             ADM: {"subnet_id": 0, "ephemeral": True, "machines": admin},
-            PER: {"subnet_id": 1, "ephemeral": True, "machines": {P: {"ip": IP[P]}}},
+            PER: {"subnet_id": 1, "ephemeral": True, "machines": {P: {"ip": IP[P]}},
+                  "disposables": True},
             PRO: {"subnet_id": 2, "ephemeral": True, "machines": {R: {"ip": IP[R]}}},
         },
         "network_policies": [{"description": "per to pro web", "from": PER, "to": R,
@@ -205,6 +208,20 @@ def test_apply_builds_the_firewall_and_routes_through_it(lab: Lab) -> None:
 
 def test_the_phase8_matrix_holds_through_the_firewall(lab: Lab) -> None:
     assert matrix() == PHASE8
+
+
+def test_a_disposable_of_a_domain_gets_the_same_path_and_matrix(lab: Lab) -> None:
+    """make disp in t12per (ADR-084): its DHCP lease brings the route through the firewall,
+    the policy's port is open to it and nothing else, as for the domain's machine."""
+    probe = (f"ip -4 route get {IP[R]}; nc -z -w 1 {IP[R]} 8080 && echo pro-8080-open; "
+             f"nc -z -w 1 {IP[R]} 8081 || echo pro-8081-closed; "
+             f"ping -4 -c 1 -W 1 {IP[A]} >/dev/null || echo adm-closed")
+    proc = subprocess.run([str(lab.root / ".venv/bin/python"), "scripts/ops.py", "disp"],
+                          cwd=lab.root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DOMAIN": PER, "CMD": probe}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert f"via {BASE}.1.253" in proc.stdout, proc.stdout
+    assert {"pro-8080-open", "pro-8081-closed", "adm-closed"} <= set(proc.stdout.split())
 
 
 def test_allowed_packets_traverse_the_firewall_not_the_host(lab: Lab) -> None:
