@@ -158,6 +158,12 @@ def marks(tree: Tree, state: str, image: str, ttl: int | None) -> list[str]:
     return [f"{k}={v}" for k, v in config.items()]
 
 
+def source(tree: Tree, image: str) -> str:
+    """IMAGE as `incus launch` reads it: a local alias is the tree's Incus's own (make
+    remote-image copies it to a remote), `server:alias` names its image server."""
+    return image if ":" in image else address(tree, image)
+
+
 def create(ctx: Context, tree: Tree, dom: Domain, image: str, state: str,
            ttl: int | None) -> str:
     """Launch a disposable at the first free address of DOMAIN's range; its name."""
@@ -168,7 +174,8 @@ def create(ctx: Context, tree: Tree, dom: Domain, image: str, state: str,
             continue
         name = disposable_name(dom.name, octet)
         config = [a for kv in marks(tree, state, image, ttl) for a in ("-c", kv)]
-        rc, out = incus(ctx, ["incus", "launch", image, address(tree, name), "--ephemeral",
+        rc, out = incus(ctx, ["incus", "launch", source(tree, image), address(tree, name),
+                              "--ephemeral",
                               "--project", dom.project,
                               "-d", f"eth0,ipv4.address={dom.address(octet)}", *config,
                               *dom.limits_args()])

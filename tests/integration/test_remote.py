@@ -11,7 +11,8 @@ Isolation (ADR-069): the rules belong to the remote host's kernel. The plan says
 missing, a ping crosses domains, scripts/deploy-nftables.sh run in the namespace loads them
 and records their sha256 on that Incus server; then the ping is dropped and the plan says
 nothing about rules, until infra.yml changes (stale). The controller's kernel never gets
-the table. Every object lives in the daemon, which the fixture always removes.
+the table. A disposable of t16rb (`make disp`) is made and deleted there too. Every object
+lives in the daemon, which the fixture always removes.
 
 Own lab: it needs a second incusd in a network namespace (t16r), trusted through its own client
 configuration (INCUS_CONF); the rules are loaded in that daemon's kernel and the tests restore
@@ -52,7 +53,8 @@ def infra(extra_domain: bool = False) -> dict[str, Any]:
         return {"type": "lxc", "ip": MACHINES[name][1], **({"roles": roles} if roles else {})}
 
     domains = {"t16ra": domain(0, {A1: machine(A1, ["base_system"]), A2: machine(A2, [])}),
-               "t16rb": domain(1, {B1: machine(B1, ["base_system"])})}
+               "t16rb": {**domain(1, {B1: machine(B1, ["base_system"])}),
+                         "disposables": True}}
     if extra_domain:
         domains["t16rc"] = domain(2, {})
     return {"project_name": "t16r",
@@ -167,6 +169,17 @@ def test_status_reads_the_remote(remote: Remote) -> None:
     rows = [line.split() for line in out.splitlines()[1:]]
     assert sorted(rows) == sorted([d, n, "lxc", "RUNNING", ip]
                                   for n, (d, ip) in MACHINES.items()), out
+
+
+def test_a_disposable_runs_on_the_remote_and_is_gone_after(remote: Remote) -> None:
+    """make disp against the remote (ADR-084): made there (the image is there already), its
+    address from t16rb's disposable range, the command's status reported, nothing left."""
+    out = remote.make("disp", "disp", "DOMAIN=t16rb", "CMD=ip -4 -o addr show dev eth0; exit 5",
+                      rc=2)
+    assert "exited with status 5" in out, out
+    assert f"inet {BASE}.1.200/24" in out, out
+    assert not [n for n, i in remote.instances().items()
+                if "user.anklume.disposable" in (i.get("config") or {})]
 
 
 def test_isolation_is_deployed_on_the_remote_host_and_planned_from_its_record(
