@@ -214,6 +214,13 @@ def test_isolation_is_the_domains(lab: Lab, host_listener: int) -> None:
     try:
         name = wait_for(lambda: next(iter(used()), None), timeout=60)
         addr = f"{BASE}.2.{name.rsplit('disp', 1)[1]}"  # its name holds its host octet
+        # The anti-spoofing filters of every eth0 (ADR-059), with its reserved address.
+        eth0 = all_instances()[("t28db", name)]["expanded_devices"]["eth0"]
+        assert {k: eth0.get(k) for k in ("network", "ipv4.address", "security.mac_filtering",
+                                          "security.ipv4_filtering", "security.ipv6_filtering")
+                } == {"network": "net-t28db", "ipv4.address": addr,
+                      "security.mac_filtering": "true", "security.ipv4_filtering": "true",
+                      "security.ipv6_filtering": "true"}
         script = f"import socket; socket.create_connection(({addr!r}, {PORT}), 2).close()"
 
         def admin_reaches() -> bool:

@@ -144,6 +144,20 @@ def test_a_disposable_beyond_the_budget_is_refused_in_one_line(lab: Lab) -> None
     assert status() == before
 
 
+def test_the_plan_shows_a_budget_change_like_any_other(lab: Lab) -> None:
+    doc = description()
+    raised = copy.deepcopy(doc)
+    raised["domains"]["t28la"]["limits"]["memory"] = "320MiB"
+    lab.write(raised)
+    try:
+        out = lab.ok("plan")
+        assert "plan: 0 to create, 1 to change, 0 to remove" in out, out[-3000:]
+        assert "limits.memory" in out and "320MiB" in out, out[-3000:]
+        assert project_config("t28la")["limits.memory"] == "256MiB"  # a plan changes nothing
+    finally:
+        lab.write(doc)
+
+
 def test_a_process_past_the_machines_memory_is_killed_inside(lab: Lab) -> None:
     # 128MiB written (so really allocated) in a container whose share is 64MiB, no swap:
     # SIGKILLed by the OOM killer of its cgroup (137 = 128 + 9).
