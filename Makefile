@@ -30,8 +30,8 @@ CHECK   := python3 scripts/ops.py --check
 
 .PHONY: help venv host image up sync sync-dry sync-clean test test-unit lint bench soak \
 	apply apply-infra apply-provision apply-llm plan status destroy clean doctor use \
-	shell exec logs start stop restart delete disp disp-clean copy snapshot restore \
-	snapshot-delete snapshot-list \
+	shell exec logs start stop restart delete disp disp-clean rollback copy snapshot restore \
+	snapshot-delete snapshot-list backup backup-verify restore-backup \
 	nftables nftables-deploy remote-image
 
 help: ## List the targets by group, with every variable
@@ -62,7 +62,8 @@ up: host image $(STAMP)
 
 sync sync-dry sync-clean plan apply apply-infra apply-provision apply-llm status destroy \
 snapshot restore snapshot-delete snapshot-list nftables nftables-deploy remote-image doctor \
-use shell exec logs start stop restart delete disp disp-clean copy: $(STAMP)
+use shell exec logs start stop restart delete disp disp-clean rollback copy backup backup-verify \
+restore-backup: $(STAMP)
 	@$(OPS) $@
 
 test: $(STAMP)

@@ -143,6 +143,8 @@ class Infra:
     admin_domain: str = default("global", "admin_domain")
     # global.dhcp_range parsed ("100-199" in the schema).
     dhcp_range: tuple[int, int] = (100, 199)
+    snapshot_before_apply: bool = default("global", "snapshot_before_apply")
+    snapshot_before_apply_keep: int = default("global", "snapshot_before_apply_keep")
     # global.disposable_range parsed ("200-249" in the schema).
     disposable_range: tuple[int, int] = DEFAULT_RANGE
     domains: list[Domain] = field(default_factory=list)

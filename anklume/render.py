@@ -89,6 +89,8 @@ def group_all(infra: Infra) -> dict[str, Any]:
         "anklume_firewall_mode": infra.firewall_mode,
         "anklume_incus_remote": infra.incus_remote,
         "anklume_isolation": infra.isolation,
+        "anklume_snapshot_before_apply": infra.snapshot_before_apply,
+        "anklume_snapshot_before_apply_keep": infra.snapshot_before_apply_keep,
         "anklume_admin_domain": infra.admin_domain,
         "anklume_firewall": firewall.record(infra),
         "anklume_domains": {d.name: _domain_record(infra, d) for d in infra.domains},

@@ -114,6 +114,16 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("dhcp_range", "string", "100-199",
             "Host octets served by DHCP in every domain; static IPs must stay outside.",
             'dhcp_range: "100-149"'),
+        Key("snapshot_before_apply", "boolean", False,
+            "`true`: an apply snapshots each instance it is about to change (config, devices, "
+            "profiles) as `anklume-pre-apply-<UTC time>`, and `make rollback` restores the "
+            "newest. Off by default: on a `dir` pool each snapshot is a full copy of the "
+            "instance (about 370 MiB and 6 s for the Debian image here; docs/backups.md).",
+            "snapshot_before_apply: true"),
+        Key("snapshot_before_apply_keep", "integer", 1,
+            "Pre-apply snapshots kept per instance, the newest (1-10); older ones are deleted "
+            "when a new one is taken.",
+            "snapshot_before_apply_keep: 3"),
         Key("disposable_range", "string", "200-249",
             "Host octets reserved for disposables in every domain that allows them "
             "(`domains.NAME.disposables`): no static IP and no DHCP lease there; at most "

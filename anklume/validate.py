@@ -308,9 +308,16 @@ class _Validator:
 
     def global_(self, g: dict[str, Any], infra: Infra) -> None:
         for name in ("default_os_image", "default_user", "gpu_policy",
-                     "firewall_mode", "incus_remote", "isolation"):
+                     "firewall_mode", "incus_remote", "isolation", "snapshot_before_apply"):
             if name in g:
                 setattr(infra, name, g[name])
+        if "snapshot_before_apply_keep" in g:
+            keep = g["snapshot_before_apply_keep"]
+            if not 1 <= keep <= 10:
+                self.err(("global", "snapshot_before_apply_keep"), f"{keep} is outside 1-10",
+                         "keep from 1 to 10 pre-apply snapshots per instance")
+            else:
+                infra.snapshot_before_apply_keep = keep
         if "base_subnet" in g:
             reason = checks.base_subnet(g["base_subnet"])
             if reason:

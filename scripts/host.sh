@@ -51,6 +51,8 @@ install_packages() {
   command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
   # Recommended by incus: gives containers a correct view of /proc.
   command -v lxcfs >/dev/null || missing+=(lxcfs)
+  # make backup ENCRYPT= and restore-backup KEY= stream archives through age.
+  command -v age >/dev/null || missing+=(age)
   # `make venv` runs `python3 -m venv`: Debian and Ubuntu ship ensurepip (and the pip the
   # venv gets) in python3-venv, which also brings python3 itself where it is missing.
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)

@@ -236,3 +236,25 @@ def recap(output: str) -> dict[str, int]:
         if " : ok=" in line and "changed=" in line:
             out[line.split(":")[0].strip()] = int(line.split("changed=")[1].split()[0])
     return out
+
+
+def guard_incus(root: Path) -> Path:
+    """An `incus` for the front of PATH that only records that it was called, and fails: a
+    refusal test puts it there to show the command asked Incus nothing. Returns its folder."""
+    folder = root / "bin"
+    folder.mkdir(exist_ok=True)
+    guard = folder / "incus"
+    guard.write_text(f"#!/bin/sh\necho \"$@\" >> {root / 'calls'}\nexit 1\n")
+    guard.chmod(0o755)
+    return folder
+
+
+def sync_lab(root: Path, doc: dict[str, Any], table: str) -> None:
+    """Write DOC as ROOT's infra.yml and sync it, with the lab's own nftables table set
+    outside the managed section (kept by later syncs)."""
+    (root / "infra.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    rc, out = lab_make(root, "sync")
+    assert rc == 0, out
+    allvars = root / "group_vars" / "all.yml"
+    if "incus_nftables_table" not in allvars.read_text():
+        allvars.write_text(allvars.read_text() + f"incus_nftables_table: {table}\n")

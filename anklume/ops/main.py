@@ -50,6 +50,13 @@ def _runner(name: str) -> Callable[..., int]:
     if name in ("disp", "disp-clean"):
         from anklume.ops import disp
         return disp.run if name == "disp" else disp.clean
+    if name == "rollback":
+        from anklume.ops import rollback
+        return rollback.run
+    if name in ("backup", "backup-verify", "restore-backup"):
+        from anklume.ops import backup, backup_verify, restore
+        return {"backup": backup.run, "backup-verify": backup_verify.run,
+                "restore-backup": restore.run}[name]
     if name == "doctor":
         from anklume.ops import doctor
         return doctor.run

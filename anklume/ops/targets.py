@@ -36,9 +36,13 @@ VARIABLES: dict[str, str] = {
     "IMAGE": "the local image alias to build (default anklume/debian-12); disp: the image "
              "of the disposable (default the domain's)",
     "TTL": "disp: the disposable's longest life, e.g. 30m (default the domain's ttl, 1h)",
-    "FILE": "disp: a file or directory of this host copied into the disposable first",
+    "FILE": "disp: a file or directory of this host copied into the disposable first; "
+            "backup-verify, restore-backup: the backup archive",
     "OUT": "disp: a directory of this host that receives what the command leaves in "
-           "/root/Outgoing",
+           "/root/Outgoing; backup: the directory of the archives (default backups/)",
+    "ENCRYPT": "backup: encrypt with age to a recipient (age1...) or a file of recipients",
+    "KEY": "backup-verify, restore-backup: the age identity file of an encrypted archive",
+    "SNAPSHOTS": "flag (backup): include the instances' snapshots (default 1)",
     "N": "soak: cold applies in a row (default 5)",
     "REMOTE": "the name of an Incus remote",
     "TOKEN": "a trust token printed by make remote-token",
@@ -53,9 +57,10 @@ VARIABLES: dict[str, str] = {
 }
 
 # Variables that are yes/no (makevars.flag reads them).
-FLAGS = frozenset({"FORCE", "PRUNE", "FULL", "WAIT", "KEEP", "DESTROY", "FIX", "JSON", "BOOT"})
+FLAGS = frozenset({"FORCE", "PRUNE", "FULL", "WAIT", "KEEP", "DESTROY", "FIX", "JSON", "BOOT",
+                   "SNAPSHOTS"})
 SCOPE = ("DOMAIN", "I", "LIMIT")
-GROUPS = ("daily", "instances", "snapshots", "host", "remote and cluster", "development")
+GROUPS = ("daily", "instances", "snapshots", "backups", "host", "remote and cluster", "development")
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,17 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
        "INFRA", *SCOPE, "NAME", "PARALLEL", "WAIT", required=("NAME",), locks=True),
     _t("snapshot-delete", "snapshots", "Delete snapshot NAME in scope", *SCOPE, "NAME",
        "PARALLEL", "WAIT", required=("NAME",), locks=True),
+    _t("rollback", "snapshots", "Each instance in scope back to the snapshot an apply took "
+       "before changing it (global.snapshot_before_apply)", *SCOPE, "WAIT", locks=True),
     _t("snapshot-list", "snapshots", "Table of snapshots: instance, snapshot, date", *SCOPE),
+    _t("backup", "backups", "One archive per domain in scope: exports, infra.yml part, vars, "
+       "manifest (docs/backups.md)", "DOMAIN", "I", "OUT", "ENCRYPT", "SNAPSHOTS", "WAIT",
+       locks=True),
+    _t("backup-verify", "backups", "Check every member of a backup archive; restores nothing",
+       "FILE", "KEY", required=("FILE",)),
+    _t("restore-backup", "backups", "Verify, then import a backup's instances into its "
+       "domain's project (FORCE=1 replaces)", "FILE", "KEY", "FORCE", "WAIT",
+       required=("FILE",), locks=True),
     _t("host", "host", "Turn this machine into an Incus host (idempotent)", root=True),
     _t("image", "host", "Build and import the local Debian image (FORCE=1 rebuilds)", "IMAGE",
        "FORCE", root=True),

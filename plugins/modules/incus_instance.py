@@ -53,6 +53,13 @@ options:
     description: "Every instance the infra declares, as C(PROJECT/NAME) (a bare C(NAME) matches it in any project)."
   force: {description: "With O(state=absent), delete protected instances too.", type: bool, default: false}
   wait: {description: Wait until every instance runs with its address., type: bool, default: true}
+  snapshot_before_change:
+    description:
+      - Snapshot an instance (C(anklume-pre-apply-<UTC time>)) before changing its config, devices or profiles, so C(make rollback) can take the change back.
+      - A start alone is no change. The oldest such snapshots beyond O(snapshot_keep) are deleted.
+    type: bool
+    default: false
+  snapshot_keep: {description: Pre-apply snapshots kept per instance (the newest)., type: int, default: 1}
   timeout: {description: Seconds to wait for instances to run with their address., type: int, default: 120}
   vm_timeout:
     description: Seconds to wait for a virtual machine to run, have its address and an answering agent (a VM boots in about 30 s).
@@ -115,6 +122,8 @@ from ansible_collections.anklume.incus.plugins.module_utils import project_limit
 TYPES = {"lxc": "container", "container": "container",
          "vm": "virtual-machine", "virtual-machine": "virtual-machine"}
 PROTECT = "security.protection.delete"
+# The names of the snapshots taken before a change (make rollback restores the newest).
+PRE_APPLY = "anklume-pre-apply-"
 # The marker of a disposable (anklume/ops/disp_live.py MARK, pinned by test_one_home.py).
 DISPOSABLE_KEY = "user.anklume.disposable"
 
@@ -427,6 +436,8 @@ class Instances(reconcile.ProjectObjectReconciler):
         if self.check_mode:
             return
         if keys != ["state"]:
+            if self.p["snapshot_before_change"]:
+                self.snapshot_first(name, spec["project"])
             self.step = f"updating instance {name}"
             self.client.query(self.url(name), "PUT", project=spec["project"], what=self.step,
                               data={"architecture": cur.get("architecture"),
@@ -438,6 +449,22 @@ class Instances(reconcile.ProjectObjectReconciler):
             self.ops.append(self.state_op(cur, "start", f"starting instance {name}"))
         elif needs_new_lease(cur.get("devices"), devices):
             self.ops.append(self.state_op(cur, "restart", f"restarting instance {name}"))
+
+    def snapshot_first(self, name: str, project: str) -> None:
+        """A pre-apply snapshot of NAME as it is now, then the older ones beyond the kept
+        number deleted (ADR-088: make rollback restores the newest)."""
+        url = self.url(name, "/snapshots")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.step = f"snapshotting instance {name} before changing it"
+        self.client.query(url, "POST", project=project, what=self.step,
+                          data={"name": f"{PRE_APPLY}{stamp}"})
+        listed = self.client.query(url, project=project, what=self.step) or []
+        names = (str(u).split("?", maxsplit=1)[0].rsplit("/", 1)[-1] for u in listed)
+        taken = sorted(n for n in names if n.startswith(PRE_APPLY))
+        for old in taken[:-max(1, self.p["snapshot_keep"])]:
+            self.step = f"deleting the older pre-apply snapshot {old} of {name}"
+            self.client.query(self.url(name, f"/snapshots/{old}"), "DELETE", project=project,
+                              what=self.step)
 
     def wait_ready(self, specs: list[reconcile.Spec],
                    current: dict[tuple[str, str], reconcile.Obj] | None) -> None:
@@ -518,6 +545,8 @@ ARGUMENT_SPEC = dict(
     **reconcile.RECONCILE_OPTIONS,
     force=dict(type="bool", default=False),
     wait=dict(type="bool", default=True),
+    snapshot_before_change=dict(type="bool", default=False),
+    snapshot_keep=dict(type="int", default=1),
     timeout=dict(type="int", default=120),
     vm_timeout=dict(type="int", default=600),
     vm_config=dict(type="dict", default={}),

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from anklume.ops import transfer
-from tests.incus_helpers import lab_tree
+from tests.incus_helpers import lab_tree, sync_lab
 from tests.integration.reconcile_lab import cleanup
 
 OWNER = "t28copy"
@@ -97,10 +96,7 @@ def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     cleanup(PREFIX, TABLE)
     lab = Lab(tmp_path_factory.mktemp("t28copy"))
     try:
-        (lab.root / "infra.yml").write_text(yaml.safe_dump(description(), sort_keys=False))
-        lab.make("sync")
-        allvars = lab.root / "group_vars" / "all.yml"
-        allvars.write_text(allvars.read_text() + f"incus_nftables_table: {TABLE}\n")
+        sync_lab(lab.root, description(), TABLE)
         lab.make("apply")
         for name in PROJECT:
             sh(name, "rm -rf /root/Incoming")

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.incus_helpers import REPO, lab_tree
+from tests.incus_helpers import REPO, lab_tree, sync_lab
 from tests.integration.reconcile_lab import all_instances, cleanup, wait_for
 
 OWNER = "t28disp"
@@ -109,10 +108,7 @@ def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     cleanup(PREFIX, TABLE)
     lab = Lab(tmp_path_factory.mktemp("t28disp"))
     try:
-        (lab.root / "infra.yml").write_text(yaml.safe_dump(description(), sort_keys=False))
-        lab.make("sync")
-        allvars = lab.root / "group_vars" / "all.yml"
-        allvars.write_text(allvars.read_text() + f"incus_nftables_table: {TABLE}\n")
+        sync_lab(lab.root, description(), TABLE)
         lab.make("apply")
         serve("t28db-box", "t28db")
         serve("t28dc-box", "t28dc")

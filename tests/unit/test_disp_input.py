@@ -7,7 +7,6 @@ tests/integration/test_disposables.py."""
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from anklume import validate, yamlload
 from anklume.disposables import name, octet_of, seconds
 from anklume.errors import InputError
 from anklume.ops import main
+from tests.incus_helpers import guard_incus
 from tests.unit.gen_support import sync
 
 pytestmark = pytest.mark.unit
@@ -95,12 +95,7 @@ def test_durations_names_and_octets() -> None:
 @pytest.fixture()
 def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     assert sync(tmp_path, INFRA).code == 0
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    guard = bin_dir / "incus"
-    guard.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'calls'}\nexit 1\n")
-    guard.chmod(guard.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{guard_incus(tmp_path)}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -265,3 +265,9 @@ def test_the_disposable_marker_is_one_key_on_both_sides() -> None:
     apply with PRUNE=1 would delete a disposable in use as an orphan."""
     from anklume.ops import disp_live
     assert _module("incus_instance").DISPOSABLE_KEY == disp_live.MARK
+
+
+def test_the_pre_apply_snapshot_name_is_one_on_both_sides() -> None:
+    """An apply names its snapshots; make rollback finds the newest by the same prefix."""
+    from anklume.ops import rollback
+    assert _module("incus_instance").PRE_APPLY == rollback.PRE_APPLY
