@@ -83,7 +83,8 @@ def make(root: Path, *args: str) -> None:
 
 def cleanup(root: Path) -> None:
     for item in json.loads(incus("query", f"/1.0/instances?project={DOMAIN}") or "[]") or []:
-        incus("delete", "--force", "--project", DOMAIN, item.rsplit("/", 1)[1])
+        incus("delete", "--force", "--project", DOMAIN,
+              item.split("?", maxsplit=1)[0].rsplit("/", 1)[1])
     incus("project", "delete", DOMAIN)
     incus("network", "delete", f"net-{DOMAIN}")
     shutil.rmtree(root, ignore_errors=True)
