@@ -71,20 +71,11 @@ def _server_version(ctx: Context, tree: Tree) -> str:
         return "unknown"
 
 
-def _snapshots(ctx: Context, tree: Tree, live: Live) -> list[str]:
-    url = instances.address(tree, f"/1.0/instances/{live.name}/snapshots?project={live.project}")
-    rc, out = instances.incus(ctx, ["incus", "query", url])
-    try:
-        return sorted(str(u).rsplit("/", 1)[-1] for u in json.loads(out)) if rc == 0 else []
-    except ValueError:
-        return []
-
-
 def _export(ctx: Context, tree: Tree, writer: archive.Writer, live: Live,
-            snapshots: bool) -> dict[str, Any]:
+            snapshots: list[str] | None) -> dict[str, Any]:
     """The instance's export into WRITER, taken frozen when it runs; its manifest record."""
     record: dict[str, Any] = {"name": live.name, "running": live.running,
-                              "snapshots": _snapshots(ctx, tree, live) if snapshots else []}
+                              "snapshots": snapshots or []}
     started = time.monotonic()
     frozen = False
     if live.running:
@@ -96,7 +87,8 @@ def _export(ctx: Context, tree: Tree, writer: archive.Writer, live: Live,
     print(f"backup: {live.name}: exporting{' (frozen meanwhile)' if frozen else ''}...",
           file=ctx.err, flush=True)
     argv = ["incus", "export", "--project", live.project, instances.address(tree, live.name),
-            "-", "--compression", "zstd", "--quiet", *([] if snapshots else ["--instance-only"])]
+            "-", "--compression", "zstd", "--quiet",
+            *([] if snapshots is not None else ["--instance-only"])]
     try:
         with tempfile.TemporaryFile() as errors:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors,
@@ -122,7 +114,9 @@ def _export(ctx: Context, tree: Tree, writer: archive.Writer, live: Live,
 
 
 def _one(ctx: Context, tree: Tree, domain: str, hosts: list[str], lives: dict[str, Live],
-         out: Path, encrypt: list[str] | None, snapshots: bool, server: str) -> Path:
+         out: Path, encrypt: list[str] | None,
+         taken: dict[tuple[str, str], list[str]] | None, server: str) -> Path:
+    """TAKEN: each instance's snapshot names, None for an archive without snapshots."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     final = out / f"{domain}-{stamp}{SUFFIX}{crypt.SUFFIX if encrypt else ''}"
     partial = out / f".{final.name}.partial-{os.getpid()}"
@@ -133,10 +127,11 @@ def _one(ctx: Context, tree: Tree, domain: str, hosts: list[str], lives: dict[st
             for rel in [f"group_vars/{domain}.yml", *(f"host_vars/{h}.yml" for h in hosts)]:
                 if (ctx.root / rel).is_file():
                     writer.add_bytes(f"vars/{rel}", (ctx.root / rel).read_bytes())
-            records = [_export(ctx, tree, writer, lives[h], snapshots) for h in hosts]
+            records = [_export(ctx, tree, writer, lives[h], None if taken is None
+                               else taken.get((lives[h].project, h), [])) for h in hosts]
             writer.close({
                 "domain": domain, "project": tree.project_of(domain), "owner": tree.owner,
-                "instances": records, "snapshots_included": snapshots,
+                "instances": records, "snapshots_included": taken is not None,
                 "anklume_version": __version__, "incus_server_version": server,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "host": socket.gethostname()})
@@ -168,11 +163,12 @@ def run(ctx: Context) -> int:
         lives[h] = live
     out.mkdir(exist_ok=True)
     server = _server_version(ctx, tree)
+    taken = instances.snapshots(ctx, tree) if snapshots else None  # one read for all
     for domain in scope.domains:
         hosts = [h for h in scope.hosts if tree.instances[h].domain == domain]
         started = time.monotonic()
         try:
-            path = _one(ctx, tree, domain, hosts, lives, out, encrypt, snapshots, server)
+            path = _one(ctx, tree, domain, hosts, lives, out, encrypt, taken, server)
         except OSError as exc:
             print(f"backup: {domain}: no archive written: {exc}", file=ctx.err)
             return 1

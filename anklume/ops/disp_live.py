@@ -21,7 +21,7 @@ from anklume.disposables import name as disposable_name
 from anklume.disposables import octet_of
 from anklume.limits import disposable_config, disposable_root_size
 from anklume.ops.context import Context
-from anklume.ops.instances import MANAGED, OWNER, address, incus
+from anklume.ops.instances import MANAGED, OWNER, address, incus, listing
 from anklume.ops.problems import refuse
 from anklume.ops.tree import Tree
 
@@ -105,19 +105,22 @@ class Disposable:
 
 def read(ctx: Context, tree: Tree, project: str | None = None) -> list[Disposable]:
     """The disposables of this tree's owner (in PROJECT, or in every project)."""
-    where = f"project={project}" if project else "all-projects=true"
-    rc, out = incus(ctx, ["incus", "query", address(tree, f"/1.0/instances?{where}&recursion=1")],
-                    timeout=60)
-    if rc:
-        raise refuse(f"cannot read the instances of Incus '{tree.remote}': {out}",
-                     "make doctor says what is wrong with this host")
     found = []
-    for item in json.loads(out or "[]") or []:
+    for item in listing(ctx, tree, project=project):
         config = {str(k): str(v) for k, v in (item.get("config") or {}).items()}
         if MARK in config and config.get(MANAGED) == "true" and config.get(OWNER) == tree.owner:
             found.append(Disposable(str(item["name"]), str(item.get("project") or "default"),
                                     str(item.get("status") or ""), config))
     return sorted(found, key=lambda d: (d.project, d.name))
+
+
+def state_of(ctx: Context, tree: Tree, project: str, name: str) -> str | None:
+    """One instance's disposable marker now (ready, used), None when it is gone."""
+    url = address(tree, f"/1.0/instances/{name}?project={project}")
+    rc, out = incus(ctx, ["incus", "query", url], timeout=30)
+    if rc:
+        return None
+    return str((json.loads(out or "{}").get("config") or {}).get(MARK) or "") or None
 
 
 def argv(tree: Tree, project: str, name: str, verb: str, *rest: str) -> list[str]:
@@ -211,8 +214,7 @@ def claim(ctx: Context, tree: Tree, dom: Domain, image: str, ttl: int) -> str | 
             continue  # another one claimed it
         # Marked used before any command runs in it: a second claimer that could make the
         # directory again (removed by the first one's command) sees it used here.
-        again = {x.name: x for x in read(ctx, tree, dom.project)}.get(d.name)
-        if again is None or again.state != READY:
+        if state_of(ctx, tree, d.project, d.name) != READY:
             continue
         rc, _ = incus(ctx, argv(tree, d.project, d.name, "config set",
                                 *marks(tree, USED, image, ttl)))

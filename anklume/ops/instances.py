@@ -78,9 +78,12 @@ def argv(tree: Tree, inst: Instance, verb: str, *rest: str) -> list[str]:
     return ["incus", *verb.split(), "--project", inst.project, address(tree, inst.name), *rest]
 
 
-def read(ctx: Context, tree: Tree) -> dict[tuple[str, str], Live]:
-    """Every instance of every project of the tree's Incus, keyed by (project, name)."""
-    url = address(tree, "/1.0/instances?all-projects=true&recursion=1")
+def listing(ctx: Context, tree: Tree, recursion: int = 1,
+            project: str | None = None) -> list[dict[str, Any]]:
+    """The instances of PROJECT (default every project) of the tree's Incus, in one query
+    (recursion 2 adds their snapshots and state)."""
+    where = f"project={project}" if project else "all-projects=true"
+    url = address(tree, f"/1.0/instances?{where}&recursion={recursion}")
     rc, out = incus(ctx, ["incus", "query", url], timeout=120)
     if rc != 0:
         hint = "" if tree.remote == "local" else (
@@ -92,8 +95,13 @@ def read(ctx: Context, tree: Tree) -> dict[tuple[str, str], Live]:
     except ValueError as exc:
         raise refuse(f"Incus '{tree.remote}' answered something that is not JSON: {exc}",
                      "") from None
+    return items
+
+
+def read(ctx: Context, tree: Tree) -> dict[tuple[str, str], Live]:
+    """Every instance of every project of the tree's Incus, keyed by (project, name)."""
     found: dict[tuple[str, str], Live] = {}
-    for item in items:
+    for item in listing(ctx, tree):
         live = Live(name=str(item["name"]), project=str(item.get("project") or "default"),
                     status=str(item.get("status") or ""),
                     config={str(k): str(v) for k, v in (item.get("config") or {}).items()},
@@ -101,6 +109,13 @@ def read(ctx: Context, tree: Tree) -> dict[tuple[str, str], Live]:
                               for k, v in (item.get("expanded_config") or {}).items()})
         found[(live.project, live.name)] = live
     return found
+
+
+def snapshots(ctx: Context, tree: Tree) -> dict[tuple[str, str], list[str]]:
+    """Every instance's snapshot names, oldest first, keyed by (project, name): one query."""
+    return {(str(i.get("project") or "default"), str(i["name"])):
+            [str(s["name"]).rsplit("/", 1)[-1] for s in i.get("snapshots") or []]
+            for i in listing(ctx, tree, recursion=2)}
 
 
 def one(ctx: Context, verb: str) -> Instance:

@@ -8,24 +8,15 @@ changed back first (the docs say so, and so does the last line here).
 
 from __future__ import annotations
 
-import json
-
 from anklume.ops.context import Context
-from anklume.ops.instances import address, incus
-from anklume.ops.tree import Instance, Tree
+from anklume.ops.instances import address, incus, snapshots
 
 # The names an apply gives them (incus_instance's PRE_APPLY, pinned by test_one_home.py).
 PRE_APPLY = "anklume-pre-apply-"
 
 
-def newest(ctx: Context, tree: Tree, inst: Instance) -> str | None:
-    """The newest pre-apply snapshot of INST; None when it has none (or is gone)."""
-    url = address(tree, f"/1.0/instances/{inst.name}/snapshots?project={inst.project}")
-    rc, out = incus(ctx, ["incus", "query", url], timeout=60)
-    if rc:
-        return None
-    names = [str(u).split("?", maxsplit=1)[0].rsplit("/", 1)[-1]
-             for u in json.loads(out or "[]") or []]
+def newest(names: list[str]) -> str | None:
+    """The newest pre-apply snapshot among NAMES (their UTC time sorts them)."""
     taken = sorted(n for n in names if n.startswith(PRE_APPLY))
     return taken[-1] if taken else None
 
@@ -34,10 +25,11 @@ def run(ctx: Context) -> int:
     tree = ctx.tree()
     scope = ctx.scope()
     restored = failed = 0
+    taken = snapshots(ctx, tree)  # every instance's, in one read
     for host in scope.hosts:
         inst = tree.instances[host]
         where = address(tree, inst.name)
-        snap = newest(ctx, tree, inst)
+        snap = newest(taken.get((inst.project, inst.name), []))
         if snap is None:
             print(f"rollback: {inst.name}: no pre-apply snapshot (nothing to take back; "
                   "global.snapshot_before_apply takes them)", file=ctx.out)
