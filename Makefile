@@ -29,9 +29,9 @@ OPS     := $(PY) scripts/ops.py
 CHECK   := python3 scripts/ops.py --check
 
 .PHONY: help venv host image up sync sync-dry sync-clean test test-unit lint bench soak \
-	apply apply-infra apply-provision apply-llm plan status destroy clean doctor use \
-	shell exec logs start stop restart delete disp disp-clean rollback copy snapshot restore \
-	snapshot-delete snapshot-list backup backup-verify restore-backup \
+	apply apply-infra apply-provision apply-llm plan status graph destroy clean doctor use \
+	shell exec logs start stop restart delete disp disp-clean gui gui-list gui-stop rollback copy \
+	snapshot restore snapshot-delete snapshot-list backup backup-verify restore-backup \
 	nftables nftables-deploy remote-image
 
 help: ## List the targets by group, with every variable
@@ -54,16 +54,20 @@ host:
 	@$(CHECK) host && bash scripts/host.sh
 
 IMAGE   ?= anklume/debian-12
+# The gui variant (ADR-091) only where a machine declares `gui: true` (read from the tree,
+# or from the description before its first sync).
 image:
 	@$(CHECK) image && FORCE=$(call FLAG,$(FORCE)) bash scripts/build-image.sh $(IMAGE)
+	@if grep -qsx 'instance_gui: true' host_vars/*.yml || grep -qsE '^\s+gui:\s*true' $(INFRA); \
+	then FORCE=$(call FLAG,$(FORCE)) bash scripts/build-image-gui.sh $(IMAGE) $(IMAGE)-gui; fi
 
 up: host image $(STAMP)
 	@$(OPS) up
 
-sync sync-dry sync-clean plan apply apply-infra apply-provision apply-llm status destroy \
+sync sync-dry sync-clean plan apply apply-infra apply-provision apply-llm status graph destroy \
 snapshot restore snapshot-delete snapshot-list nftables nftables-deploy remote-image doctor \
-use shell exec logs start stop restart delete disp disp-clean rollback copy backup backup-verify \
-restore-backup: $(STAMP)
+use shell exec logs start stop restart delete disp disp-clean gui gui-list gui-stop rollback copy \
+backup backup-verify restore-backup: $(STAMP)
 	@$(OPS) $@
 
 test: $(STAMP)

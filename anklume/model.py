@@ -26,6 +26,11 @@ PROVISION_DUE_GROUP = "anklume_provision_due"
 # nor the VM check (site.yml; written only where a domain has such a machine).
 GPU_GROUP = "anklume_gpu"
 VM_GROUP = "anklume_vm"
+# A gui machine's default image: global.default_os_image with this suffix, the variant
+# scripts/build-image-gui.sh builds on top of it (ADR-091).
+GUI_IMAGE_SUFFIX = "-gui"
+# The proxy device `make gui` adds for a session (not declared: apply keeps it).
+GUI_DEVICE = "anklume-gui"
 
 # Bridges are named <prefix><domain> (docs/generated-vars.md); the one place that says so.
 NETWORK_PREFIX = "net-"
@@ -57,6 +62,8 @@ class Machine:
     devices: Devices = field(default_factory=partial(default, "machine", "devices"))
     profiles: list[str] = field(default_factory=partial(default, "machine", "profiles"))
     gpu: bool = default("machine", "gpu")
+    # Apps shown on the host's screen through an xpra display of its own (ADR-091).
+    gui: bool = default("machine", "gui")
     roles: list[str] = field(default_factory=partial(default, "machine", "roles"))
     ephemeral: bool = default("domain", "ephemeral")
     snapshots_schedule: str = default("domain", "snapshots_schedule")
@@ -81,6 +88,9 @@ class Domain:
     limits: dict[str, str] = field(default_factory=dict)
     # None: make disp refuses the domain (disposables: false).
     disposables: Disposables | None = None
+    # A QubesOS label or "#rrggbb": as declared, else its default (validate fills it in;
+    # colors.hex_of gives the hex of either, ADR-090).
+    color: str = ""
 
 
 def machine_ephemeral(d: Domain, declared: bool | None = None) -> bool:

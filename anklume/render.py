@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from anklume import file_policies, firewall
+from anklume import colors, file_policies, firewall
 from anklume.model import (
     GPU_GROUP,
     PROVISION_DUE_GROUP,
@@ -60,6 +60,8 @@ def _domain_base(infra: Infra, d: Domain) -> dict[str, Any]:
         },
         "machines": [m.name for m in d.machines],
         "disposables": _disposables(infra, d),
+        "color": d.color,
+        "color_hex": colors.hex_of(d.color),
     }
 
 
@@ -141,6 +143,7 @@ def host(infra: Infra, d: Domain, m: Machine) -> dict[str, Any]:
         "instance_config": dict(m.config),
         "instance_devices": {k: dict(v) for k, v in m.devices.items()},
         "instance_gpu": uses_gpu(m, d),
+        "instance_gui": m.gui,
         "instance_roles": list(m.roles),
         "instance_ephemeral": m.ephemeral,
         "instance_snapshots_schedule": m.snapshots_schedule,

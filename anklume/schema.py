@@ -133,6 +133,12 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
     "domain": (
         Key("description", "string", "", "What the domain is for.",
             'description: "Professional workspace"'),
+        Key("color", "string", Derived("black for the admin domain, else by subnet_id"),
+            "The domain's colour, where anklume draws it (`make graph`): a QubesOS label "
+            "(`red`, `orange`, `yellow`, `green`, `gray`, `blue`, `purple`, `black`) or "
+            "`\"#rrggbb\"` (quoted: `#` starts a YAML comment). Left out: see \"Domain "
+            "colours\".",
+            'color: "#3465a4"'),
         Key("subnet_id", "integer", REQUIRED,
             "Third octet of the domain network, 0-254, unique across domains.",
             "subnet_id: 2"),
@@ -197,7 +203,8 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "Static IPv4 address inside the domain subnet, outside the DHCP range, "
             "not .0/.254/.255.",
             'ip: "10.100.2.10"', note="(DHCP)"),
-        Key("os_image", "string", Derived("global.default_os_image"),
+        Key("os_image", "string", Derived("global.default_os_image (its `-gui` variant "
+                                          "for a `gui` machine)"),
             "Incus image (alias) to launch.",
             'os_image: "images:debian/13"'),
         Key("config", "mapping of config values", {},
@@ -213,6 +220,10 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("gpu", "boolean", False,
             "Machine uses the GPU (a `type: gpu` device, own or from a profile, counts too).",
             "gpu: true"),
+        Key("gui", "boolean", False,
+            "Its desktop apps are shown on the host's screen (`make gui`), each window "
+            "marked by the domain's colour and name (docs/gui.md). `lxc` only.",
+            "gui: true"),
         Key("roles", "list of strings", [], "Ansible roles that provision it, in order.",
             "roles: [base_system, ollama_server]"),
         Key("ephemeral", "boolean", Derived("domain's ephemeral"),

@@ -12,6 +12,7 @@ from typing import Any
 
 from anklume import (
     checks,
+    colors,
     disposables_check,
     expand,
     file_policies,
@@ -21,6 +22,8 @@ from anklume import (
 )
 from anklume.errors import InputError, Problem
 from anklume.model import (
+    GUI_DEVICE,
+    GUI_IMAGE_SUFFIX,
     HOST,
     Config,
     Devices,
@@ -269,6 +272,7 @@ class _Validator:
         disposables_check.reserve(infra, self.err)
         self.template_names(infra)
         self.admin_domain(glob_raw, infra)
+        colors.fill_defaults(infra)  # after admin_domain: black is its default (ADR-090)
         firewall.complete(infra, domains, self.err, self.warn)  # firewall_mode vm (ADR-066)
         # Domain budgets (ADR-086), after sys-firewall exists: it gets a default share.
         limits.check(infra, {**domains, **generated.domains}, self.err,
@@ -365,6 +369,8 @@ class _Validator:
                             nat=d.get("nat"))
             if "target" in d:
                 domain.target = self.target(d["target"], (*path, "target"))
+            if "color" in d:
+                domain.color = self.color(d["color"], (*path, "color"))
             if "limits" in d:
                 domain.limits = limits.parse(d["limits"], (*path, "limits"), self.err)
             if "disposables" in d:
@@ -425,11 +431,13 @@ class _Validator:
             name=name, domain=domain.name,
             description=m.get("description", default("machine", "description")),
             type=m.get("type", default("machine", "type")),
-            os_image=m.get("os_image", infra.default_os_image),
+            os_image=m.get("os_image", infra.default_os_image + (
+                GUI_IMAGE_SUFFIX if m.get("gui") is True else "")),
             config=self.config(m.get("config", default("machine", "config")), (*path, "config")),
             devices=self.devices(m.get("devices", default("machine", "devices")),
                                  (*path, "devices")),
             gpu=m.get("gpu", default("machine", "gpu")),
+            gui=m.get("gui", default("machine", "gui")),
             ephemeral=machine_ephemeral(domain, m.get("ephemeral")),
             snapshots_schedule=m.get("snapshots_schedule", _domain_value(d, "snapshots_schedule")),
             snapshots_expiry=m.get("snapshots_expiry", _domain_value(d, "snapshots_expiry")),
@@ -456,6 +464,13 @@ class _Validator:
             machine.ip = self.ip(m["ip"], (*path, "ip"), domain, infra)
         if machine.type == "vm":
             self.vm_limits(machine, path)
+            if machine.gui:
+                self.err((*path, "gui"), "gui apps are shown from lxc machines only: a vm "
+                         "has no display path yet (ADR-091)",
+                         "remove `gui: true`, or make the machine `type: lxc`")
+        if GUI_DEVICE in machine.devices:
+            self.err((*path, "devices", GUI_DEVICE), f"device name {GUI_DEVICE} is make gui's "
+                     "(the session's proxy device, ADR-091)", "give the device another name")
         return machine
 
     def role_exists(self, role: str, path: Path) -> None:
@@ -481,6 +496,14 @@ class _Validator:
                      "let Incus place it")
             return ""
         return value
+
+    def color(self, value: str, path: Path) -> str:
+        """A domain's colour as kept (label, or lowercase hex); "" (the default) if wrong."""
+        wrong = colors.problem(value)
+        if wrong:
+            self.err(path, *wrong)
+            return ""
+        return colors.normal(value)
 
     def snapshots(self, values: dict[str, Any], path: Path) -> None:
         schedule = values.get("snapshots_schedule", default("domain", "snapshots_schedule"))

@@ -42,3 +42,11 @@ echo "== bench: disposables (make disp, ready vs new vs incus launch --ephemeral
 echo
 echo "== bench: class (a template of 24 students vs the same written by hand; BENCH_CLASS_SIZE) =="
 .venv/bin/python scripts/bench_class.py
+
+echo
+echo "== bench: backup and restore of the shipped instances vs plain incus export/import (ADR-087, ADR-089) =="
+.venv/bin/python scripts/bench_backup.py
+
+echo
+echo "== bench: gui (make gui to the window mapped, cold and warm; ADR-091) =="
+.venv/bin/python scripts/bench_gui.py

@@ -53,6 +53,8 @@ install_packages() {
   command -v lxcfs >/dev/null || missing+=(lxcfs)
   # make backup ENCRYPT= and restore-backup KEY= stream archives through age.
   command -v age >/dev/null || missing+=(age)
+  # make graph lays the isolation drawing out with Graphviz's dot.
+  command -v dot >/dev/null || missing+=(graphviz)
   # `make venv` runs `python3 -m venv`: Debian and Ubuntu ship ensurepip (and the pip the
   # venv gets) in python3-venv, which also brings python3 itself where it is missing.
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)

@@ -16,7 +16,20 @@ phase_done() {  # NAME: record the wall time since the previous phase ended
   phase_start=$SECONDS
 }
 
-if [ "$(id -u)" -eq 0 ] && bash scripts/host.sh && bash scripts/build-image.sh; then
+# The desktop tests (test_gui) draw on an Xvfb of their own through the host's xpra
+# client, and read it back with xdotool, xwininfo, ImageMagick's import and xclip.
+test_tools() {
+  local pkg missing=()
+  for pkg in xpra python3-gi-cairo xvfb xdotool imagemagick x11-utils xclip; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "test: installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if [ "$(id -u)" -eq 0 ] && bash scripts/host.sh && bash scripts/build-image.sh && test_tools; then
   echo "test: Incus test bed ready"
 elif in_ci; then
   echo "test: error: CI=true and the Incus test bed could not be set up" >&2

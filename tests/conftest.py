@@ -49,8 +49,8 @@ def incus() -> str:
 # run scripts/host.sh, delete or rebuild the image, compare the host's projects and
 # tables, or share the namespace daemons' bridge (anklume-rl). `make test` runs them
 # alone, then the other integration modules side by side (scripts/test.sh, docs/testing.md).
-HOST_WIDE = {"test_cluster", "test_doctor", "test_host_lxcfs", "test_isolation", "test_remote",
-             "test_runner", "test_spoofing", "test_testbed_idempotent"}
+HOST_WIDE = {"test_backup", "test_cluster", "test_doctor", "test_host_lxcfs", "test_isolation",
+             "test_remote", "test_runner", "test_spoofing", "test_testbed_idempotent"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

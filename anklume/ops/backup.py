@@ -131,6 +131,7 @@ def _one(ctx: Context, tree: Tree, domain: str, hosts: list[str], lives: dict[st
                                else taken.get((lives[h].project, h), [])) for h in hosts]
             writer.close({
                 "domain": domain, "project": tree.project_of(domain), "owner": tree.owner,
+                "network": tree.network_of(domain),
                 "instances": records, "snapshots_included": taken is not None,
                 "anklume_version": __version__, "incus_server_version": server,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),

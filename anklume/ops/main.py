@@ -50,6 +50,9 @@ def _runner(name: str) -> Callable[..., int]:
     if name in ("disp", "disp-clean"):
         from anklume.ops import disp
         return disp.run if name == "disp" else disp.clean
+    if name in ("gui", "gui-list", "gui-stop"):
+        from anklume.ops import gui
+        return {"gui": gui.run, "gui-list": gui.show, "gui-stop": gui.stop}[name]
     if name == "rollback":
         from anklume.ops import rollback
         return rollback.run
@@ -60,6 +63,9 @@ def _runner(name: str) -> Callable[..., int]:
     if name == "doctor":
         from anklume.ops import doctor
         return doctor.run
+    if name == "graph":
+        from anklume.ops import graph
+        return graph.run
     if name not in runners:
         raise refuse(f"make {name} has no runner", "")
     return runners[name]

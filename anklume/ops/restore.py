@@ -1,55 +1,103 @@
-"""`make restore-backup FILE= [KEY=] [FORCE=1]` (ADR-087, docs/backups.md).
+"""`make restore-backup FILE= [KEY=] [AS=] [REMOTE=] [FORCE=1]` (ADR-087, ADR-089,
+docs/backups.md).
 
 First the whole archive is read and checked (backup_verify.check): nothing is asked of
-Incus before it is known good. The domain must be declared in this tree and applied (its
-project, bridge and profiles exist): when the tree does not declare it, the archive's part
-of infra.yml is written next to the archive to be merged by hand, never merged silently.
-Then a second pass imports each instance into the domain's project, as it comes, through
-a private temporary file (`incus import` needs a file it can seek), deleted at once.
+Incus before it is known good. The domain (the backup's, or AS=) must be declared in this
+tree and applied on the Incus it lands on (this tree's, or REMOTE=): its project, bridge and
+profiles exist. When the tree does not declare it, the archive's part of infra.yml (renamed
+for AS=) is written next to the archive to be merged by hand, never merged silently.
+The archive is read once: its instances' exports go to private temporary files while every
+member is checked (`incus import` needs a file it can seek), and are imported only when the
+whole archive proved good; an export that lands elsewhere than where it was taken is
+edited first (restore_place).
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
+from anklume import yamlload
 from anklume.errors import InputError, Problem
-from anklume.ops import backup_archive as archive
 from anklume.ops import backup_verify as verify
 from anklume.ops import instances
+from anklume.ops import restore_place as place
 from anklume.ops.context import Context
 from anklume.ops.instances import PROTECTION
 from anklume.ops.problems import refuse
 from anklume.ops.tree import Tree
 
 
-def _offer(path: Path, key: Path | None, domain: str, infra: bytes) -> InputError:
+def renamed(name: str, source: str, domain: str) -> str:
+    """NAME of domain SOURCE, restored into DOMAIN: its `<source>-` prefix becomes
+    `<domain>-` (a name without that prefix gets it)."""
+    if source == domain:
+        return name
+    return f"{domain}-{name.removeprefix(source + '-')}"
+
+
+def _renamed_infra(infra: bytes, source: str, domain: str) -> bytes:
+    """The backup's part of infra.yml for AS=DOMAIN: the domain and its machines renamed,
+    its subnet_id and addresses left for this tree to choose."""
+    part = yamlload.plain(infra.decode()) or {}
+    rec = (part.get("domains") or {}).get(source)
+    if source == domain or not isinstance(rec, dict):
+        return infra
+    rec.pop("subnet_id", None)
+    machines = rec.get("machines") or {}
+    was = [f"# {n} had ip {m.pop('ip')} in {source}\n" for n, m in machines.items()
+           if isinstance(m, dict) and "ip" in m]
+    rec["machines"] = {renamed(str(n), source, domain): m for n, m in machines.items()}
+    head = (f"# domain {source} of a backup, renamed {domain} (AS=): give it a subnet_id "
+            "free in this tree and its machines an ip in that subnet (or none: DHCP), then "
+            "merge it\n" + "".join(was))
+    return (head + yaml.safe_dump({"domains": {domain: rec}}, sort_keys=False)).encode()
+
+
+def _offer(ctx: Context, path: Path, key: Path | None, source: str, domain: str,
+           infra: bytes) -> InputError:
     """The archive's infra.yml part written beside it, and the steps to take."""
     stem = path.name.split(".anklume-backup")[0]
-    offered = path.with_name(f"{stem}.infra.yml")
-    offered.write_bytes(infra)
-    again = f"make restore-backup FILE={path}" + (f" KEY={key}" if key else "")
+    offered = path.with_name(f"{stem}{'' if source == domain else '-as-' + domain}.infra.yml")
+    offered.write_bytes(_renamed_infra(infra, source, domain))
+    again = " ".join([f"make restore-backup FILE={path}",
+                      *(f"{k}={ctx.get(k)}" for k in ("KEY", "AS", "REMOTE")
+                        if ctx.get(k))])
     return refuse(f"domain {domain} is not declared in this tree; its part of infra.yml is in "
                   f"{offered}",
                   f"merge it into infra.yml, run make apply DOMAIN={domain} TAGS=networks,"
                   f"projects,profiles (no instances), then {again}")
 
 
-def _targets(ctx: Context, tree: Tree, manifest: dict[str, Any]) -> list[str]:
-    """The instances to import, checked against the tree and Incus; existing ones deleted
-    first with FORCE=1 (ours only), refused otherwise."""
-    domain = str(manifest["domain"])
+def _remote(ctx: Context, tree: Tree) -> Tree:
+    """The tree aimed at REMOTE= (an Incus remote of this client), when given."""
+    remote = ctx.get("REMOTE")
+    if not remote or remote == tree.remote:
+        return tree
+    rc, out = instances.incus(ctx, ["incus", "remote", "list", "--format", "json"])
+    known = json.loads(out) if rc == 0 else {}
+    if remote not in known:
+        raise refuse(f"REMOTE={remote} is not a remote of this Incus client",
+                     f"make remote-add REMOTE={remote} TOKEN=<token> trusts it first")
+    return dataclasses.replace(tree, remote=remote)
+
+
+def _targets(ctx: Context, tree: Tree, domain: str, names: list[str]) -> None:
+    """NAMES (the instances to import, in DOMAIN) checked against the tree and Incus;
+    existing ones deleted first with FORCE=1 (ours only), refused otherwise."""
     project = tree.project_of(domain)
-    names = [str(i["name"]) for i in manifest["instances"]]
-    for n in names:
-        if n not in tree.domains[domain]:
-            raise refuse(f"instance {n} of the backup is not declared in domain {domain} of "
-                         "this tree", "declare it in infra.yml (the backup's part is in "
-                         "its infra.yml member), make sync, then restore")
+    missing = [n for n in names if n not in tree.domains[domain]]
+    if missing:
+        raise refuse(f"instance(s) {', '.join(missing)} of the backup are not declared in "
+                     f"domain {domain} of this tree", "declare them in infra.yml (the "
+                     "backup's part is in its infra.yml member), make sync, then restore")
     rc, out = instances.incus(ctx, ["incus", "query", instances.address(
         tree, f"/1.0/projects/{project}")])
     if rc:
@@ -77,47 +125,87 @@ def _targets(ctx: Context, tree: Tree, manifest: dict[str, Any]) -> list[str]:
         if rc:
             raise refuse(f"cannot delete {live.name} before restoring it: {out}", "")
         print(f"restore-backup: {live.name} deleted (FORCE=1)", file=ctx.err)
-    return names
+
+
+def placements(tree: Tree, manifest: dict[str, Any], domain: str,
+               names: dict[str, str]) -> dict[str, place.Placement | None]:
+    """Per backed-up name: how its export must be edited, None when it lands where it was
+    taken (same name, bridge and owner: imported as it is)."""
+    source = str(manifest["domain"])
+    as_is = (source == domain and manifest.get("owner") == tree.owner
+             and manifest.get("network") == tree.network_of(domain))
+    found: dict[str, place.Placement | None] = {}
+    for old, new in names.items():
+        inst = tree.instances[new]
+        found[old] = None if as_is else place.Placement(
+            network=tree.network_of(domain), address=inst.ip, owner=tree.owner,
+            profiles=inst.profiles, copy=new != old)
+    return found
 
 
 class ImportFailed(Exception):
     """Incus refused an import (the archive itself was good)."""
 
 
-class Importer:
-    """The second pass's consumer: each instance's chunks into a private file, checked
-    again against the manifest, imported when its last chunk is in."""
+class Spool:
+    """The one pass's consumer: the infra.yml member kept, each instance's chunks appended
+    to a private file of its own. Used only once the whole archive has been checked."""
 
-    def __init__(self, ctx: Context, tree: Tree, manifest: dict[str, Any], tmp: Path) -> None:
-        self.ctx, self.tree, self.tmp = ctx, tree, tmp
-        self.project = tree.project_of(str(manifest["domain"]))
-        self.sums = {m["name"]: m["sha256"] for m in manifest["members"]}
-        self.records = {f"instances/{i['name']}.tar.zst": i for i in manifest["instances"]}
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.infra = b""
         self.file: IO[bytes] | None = None
-        self.done: list[str] = []
+        self.name = ""
 
-    def __call__(self, name: str, chunks: Iterator[bytes]) -> None:
-        prefix, _, index = name.rpartition(".")
-        record = self.records.get(prefix)
-        if record is None:
+    def path(self, name: str) -> Path:
+        return self.tmp / f"{name}.tar.zst"
+
+    def __call__(self, member: str, chunks: Iterator[bytes]) -> None:
+        if member == "infra.yml":
+            self.infra = b"".join(chunks)
             return
-        if self.file is None:
-            self.file = (self.tmp / "export.tar.zst").open("wb")
-        digest = hashlib.sha256()
+        prefix, _, _ = member.rpartition(".")
+        if not (prefix.startswith("instances/") and prefix.endswith(".tar.zst")):
+            return
+        name = prefix.removeprefix("instances/").removesuffix(".tar.zst")
+        if name != self.name or self.file is None:
+            self.close()
+            self.name = name
+            self.file = self.path(name).open("ab")
         for data in chunks:
-            digest.update(data)
             self.file.write(data)
-        if digest.hexdigest() != self.sums.get(name):
-            raise archive.Broken([f"member {name} changed since it was verified"])
-        if int(index) == record["chunks"] - 1:
+
+    def close(self) -> None:
+        if self.file is not None:
             self.file.close()
             self.file = None
-            self._import(record)
 
-    def _import(self, record: dict[str, Any]) -> None:
-        name = str(record["name"])
-        where = instances.address(self.tree, name)
-        path = self.tmp / "export.tar.zst"
+
+class Importer:
+    """Each checked export into the domain's project, edited first when it lands elsewhere
+    than where it was taken."""
+
+    def __init__(self, ctx: Context, tree: Tree, manifest: dict[str, Any], domain: str,
+                 names: dict[str, str], spool: Spool) -> None:
+        self.ctx, self.tree, self.spool, self.names = ctx, tree, spool, names
+        self.project = tree.project_of(domain)
+        self.places = placements(tree, manifest, domain, names)
+        self.done: list[str] = []
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        old = str(record["name"])
+        name = self.names[old]
+        path = self.spool.path(old)
+        placement = self.places[old]
+        if placement is not None:
+            edited = self.spool.tmp / "placed.tar.zst"
+            try:
+                place.rewrite(path, edited, placement)
+            except (OSError, ValueError) as exc:
+                raise ImportFailed(f"cannot prepare {old} for {name}: {exc}") from None
+            finally:
+                path.unlink()
+            path = edited
         rc, out = instances.incus(self.ctx, ["incus", "import", "--project", self.project,
                                              *([self.tree.remote + ":"]
                                                if self.tree.remote != "local" else []),
@@ -126,42 +214,54 @@ class Importer:
         if rc:
             raise ImportFailed(f"incus import of {name} failed: {out}")
         if record.get("running"):
-            instances.incus(self.ctx, ["incus", "start", "--project", self.project, where])
+            instances.incus(self.ctx, ["incus", "start", "--project", self.project,
+                                       instances.address(self.tree, name)])
         self.done.append(name)
         snaps = ", ".join(record.get("snapshots") or []) or "none"
-        print(f"restore-backup: {name} imported into project {self.project} (snapshots: "
-              f"{snaps}){', started' if record.get('running') else ''}", file=self.ctx.err)
+        moved = f" from {old}" if name != old else ""
+        print(f"restore-backup: {name}{moved} imported into project {self.project} "
+              f"(snapshots: {snaps}){', started' if record.get('running') else ''}",
+              file=self.ctx.err)
+
+
+def _restore(ctx: Context, path: Path, key: Path | None, spool: Spool) -> int:
+    manifest = verify.check(path, key, spool)  # nothing is created before this returns
+    spool.close()
+    tree = ctx.tree()
+    source = str(manifest.get("domain"))
+    domain = ctx.get("AS") or source
+    if domain not in tree.domains:
+        raise _offer(ctx, path, key, source, domain, spool.infra)
+    tree = _remote(ctx, tree)
+    names = {str(i["name"]): renamed(str(i["name"]), source, domain)
+             for i in manifest["instances"]}
+    _targets(ctx, tree, domain, list(names.values()))
+    importer = Importer(ctx, tree, manifest, domain, names, spool)
+    try:
+        for record in manifest["instances"]:
+            importer(record)
+    except ImportFailed as exc:
+        raise InputError([Problem("make", None, str(path), f"{exc} (imported so far: "
+                                  f"{', '.join(importer.done) or 'none'})", "")]) from None
+    where = "" if tree.remote == "local" else f" on {tree.remote}"
+    print(f"restore-backup: {path}: {len(importer.done)} instance(s) of domain {source} "
+          f"restored{f' as {domain}' if domain != source else ''}{where} "
+          f"({', '.join(importer.done)}), backed up {manifest.get('created')} on "
+          f"{manifest.get('host')}", file=ctx.out)
+    if any(importer.places.values()):
+        print(f"restore-backup: placed on {tree.network_of(domain)} with the declared "
+              f"addresses and profiles; make apply DOMAIN={domain} sets the rest infra.yml "
+              "declares for them", file=ctx.out)
+    return 0
 
 
 def run(ctx: Context) -> int:
     path, key = verify.inputs(ctx)
-    tree = ctx.tree()
-    infra: dict[str, bytes] = {}
-
-    def keep_infra(name: str, chunks: Iterator[bytes]) -> None:
-        if name == "infra.yml":
-            infra[name] = b"".join(chunks)
-
-    manifest = verify.check(path, key, keep_infra)  # pass 1: nothing is created before
-    domain = str(manifest.get("domain"))
-    if domain not in tree.domains:
-        raise _offer(path, key, domain, infra.get("infra.yml", b""))
-    _targets(ctx, tree, manifest)
+    ctx.tree()  # a tree that was never synced is refused before the archive is read
     tmp = Path(tempfile.mkdtemp(prefix="anklume-restore-"))
-    importer = Importer(ctx, tree, manifest, tmp)
+    spool = Spool(tmp)
     try:
-        verify.check(path, key, importer)  # pass 2: imports as each instance comes
-    except (InputError, ImportFailed) as exc:
-        done = ", ".join(importer.done) or "none"
-        what = "; ".join(p.render() for p in exc.problems) if isinstance(exc, InputError) \
-            else str(exc)
-        raise InputError([Problem("make", None, str(path), f"{what} (imported so far: {done})",
-                                  "")]) from None
+        return _restore(ctx, path, key, spool)
     finally:
-        if importer.file is not None:
-            importer.file.close()
+        spool.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"restore-backup: {path}: {len(importer.done)} instance(s) of domain {domain} "
-          f"restored ({', '.join(importer.done)}), backed up {manifest.get('created')} on "
-          f"{manifest.get('host')}", file=ctx.out)
-    return 0

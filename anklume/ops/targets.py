@@ -21,6 +21,7 @@ VARIABLES: dict[str, str] = {
     "PARALLEL": "Incus operations run at a time (default 8)",
     "INFRA": "the description to render (default infra.yml); the tree is always the root one",
     "CMD": "the command to run in the instance, as one shell line",
+    "APP": "gui: the desktop app to start in the machine, as one shell line",
     "EXAMPLE": "the name of a folder of examples/",
     "KEEP": "flag (use): leave the current instances as they are (they become orphans)",
     "DESTROY": "flag (use): destroy the current instances first, protected ones included; "
@@ -39,12 +40,15 @@ VARIABLES: dict[str, str] = {
     "FILE": "disp: a file or directory of this host copied into the disposable first; "
             "backup-verify, restore-backup: the backup archive",
     "OUT": "disp: a directory of this host that receives what the command leaves in "
-           "/root/Outgoing; backup: the directory of the archives (default backups/)",
+           "/root/Outgoing; backup: the directory of the archives (default backups/); "
+           "graph: the SVG file to write (default graph.svg)",
     "ENCRYPT": "backup: encrypt with age to a recipient (age1...) or a file of recipients",
     "KEY": "backup-verify, restore-backup: the age identity file of an encrypted archive",
     "SNAPSHOTS": "flag (backup): include the instances' snapshots (default 1)",
     "N": "soak: cold applies in a row (default 5)",
-    "REMOTE": "the name of an Incus remote",
+    "REMOTE": "the name of an Incus remote (restore-backup: restore there)",
+    "AS": "restore-backup: the domain of this tree that receives the backup (default its "
+          "own)",
     "TOKEN": "a trust token printed by make remote-token",
     "CLIENT": "the name the token is for (the controller)",
     "ROLE": "one role (its Molecule scenario, or the role an LLM works on)",
@@ -106,6 +110,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
        "INFRA", "FULL", "PARALLEL", "WAIT", locks=True),
     _t("status", "daily", "Table of the declared instances: domain, instance, type, state, IP",
        "INFRA", "DOMAIN", "I", "LIMIT"),
+    _t("graph", "daily", "Draw the isolation as SVG: domains in their colours, machines, "
+       "allowed flows, ways out (Graphviz)", "INFRA", "OUT"),
     _t("destroy", "daily", "Delete what the scope declares (protected instances need FORCE=1)",
        "INFRA", *SCOPE, "FORCE", "PARALLEL", "WAIT", locks=True),
     _t("use", "daily", "Switch the tree to an example and show its plan (KEEP=1 or DESTROY=1 "
@@ -122,6 +128,12 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
        "IMAGE", "TTL", "FILE", "OUT", required=("DOMAIN",)),
     _t("disp-clean", "instances", "Delete the disposables no make disp serves any more "
        "(FORCE=1: every one, ready and in use)", "DOMAIN", "FORCE"),
+    _t("gui", "instances", "Start APP in a gui machine: its windows open on this desktop, "
+       "marked [domain] in the domain's colour (docs/gui.md)", "I", "APP",
+       required=("I", "APP")),
+    _t("gui-list", "instances", "The gui machines: session device, xpra server, host client"),
+    _t("gui-stop", "instances", "End a gui machine's session: its apps, its xpra server, the "
+       "host client and the proxy device", "I", required=("I",)),
     _t("logs", "instances", "The console and instance log of one instance", "I",
        required=("I",)),
     _t("start", "instances", "Start the instances in scope", *SCOPE, "PARALLEL", "WAIT",
@@ -149,11 +161,12 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     _t("backup-verify", "backups", "Check every member of a backup archive; restores nothing",
        "FILE", "KEY", required=("FILE",)),
     _t("restore-backup", "backups", "Verify, then import a backup's instances into its "
-       "domain's project (FORCE=1 replaces)", "FILE", "KEY", "FORCE", "WAIT",
+       "domain's project (AS= another domain, REMOTE= another Incus; FORCE=1 replaces)",
+       "FILE", "KEY", "AS", "REMOTE", "FORCE", "WAIT",
        required=("FILE",), locks=True),
     _t("host", "host", "Turn this machine into an Incus host (idempotent)", root=True),
-    _t("image", "host", "Build and import the local Debian image (FORCE=1 rebuilds)", "IMAGE",
-       "FORCE", root=True),
+    _t("image", "host", "Build and import the local Debian image, and its -gui variant where "
+       "a machine declares gui: true (FORCE=1 rebuilds)", "IMAGE", "FORCE", "INFRA", root=True),
     _t("nftables", "host", "Sync, then render, check and load the isolation rules", "BOOT",
        "MODE", "WAIT", locks=True, root=True),
     _t("nftables-deploy", "host", "Load nftables/anklume.nft if it differs", "BOOT", "FROM",

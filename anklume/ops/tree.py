@@ -32,6 +32,8 @@ class Instance:
     type: str = "lxc"
     ephemeral: bool = False
     ip: str = ""
+    profiles: tuple[str, ...] = ()
+    gui: bool = False
 
 
 @dataclass
@@ -45,9 +47,15 @@ class Tree:
     instances: dict[str, Instance] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
+    def _domain(self, domain: str) -> dict[str, Any]:
+        return (self.raw.get("anklume_domains") or {}).get(domain) or {}
+
     def project_of(self, domain: str) -> str:
-        rec = (self.raw.get("anklume_domains") or {}).get(domain) or {}
-        return str(rec.get("project") or domain)
+        return str(self._domain(domain).get("project") or domain)
+
+    def network_of(self, domain: str) -> str:
+        """The domain's bridge."""
+        return str(self._domain(domain).get("network") or "")
 
 
 def load(root: Path) -> Tree:
@@ -72,7 +80,9 @@ def load(root: Path) -> Tree:
                 name=m, domain=str(domain), project=project,
                 type=str(hv.get("instance_type") or "lxc"),
                 ephemeral=bool(hv.get("instance_ephemeral", False)),
-                ip=str(hv.get("instance_ip") or ""))
+                ip=str(hv.get("instance_ip") or ""),
+                profiles=tuple(str(p) for p in hv.get("instance_profiles") or ()),
+                gui=hv.get("instance_gui") is True)
     return tree
 
 

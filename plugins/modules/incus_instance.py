@@ -17,7 +17,8 @@ description:
     waits until each is running with its address.
   - Config keys we do not own (O(ignored_config_prefixes), e.g. C(volatile.*)) are
     left alone; every other key not declared is drift and is removed. Local devices
-    must be exactly the declared ones.
+    must be exactly the declared ones, but for the C(anklume-gui) proxy device of a
+    C(make gui) session, which is kept.
   - Managed instances of O(owner) that are no longer declared are orphans; O(state=pruned)
     deletes them except protected ones (C(security.protection.delete=true)).
   - O(state=absent) deletes the listed instances; protected ones are kept unless O(force).
@@ -126,6 +127,9 @@ PROTECT = "security.protection.delete"
 PRE_APPLY = "anklume-pre-apply-"
 # The marker of a disposable (anklume/ops/disp_live.py MARK, pinned by test_one_home.py).
 DISPOSABLE_KEY = "user.anklume.disposable"
+# The proxy device of a `make gui` session (anklume/model.py GUI_DEVICE, ADR-091): added
+# and removed by make gui, never declared; an existing one is kept, not drift.
+GUI_DEVICE = "anklume-gui"
 
 
 def image_source(image: str) -> dict[str, str]:
@@ -397,6 +401,9 @@ class Instances(reconcile.ProjectObjectReconciler):
     def update(self, spec: reconcile.Spec, cur: reconcile.Obj) -> None:
         name, key = spec["name"], self.key(spec)
         config, desc, devices = self.wanted(spec)
+        session = (cur.get("devices") or {}).get(GUI_DEVICE)
+        if session is not None:
+            devices = {**devices, GUI_DEVICE: session}
         profiles = list(spec.get("profiles") or ["default"])
         self.to_wait.append(spec)
         where = misplaced(spec, cur)

@@ -166,6 +166,21 @@ def test_class_snapshot_and_restore_bring_back_a_deleted_file_and_leave_admin_al
     assert all(inst["status"] == "Running" for inst in ours().values())
 
 
+def test_class_backup_gives_one_verified_archive_per_student(
+        lab: Path, tmp_path: Path) -> None:
+    """`make backup DOMAIN=t18s*` (ADR-087): one archive per student domain, each with its
+    own server, none of the teacher's; each passes backup-verify."""
+    out = make(lab, "backup", f"DOMAIN={TEMPLATE}*", f"OUT={tmp_path}", "SNAPSHOTS=0")
+    archives = sorted(tmp_path.glob("*.anklume-backup"))
+    assert [a.name.split("-")[0] for a in archives] == [student(n)[0] for n in range(1, 7)], out
+    assert not any(ADMIN in a.name for a in archives)
+    for n, path in enumerate(archives, start=1):
+        verified = make(lab, "backup-verify", f"FILE={path}")
+        assert f"{path}: good:" in verified and student(n)[1] in verified, verified
+        assert TEACHER not in verified
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
 def test_a_selector_that_matches_nothing_is_refused(lab: Path) -> None:
     rc, out = lab_make(lab, "snapshot", "NAME=x", "DOMAIN=t18z*")
     assert rc != 0

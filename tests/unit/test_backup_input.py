@@ -83,7 +83,8 @@ CASES = [
     ("restore-backup", {"FILE": "/nonexistent/a"},
      "make restore-backup: FILE=/nonexistent/a is not a file here"),
     ("restore-backup", {"FILE": "plain.anklume-backup", "AS": "t30bb"},
-     "make restore-backup: AS= is not read here"),
+     "make restore-backup: domain t30bb is not declared in this tree; its part of infra.yml "
+     "is in plain-as-t30bb.infra.yml"),
     ("restore-backup", {"FILE": "plain.anklume-backup", "FORCE": "please"},
      "make restore-backup: FORCE=please is not a yes or a no"),
 ]

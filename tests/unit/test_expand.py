@@ -127,16 +127,17 @@ def test_sync_dry_shows_the_expansion(tmp_path: Path) -> None:
 
 def test_a_template_mistake_is_reported_once_at_the_templates_line(tmp_path: Path) -> None:
     text = CLASS.format(count=24).replace("ip_host: 10", "ip_host: 150").replace(
-        "ephemeral: true", "ephemeral: true\n    colour: red")
+        "ephemeral: true", "ephemeral: true\n    hue: red")
     path = write_infra(tmp_path, text)
     result = run(str(path))
     assert result.code == 2
     assert not (tmp_path / "inventory").exists()
     lines = [line.replace(str(tmp_path) + "/", "") for line in result.err.splitlines()]
     assert len(lines) == 2, lines
-    assert lines[0] == ("infra.yml:16: domain_templates.student.colour: unknown key 'colour' "
+    assert lines[0] == ("infra.yml:16: domain_templates.student.hue: unknown key 'hue' "
                         "(in student01 and 23 more); remove it or use one of: "
-                        # The domain's keys, as the schema lists them (ADR-084, ADR-086 add).
+                        # The domain's keys, as the schema lists them (ADR-084, ADR-086,
+                        # ADR-090 add).
                         + ", ".join(schema.keys("domain")))
     assert lines[1].startswith(
         "infra.yml:20: domain_templates.student.machines.srv.ip_host: 10.100.11.150 is inside "

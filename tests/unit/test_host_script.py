@@ -66,7 +66,7 @@ def _packages_installed(tmp_path: Path, python_has_venv: bool) -> list[str]:
 
 def test_installs_python3_venv_for_make_venv_when_ensurepip_is_missing(tmp_path: Path) -> None:
     packages = _packages_installed(tmp_path, python_has_venv=False)
-    assert {"incus", "nftables", "debootstrap", "python3-venv"} <= set(packages)
+    assert {"incus", "nftables", "debootstrap", "python3-venv", "graphviz"} <= set(packages)
 
 
 def test_leaves_python3_venv_alone_when_python_can_make_a_venv(tmp_path: Path) -> None:

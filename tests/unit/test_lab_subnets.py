@@ -19,7 +19,10 @@ INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
 # A module's helper files (their labs are that module's).
 HELPERS = {"test_isolation": ["isolation_lab"], "test_reconcile": ["reconcile_lab"]}
 # Pairs allowed to share /24s: both run alone (host_wide), one after the other.
-ALONE_TOGETHER = {frozenset({"test_cluster", "test_remote"})}
+# The namespace daemons' bridge (10.199.0.0/24) is one for all, each daemon at its address.
+ALONE_TOGETHER = {frozenset({"test_cluster", "test_remote"}),
+                  frozenset({"test_backup", "test_cluster"}),
+                  frozenset({"test_backup", "test_remote"})}
 SUBNET = re.compile(r"\b10\.(\d{1,3})\.(\d{1,3})\.\d{1,3}\b")
 BASE = re.compile(r"""["']10\.(\d{1,3})["']""")
 

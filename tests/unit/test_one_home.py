@@ -267,6 +267,13 @@ def test_the_disposable_marker_is_one_key_on_both_sides() -> None:
     assert _module("incus_instance").DISPOSABLE_KEY == disp_live.MARK
 
 
+def test_the_gui_session_device_is_one_name_on_both_sides() -> None:
+    """make gui adds its proxy device; the instances module keeps a device of that name, or
+    an apply would cut every running gui session (ADR-091)."""
+    from anklume import model
+    assert _module("incus_instance").GUI_DEVICE == model.GUI_DEVICE
+
+
 def test_the_pre_apply_snapshot_name_is_one_on_both_sides() -> None:
     """An apply names its snapshots; make rollback finds the newest by the same prefix."""
     from anklume.ops import rollback

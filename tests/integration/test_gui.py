@@ -1,0 +1,322 @@
+"""gui machines on the real Incus (ADR-091): `make gui`, `gui-list`, `gui-stop`, with an
+Xvfb of the test's own as the user's desktop.
+
+One lab (owner ``t29gui``, 10.136.x.0/24, nft table ``anklumet29g``): ``t29gb`` (blue) holds
+``t29gb-app`` and ``t29gc`` (red) holds ``t29gc-app``, both `gui: true`, so both come from
+the gui image (``anklume/debian-12-gui``, built here when missing and kept, as the base
+image is). What is checked is what the user sees: the window found by its title on the
+desktop, the border's pixels in a screenshot, what each machine can reach.
+
+Own lab: its machines come from the gui image, which no other lab uses, and the tests
+start and stop xpra sessions and add the session's proxy device to them.
+
+Timings (cold: no session; warm: a second app) are printed (pytest -s) and written to
+``logs/gui-timings.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from anklume.ops import gui_xpra
+from tests.incus_helpers import REPO, lab_make, lab_tree, sync_lab
+from tests.integration.reconcile_lab import cleanup, incus_query, wait_for
+
+OWNER = "t29gui"
+PREFIX = "t29g"
+BASE = "10.136"
+TABLE = "anklumet29g"
+GUI_IMAGE = "anklume/debian-12-gui"
+COLORS = {"t29gb": "blue", "t29gc": "red"}
+HEX = {"blue": "#3465a4", "red": "#cc0000"}  # QubesOS's labels (anklume/colors.py)
+TIMINGS: dict[str, list[float]] = {}
+
+TOOLS = ("xpra", "Xvfb", "xdotool", "import", "xclip")
+
+
+def tools() -> None:
+    """The host's xpra client and the test's own X tools (scripts/test.sh installs them):
+    a failure in CI, a skip with the apt line elsewhere."""
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        why = (f"{', '.join(missing)} missing on the host (apt-get install xpra "
+               "python3-gi-cairo xvfb xdotool imagemagick x11-utils xclip)")
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI=true and {why}")
+        pytest.skip(why)
+
+
+def description() -> dict[str, Any]:
+    return {
+        "project_name": OWNER,
+        "global": {"base_subnet": BASE, "default_os_image": "anklume/debian-12"},
+        "domains": {
+            d: {"subnet_id": sid, "ephemeral": True, "color": COLORS[d],
+                "machines": {f"{d}-app": {"type": "lxc", "ip": f"{BASE}.{sid}.10",
+                                          "gui": True}}}
+            for d, sid in (("t29gb", 1), ("t29gc", 2))},
+    }
+
+
+class Desktop:
+    """An Xvfb on a free display: the user's screen."""
+
+    def __init__(self) -> None:
+        self.number = next(n for n in range(57, 90)
+                           if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                           and not Path(f"/tmp/.X{n}-lock").exists())
+        self.display = f":{self.number}"
+        self.proc = subprocess.Popen(["Xvfb", self.display, "-screen", "0", "1280x800x24",
+                                      "-nolisten", "tcp"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.run("xdpyinfo").returncode == 0, timeout=20)
+
+    def run(self, *argv: str, text: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(argv), capture_output=True, text=True, input=text,
+                              check=False, timeout=30, env={**os.environ,
+                                                             "DISPLAY": self.display})
+
+    def windows(self, pattern: str) -> list[str]:
+        """Visible windows whose title matches PATTERN (a regular expression)."""
+        proc = self.run("xdotool", "search", "--onlyvisible", "--name", pattern)
+        return proc.stdout.split()
+
+    def title(self, window: str) -> str:
+        return self.run("xdotool", "getwindowname", window).stdout.strip()
+
+    def geometry(self, window: str) -> tuple[int, int, int, int]:
+        info = self.run("xwininfo", "-id", window).stdout
+        value = {k: int(re.search(rf"{k}:\s+(-?\d+)", info).group(1))  # type: ignore[union-attr]
+                 for k in ("Absolute upper-left X", "Absolute upper-left Y", "Width",
+                           "Height")}
+        return (value["Absolute upper-left X"], value["Absolute upper-left Y"],
+                value["Width"], value["Height"])
+
+    def pixel(self, shot: Path, x: int, y: int) -> tuple[int, int, int]:
+        out = subprocess.run(["convert", str(shot), "-crop", f"1x1+{x}+{y}", "txt:-"],
+                             capture_output=True, text=True, check=True).stdout
+        found = re.search(r"\((\d+),(\d+),(\d+)", out.splitlines()[-1])
+        assert found, out
+        return int(found.group(1)), int(found.group(2)), int(found.group(3))
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class Lab:
+    def __init__(self, root: Path, desktop: Desktop) -> None:
+        self.root = lab_tree(root)
+        self.desktop = desktop
+
+    def make(self, *args: str, rc: int | None = 0) -> str:
+        code, out = lab_make(self.root, *args, timeout=600, DISPLAY=self.desktop.display)
+        if rc is not None:
+            assert code == rc, f"make {' '.join(args)} exited {code}, want {rc}:\n{out}"
+        return out
+
+    @staticmethod
+    def exec(machine: str, script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["incus", "exec", "--project", machine.split("-")[0], machine,
+                               "--", "sh", "-c", script], capture_output=True, text=True,
+                              check=False, timeout=60)
+
+
+def devices(machine: str) -> dict[str, Any]:
+    data = incus_query(f"/1.0/instances/{machine}?project={machine.split('-')[0]}")
+    return dict(data.get("devices") or {})
+
+
+def ensure_gui_image() -> None:
+    """The gui image, built when missing (about a minute, kept like the base image)."""
+    if subprocess.run(["incus", "image", "info", GUI_IMAGE], capture_output=True,
+                      check=False).returncode != 0:
+        subprocess.run(["bash", str(REPO / "scripts" / "build-image-gui.sh"),
+                        "anklume/debian-12", GUI_IMAGE], check=True, timeout=900)
+
+
+def forget_sessions() -> None:
+    """The host side of our sessions: clients ended, files removed."""
+    for pidfile in gui_xpra.HOST_DIR.glob(f"{PREFIX}*.client"):
+        with contextlib.suppress(OSError, ValueError, KeyError, ProcessLookupError):
+            os.kill(int(json.loads(pidfile.read_text())["pid"]), 15)
+    for path in gui_xpra.HOST_DIR.glob(f"{PREFIX}*"):
+        path.unlink(missing_ok=True)
+
+
+def record(kind: str, seconds: float) -> None:
+    TIMINGS.setdefault(kind, []).append(round(seconds, 2))
+    print(f"gui timing: {kind} {seconds:.2f} s")
+
+
+@pytest.fixture(scope="module")
+def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    tools()
+    ensure_gui_image()
+    cleanup(PREFIX, TABLE)
+    forget_sessions()
+    desktop = Desktop()
+    lab = Lab(tmp_path_factory.mktemp("t29gui"), desktop)
+    try:
+        sync_lab(lab.root, description(), TABLE)
+        lab.make("apply")
+        yield lab
+    finally:
+        for machine in ("t29gb-app", "t29gc-app"):
+            lab_make(lab.root, "gui-stop", f"I={machine}", timeout=120)
+        forget_sessions()
+        cleanup(PREFIX, TABLE)
+        desktop.close()
+        if TIMINGS:
+            logs = REPO / "logs"
+            logs.mkdir(exist_ok=True)
+            (logs / "gui-timings.json").write_text(json.dumps(TIMINGS, indent=1) + "\n")
+
+
+def start(lab: Lab, machine: str, app: str, title: str) -> tuple[str, float, float]:
+    """make gui; (the window, seconds until make returned, until the window was mapped)."""
+    began = time.monotonic()
+    out = lab.make("gui", f"I={machine}", f"APP={app}")
+    returned = time.monotonic() - began
+    domain = machine.split("-")[0]
+    pattern = "^" + re.escape(f"[{domain}] {title}") + "$"
+    window = wait_for(lambda: lab.desktop.windows(pattern), timeout=60)[0]
+    mapped = time.monotonic() - began
+    assert f"marked [{domain}]" in out, out
+    return window, returned, mapped
+
+
+def test_the_window_opens_on_the_desktop_marked_by_the_host(lab: Lab) -> None:
+    """The app titles itself as another domain's: the host's prefix and border still say
+    t29gb, in blue (round(0.6 x #3465a4) per channel, xpra 3.1's border alpha)."""
+    window, returned, mapped = start(lab, "t29gb-app", 'xterm -T "[t29gc] fake"',
+                                     "[t29gc] fake")
+    record("cold make gui returned", returned)
+    record("cold window mapped", mapped)
+    assert lab.desktop.title(window) == "[t29gb] [t29gc] fake"
+    lab.desktop.run("xdotool", "windowraise", window)
+    time.sleep(1)  # the first paint
+    x, y, w, h = lab.desktop.geometry(window)
+    shot = lab.root / "shot.png"
+    lab.desktop.run("import", "-window", "root", str(shot))
+    want = gui_xpra.border_pixel(HEX["blue"])
+    for px, py in ((x + 1, y + h // 2), (x + w // 2, y + 1), (x + w - 2, y + h // 2),
+                   (x + w // 2, y + h - 2)):
+        got = lab.desktop.pixel(shot, px, py)
+        assert all(abs(a - b) <= 2 for a, b in zip(got, want, strict=True)), (px, py, got, want)
+    inside = lab.desktop.pixel(shot, x + w // 2, y + h // 2)
+    assert inside != want  # the app's own pixels (xterm's white) inside the border
+
+
+def test_the_app_outlives_make_and_a_second_one_comes_at_once(lab: Lab) -> None:
+    assert lab.desktop.windows(r"^\[t29gb\] \[t29gc\] fake$")  # still there after make ended
+    for n in range(3):
+        _, _, mapped = start(lab, "t29gb-app", f"xterm -T warm{n}", f"warm{n}")
+        record("warm window mapped", mapped)
+    out = lab.make("gui", "I=t29gb-app", "APP=xterm -T warm-again")
+    assert "session already running" in out, out
+
+
+def test_the_machine_cannot_reach_the_host_display(lab: Lab) -> None:
+    n = lab.desktop.number
+    proc = lab.exec("t29gb-app", "ls -A /tmp/.X11-unix; ls -d /var/lib/anklume 2>&1; "
+                    f"for d in :{n} :0 {BASE}.1.254:{n}; do DISPLAY=$d timeout 5 xdpyinfo "
+                    ">/dev/null 2>&1 && echo reached $d || echo refused $d; done; env")
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "X100", proc.stdout  # its own display only
+    assert "No such file or directory" in lines[1], proc.stdout
+    assert [ln for ln in lines if ln.startswith(("reached", "refused"))] == [
+        f"refused :{n}", "refused :0", f"refused {BASE}.1.254:{n}"], proc.stdout
+    assert not any(ln.startswith(("DISPLAY=", "WAYLAND_DISPLAY=", "XAUTHORITY="))
+                   for ln in lines), proc.stdout
+
+
+def test_two_gui_machines_do_not_see_each_others_windows(lab: Lab) -> None:
+    start(lab, "t29gc-app", "xterm -T c-own", "c-own")
+    assert lab.desktop.windows(r"^\[t29gb\] ") and lab.desktop.windows(r"^\[t29gc\] c-own$")
+    seen_by_c = lab.exec("t29gc-app", "DISPLAY=:100 xdotool search --name . getwindowname "
+                         "%@ 2>/dev/null")
+    seen_by_b = lab.exec("t29gb-app", "DISPLAY=:100 xdotool search --name . getwindowname "
+                         "%@ 2>/dev/null")
+    assert "c-own" in seen_by_c.stdout and "fake" not in seen_by_c.stdout, seen_by_c.stdout
+    assert "fake" in seen_by_b.stdout and "c-own" not in seen_by_b.stdout, seen_by_b.stdout
+    # nor over the network: its X server and xpra listen on no TCP port
+    proc = lab.exec("t29gc-app", f"DISPLAY={BASE}.1.10:100 timeout 5 xdpyinfo >/dev/null "
+                    "2>&1 && echo reached || echo refused")
+    assert proc.stdout.strip() == "refused"
+    ports = lab.exec("t29gb-app", "ss -Hlnt; ss -Hlnu | grep -v ':68 '")
+    assert ports.stdout.strip() == "", ports.stdout
+
+
+def test_nothing_crosses_through_the_clipboard(lab: Lab) -> None:
+    host = subprocess.Popen(["xclip", "-quiet", "-selection", "clipboard", "-i"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "DISPLAY": lab.desktop.display})
+    try:
+        assert host.stdin is not None
+        host.stdin.write("t29-host-secret")
+        host.stdin.close()
+        wait_for(lambda: lab.desktop.run("xclip", "-o", "-selection", "clipboard").stdout
+                 == "t29-host-secret", timeout=10)
+        time.sleep(1)
+        inside = lab.exec("t29gb-app", "for s in clipboard primary; do DISPLAY=:100 timeout "
+                          "3 xclip -o -selection $s 2>/dev/null; done; true")
+        assert "t29-host-secret" not in inside.stdout
+        lab.exec("t29gb-app", "printf t29-machine-secret | DISPLAY=:100 setsid -f timeout 10 "
+                 "xclip -quiet -selection clipboard -i >/dev/null 2>&1")
+        time.sleep(1)
+        back = lab.desktop.run("xclip", "-o", "-selection", "clipboard").stdout
+        assert back == "t29-host-secret", back
+    finally:
+        host.kill()
+        host.wait(timeout=10)
+
+
+def test_apply_keeps_a_running_session(lab: Lab) -> None:
+    """The session's proxy device is not declared: plan shows no change for it, and the
+    windows stay."""
+    assert "anklume-gui" in devices("t29gb-app")
+    out = lab.make("plan")
+    last = [ln for ln in out.splitlines() if ln.startswith("plan: ")][-1]
+    assert last.startswith("plan: 0 to create, 0 to change, 0 to remove"), out
+    assert lab.desktop.windows(r"^\[t29gb\] ")
+
+
+def test_gui_list_then_gui_stop_leaves_nothing(lab: Lab) -> None:
+    out = lab.make("gui-list")
+    rows = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:] if ln.strip()}
+    assert rows["t29gb-app"][1:6] == ["t29gb", HEX["blue"], "Running", "yes", "answers"], out
+    assert rows["t29gb-app"][6].isdigit(), out
+    pid = int(rows["t29gb-app"][6])
+    began = time.monotonic()
+    out = lab.make("gui-stop", "I=t29gb-app")
+    record("gui-stop", time.monotonic() - began)
+    assert "xpra server stopped" in out and "device removed" in out, out
+    assert "anklume-gui" not in devices("t29gb-app")
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=15)
+    wait_for(lambda: not lab.desktop.windows(r"^\[t29gb\] "), timeout=15)
+    left = lab.exec("t29gb-app", "ps -eo comm= | grep -E 'xpra|Xvfb|xterm' || true")
+    assert left.stdout.strip() == "", left.stdout
+    assert not (gui_xpra.HOST_DIR / "t29gb.t29gb-app.sock").exists()
+    assert lab.desktop.windows(r"^\[t29gc\] c-own$")  # the other session runs on
+    out = lab.make("gui-list")
+    assert re.search(r"^t29gb-app\s+t29gb\s+\S+\s+Running\s+-\s+-\s+-$", out, re.M), out
+
+
+def test_the_tree_says_gui_for_both_machines(lab: Lab) -> None:
+    for machine in ("t29gb-app", "t29gc-app"):
+        hv = yaml.safe_load((lab.root / "host_vars" / f"{machine}.yml").read_text())
+        assert hv["instance_gui"] is True and hv["instance_os_image"] == GUI_IMAGE

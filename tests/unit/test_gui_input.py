@@ -1,0 +1,140 @@
+"""gui machines (ADR-091): `gui: true` in infra.yml, checked by the real generator, the
+xpra command lines the host and the machine run, and `make gui`'s bad input, each refused
+in one line, exit 2, before Incus is asked anything. The sessions themselves run on the
+real Incus with an Xvfb as the desktop in tests/integration/test_gui.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from anklume import validate, yamlload
+from anklume.errors import InputError
+from anklume.ops import gui_xpra, main
+from tests.incus_helpers import guard_incus
+from tests.unit.gen_support import sync
+
+pytestmark = pytest.mark.unit
+
+INFRA = """\
+project_name: t29gu
+global: {base_subnet: "10.100"}
+domains:
+  work:
+    subnet_id: 2
+    color: blue
+    machines:
+      work-desk: {ip: "10.100.2.10", gui: true}
+      work-box: {ip: "10.100.2.11"}
+      work-own: {ip: "10.100.2.12", gui: true, os_image: "my/desktop"}
+"""
+
+
+def problems(text: str) -> list[str]:
+    try:
+        validate.validate(yamlload.load_text(text, "infra.yml"))
+    except InputError as exc:
+        return [f"{p.path}: {p.what}" for p in exc.problems]
+    return []
+
+
+def test_a_gui_machine_renders_its_flag_and_takes_the_gui_image(tmp_path: Path) -> None:
+    assert sync(tmp_path, INFRA).code == 0
+    hv = {m: yaml.safe_load((tmp_path / "host_vars" / f"{m}.yml").read_text())
+          for m in ("work-desk", "work-box", "work-own")}
+    assert hv["work-desk"]["instance_gui"] is True
+    assert hv["work-desk"]["instance_os_image"] == "anklume/debian-12-gui"
+    assert hv["work-box"]["instance_gui"] is False
+    assert hv["work-box"]["instance_os_image"] == "anklume/debian-12"
+    assert hv["work-own"]["instance_os_image"] == "my/desktop"  # declared: kept
+
+
+@pytest.mark.parametrize(("change", "want"), [
+    (('gui: true, os_image: "my/desktop"', 'gui: true, type: vm, os_image: "my/desktop", '
+      'config: {limits.memory: 2GiB, limits.cpu: "1"}'),
+     "domains.work.machines.work-own.gui: gui apps are shown from lxc machines only"),
+    (("gui: true}", "gui: yes please}"), "domains.work.machines.work-desk.gui: "),
+    (('work-box: {ip: "10.100.2.11"}',
+      'work-box: {ip: "10.100.2.11", devices: {anklume-gui: {type: proxy}}}'),
+     "domains.work.machines.work-box.devices.anklume-gui: device name anklume-gui is "
+     "make gui's"),
+])
+def test_a_bad_gui_declaration_is_named(change: tuple[str, str], want: str) -> None:
+    text = INFRA.replace(*change, 1)
+    assert text != INFRA
+    found = problems(text)
+    assert any(p.startswith(want) for p in found), found
+
+
+def test_the_host_client_draws_the_mark_and_shares_nothing() -> None:
+    argv = gui_xpra.client_argv(Path("/s/p.m.sock"), "work", "#3465a4")
+    assert argv[:3] == ["xpra", "attach", "socket:///s/p.m.sock"]
+    assert "--border=#3465a4,5" in argv
+    assert "--title=[work] @title@" in argv
+    for off in ("--clipboard=no", "--notifications=no", "--file-transfer=no",
+                "--printing=no", "--open-url=no", "--remote-logging=no", "--mmap=no",
+                "--system-tray=no", "--bell=no", "--xsettings=no"):
+        assert off in argv, off
+
+
+def test_the_server_listens_on_its_unix_socket_only() -> None:
+    argv = gui_xpra.server_argv()
+    assert argv[:3] == ["xpra", "start", ":100"]
+    assert "--bind=/run/anklume-gui/xpra.sock" in argv
+    assert "--clipboard=no" in argv and "--html=off" in argv and "--mdns=no" in argv
+    assert not any(a.startswith(("--bind-tcp", "--bind-ws", "--bind-ssl")) for a in argv)
+
+
+def test_the_border_pixel_is_six_tenths_of_the_colour() -> None:
+    assert gui_xpra.border_pixel("#1e66f5") == (18, 61, 147)  # measured on Xvfb (ADR-091)
+    assert gui_xpra.border_pixel("#000000") == (0, 0, 0)
+
+
+@pytest.fixture()
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    assert sync(tmp_path, INFRA).code == 0
+    monkeypatch.setenv("PATH", f"{guard_incus(tmp_path)}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("target", "values", "line"), [
+    ("gui", {"I": "work-box", "APP": "xterm"},
+     "make gui: machine work-box does not declare gui: true; add `gui: true` to "
+     "domains.work.machines.work-box in infra.yml"),
+    ("gui", {"I": "work-dsk", "APP": "xterm"},
+     "make gui: I=work-dsk is no declared instance; did you mean work-desk?"),
+    ("gui", {"I": "work-desk,work-own", "APP": "xterm"},
+     "make gui: I=work-desk,work-own names 2 instances: make gui takes one"),
+    ("gui", {"I": "work-desk"}, "make gui: APP= is required"),
+    ("gui", {"APP": "xterm"}, "make gui: I= is required"),
+    ("gui", {"I": "work-desk", "APP": "xterm", "CMD": "x"}, "make gui: CMD= is not read here"),
+    ("gui-stop", {"I": "work-box"}, "make gui-stop: machine work-box does not declare gui"),
+    ("gui-stop", {}, "make gui-stop: I= is required"),
+])
+def test_a_bad_gui_is_one_line_exit_2_and_asks_incus_nothing(
+        tree: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        target: str, values: dict[str, str], line: str) -> None:
+    flags = " ".join(f"{k}={v}" for k, v in values.items())
+    monkeypatch.setenv("MAKEFLAGS", f" -- {flags}")
+    monkeypatch.setenv("MAKELEVEL", "1")
+    rc = main.main([target])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith(line), err
+    assert not (tree / "calls").exists(), "Incus was asked"
+
+
+def test_no_display_is_refused_before_incus_is_asked(
+        tree: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("MAKEFLAGS", " -- I=work-desk APP=xterm")
+    monkeypatch.setenv("MAKELEVEL", "1")
+    rc = main.main(["gui"])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert "DISPLAY is not set" in err[0] or "xpra is not installed" in err[0], err
+    assert not (tree / "calls").exists(), "Incus was asked"
