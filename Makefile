@@ -30,7 +30,7 @@ CHECK   := python3 scripts/ops.py --check
 
 .PHONY: help venv host image up sync sync-dry sync-clean test test-unit lint bench soak \
 	apply apply-infra apply-provision apply-llm plan status graph destroy clean doctor use \
-	shell exec logs start stop restart delete disp disp-clean gui gui-list gui-stop rollback copy \
+	shell exec logs start stop restart delete disp disp-clean gui gui-list gui-stop clip rollback copy \
 	snapshot restore snapshot-delete snapshot-list backup backup-verify restore-backup \
 	nftables nftables-deploy remote-image
 
@@ -66,7 +66,7 @@ up: host image $(STAMP)
 
 sync sync-dry sync-clean plan apply apply-infra apply-provision apply-llm status graph destroy \
 snapshot restore snapshot-delete snapshot-list nftables nftables-deploy remote-image doctor \
-use shell exec logs start stop restart delete disp disp-clean gui gui-list gui-stop rollback copy \
+use shell exec logs start stop restart delete disp disp-clean gui gui-list gui-stop clip rollback copy \
 backup backup-verify restore-backup: $(STAMP)
 	@$(OPS) $@
 

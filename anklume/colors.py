@@ -1,14 +1,15 @@
 """A colour per domain (ADR-090): one of QubesOS's label names or ``#rrggbb``.
 
-The colour marks what belongs to a domain wherever the user sees it (`make graph` today,
-window borders and `make status` next). A domain that declares none gets one that keeps
-domains apart and never changes when another domain is added: black for the admin domain,
-else :data:`CYCLE` by its own subnet_id.
+The colour marks what belongs to a domain wherever the user sees it (`make graph`, window
+borders, `make status` and `make shell`'s prompt). A domain that declares none gets one that
+keeps domains apart and never changes when another domain is added: black for the admin
+domain, else :data:`CYCLE` by its own subnet_id.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from anklume import checks
 from anklume.model import Infra
@@ -63,6 +64,38 @@ def tint(color: str, white: float = 0.85) -> str:
     """COLOR mixed with WHITE parts of white: a background the colour's text still reads on."""
     rgb = [int(hex_of(color)[i:i + 2], 16) for i in (1, 3, 5)]
     return "#" + "".join(f"{round(c + (255 - c) * white):02x}" for c in rgb)
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    value = hex_of(color)
+    return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
+
+
+def ansi_codes(color: str) -> str:
+    """The SGR parameters of a domain's label in a terminal: COLOR as the background (24-bit)
+    and black or white text, whichever reads on it (black and yellow domains both show on a
+    dark or a light terminal)."""
+    red, green, blue = _rgb(color)
+    text = "0;0;0" if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else "255;255;255"
+    return f"48;2;{red};{green};{blue};38;2;{text}"
+
+
+def ansi(color: str, text: str) -> str:
+    """TEXT as a label in COLOR for a terminal (`make status`)."""
+    return f"\x1b[{ansi_codes(color)}m{text}\x1b[0m"
+
+
+def wanted(is_tty: bool, env: Mapping[str, str]) -> bool:
+    """Whether to colour: a terminal, NO_COLOR unset or empty (no-color.org), TERM not dumb."""
+    return is_tty and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
+
+
+def prompt(domain: str, color: str | None) -> str:
+    """The `[domain] ` a bash prompt starts with (`make shell`), in COLOR unless None; the
+    escapes inside \\[ \\] so that bash counts the prompt's width right."""
+    if color is None:
+        return f"[{domain}] "
+    return f"\\[\\e[{ansi_codes(color)}m\\][{domain}]\\[\\e[0m\\] "
 
 
 def fill_defaults(infra: Infra) -> None:

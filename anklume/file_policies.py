@@ -1,4 +1,5 @@
-"""`file_policies`: which `make copy` directions cross domains (ADR-085).
+"""`file_policies`: which `make copy` directions cross domains (ADR-085); and
+`clipboard_policies`, the same for `make clip` between gui machines (ADR-091).
 
 A copy within one domain needs no policy; across domains it needs an entry whose `from`
 names the source's domain or the source machine and whose `to` names the target's domain
@@ -22,21 +23,25 @@ Err = Callable[[Path, str, str], None]
 Section = Callable[[Any, str, Path], dict[str, Any]]
 
 
-def parse(raw: list[Any], infra: Infra, section: Section, err: Err) -> None:
+def parse(raw: list[Any], infra: Infra, section: Section, err: Err,
+          key: str = "file_policies") -> None:
     """Check every entry of RAW and add the normalised ones to infra.file_policies (a
-    template becomes one entry per domain it made)."""
+    template becomes one entry per domain it made). KEY ``clipboard_policies``: the same
+    for `make clip` (ADR-091), into infra.clipboard_policies."""
+    kind = "clipboard_policy" if key == "clipboard_policies" else "file_policy"
+    into = infra.clipboard_policies if key == "clipboard_policies" else infra.file_policies
     domains = {d.name for d in infra.domains}
     machines = {m.name for d in infra.domains for m in d.machines}
     templates = infra.domain_templates
     known = [*domains, *machines, *templates]
     for i, item in enumerate(raw):
-        path: Path = ("file_policies", i)
-        p = section(item, "file_policy", path)
+        path: Path = (key, i)
+        p = section(item, kind, path)
         sides: list[list[tuple[str, str]]] = []
-        for key in ("from", "to"):
-            if key not in p:
+        for end in ("from", "to"):
+            if end not in p:
                 continue
-            name = p[key]
+            name = p[end]
             if name in templates:
                 sides.append([(d, "domain") for d in templates[name] if d in domains])
             elif name in domains:
@@ -46,14 +51,14 @@ def parse(raw: list[Any], infra: Infra, section: Section, err: Err) -> None:
             else:
                 guess = checks.did_you_mean(name, known)
                 hint = f"did you mean '{guess}'? " if guess else ""
-                err((*path, key), f"'{name}' is neither a domain nor a machine",
+                err((*path, end), f"'{name}' is neither a domain nor a machine",
                     f"{hint}name a domain, template or machine of this file")
         if len(sides) < 2:
             continue
-        text = p.get("description", default("file_policy", "description"))
+        text = p.get("description", default(kind, "description"))
         for src in sides[0]:
             for dst in sides[1]:
-                infra.file_policies.append(FilePolicy(src[0], src[1], dst[0], dst[1], text))
+                into.append(FilePolicy(src[0], src[1], dst[0], dst[1], text))
 
 
 def render(p: FilePolicy) -> dict[str, Any]:

@@ -160,6 +160,8 @@ class Infra:
     domains: list[Domain] = field(default_factory=list)
     policies: list[Policy] = field(default_factory=list)
     file_policies: list[FilePolicy] = field(default_factory=list)
+    # clipboard_policies[] (ADR-091): the same shape, for `make clip` between gui machines.
+    clipboard_policies: list[FilePolicy] = field(default_factory=list)
     # domain_templates: template name -> the domains it generated, in number order.
     domain_templates: dict[str, list[str]] = field(default_factory=dict)
 

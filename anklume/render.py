@@ -98,6 +98,8 @@ def group_all(infra: Infra) -> dict[str, Any]:
         "anklume_domains": {d.name: _domain_record(infra, d) for d in infra.domains},
         "anklume_network_policies": [_policy(p) for p in infra.policies],
         "anklume_file_policies": [file_policies.render(p) for p in infra.file_policies],
+        "anklume_clipboard_policies": [file_policies.render(p)
+                                       for p in infra.clipboard_policies],
         "anklume_domain_templates": {t: list(ds) for t, ds in infra.domain_templates.items()},
     }
 

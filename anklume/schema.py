@@ -74,6 +74,10 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "Allowed `make copy` directions across domains (see `file_policies[]`); within "
             "one domain copies need none.",
             "file_policies: [{from: pro, to: perso}]"),
+        Key("clipboard_policies", "list of policies", [],
+            "Allowed `make clip` directions between gui machines across domains (see "
+            "`clipboard_policies[]`); within one domain a clip needs none.",
+            "clipboard_policies: [{from: pro, to: perso}]"),
         Key("domain_templates", "mapping of templates", {},
             "Domains generated from one template, by template name (see "
             "`domain_templates.NAME`).",
@@ -283,6 +287,18 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("description", "string", "", "Why these copies are allowed.",
             'description: "Reports to the personal domain"'),
     ),
+    "clipboard_policy": (
+        Key("from", "string", REQUIRED,
+            "Whose clipboard text may be taken: a domain, a template (its every domain) or "
+            "a machine.",
+            "from: pro"),
+        Key("to", "string", REQUIRED,
+            "Whose clipboard may receive it: a domain, a template or a machine. One "
+            "direction only: `to` to `from` needs its own entry.",
+            "to: perso"),
+        Key("description", "string", "", "Why this clipboard direction is allowed.",
+            'description: "Links from work to the personal browser"'),
+    ),
 }
 
 # A template takes every domain key but subnet_id (derived per domain), and its machines
@@ -328,6 +344,7 @@ SECTION_TITLES: dict[str, str] = {
     "machine": "`domains.NAME.machines.NAME`",
     "network_policy": "`network_policies[]`",
     "file_policy": "`file_policies[]`",
+    "clipboard_policy": "`clipboard_policies[]`",
     "domain_template": "`domain_templates.NAME`",
     "template_machine": "`domain_templates.NAME.machines.NAME`",
 }

@@ -280,6 +280,8 @@ class _Validator:
         self.policies(top.get("network_policies", default("top", "network_policies")), infra)
         file_policies.parse(top.get("file_policies", default("top", "file_policies")), infra,
                             self.section, self.err)  # make copy across domains (ADR-085)
+        file_policies.parse(top.get("clipboard_policies", default("top", "clipboard_policies")),
+                            infra, self.section, self.err, "clipboard_policies")  # make clip
         if self.errors:
             raise InputError(_once_per_template_line(self.errors))
         return infra

@@ -10,10 +10,13 @@ template.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import yaml
+
+from anklume import colors
 
 # The collection's own Incus client (collections/ links the repository in).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
@@ -80,9 +83,15 @@ def main(argv: list[str]) -> int:
             rows.append((project, name, inst.get("type", ""), "ORPHAN", "-"))
     every = [header, *rows, *(r for g in grouped.values() for r in g)]
     widths = [max(len(str(r[i])) for r in every) for i in range(5)]
+    # Each domain's name in its colour (ADR-090), on a terminal only: piped, the plain table.
+    hexes = {d: rec.get("color_hex") for d, rec in (allvars.get("anklume_domains") or {}).items()
+             if rec.get("color_hex")} if colors.wanted(sys.stdout.isatty(), os.environ) else {}
 
     def show(row: tuple[str, ...]) -> None:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=True)]
+        if row is not header and row[0] in hexes:
+            cells[0] = colors.ansi(hexes[row[0]], str(row[0])) + cells[0][len(str(row[0])):]
+        print("  ".join(cells).rstrip())
 
     for plain in (header, *rows):
         show(plain)

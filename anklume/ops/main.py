@@ -53,6 +53,9 @@ def _runner(name: str) -> Callable[..., int]:
     if name in ("gui", "gui-list", "gui-stop"):
         from anklume.ops import gui
         return {"gui": gui.run, "gui-list": gui.show, "gui-stop": gui.stop}[name]
+    if name == "clip":
+        from anklume.ops import clip
+        return clip.run
     if name == "rollback":
         from anklume.ops import rollback
         return rollback.run

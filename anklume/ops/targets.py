@@ -31,8 +31,10 @@ VARIABLES: dict[str, str] = {
     "BOOT": "flag: also install the ruleset to be loaded at boot",
     "MODE": "nftables: file renders the rules only (from the admin machine)",
     "FROM": "nftables-deploy: admin reads the ruleset the admin machine rendered; copy: "
-            "<instance>:<absolute path> of the file or folder to copy",
-    "TO": "copy: the instance that receives it, in /root/Incoming/<source instance>/",
+            "<instance>:<absolute path> of the file or folder to copy; clip: the gui machine "
+            "whose clipboard text is copied",
+    "TO": "copy: the instance that receives it, in /root/Incoming/<source instance>/; clip: "
+          "the gui machine whose clipboard receives it",
     "NFT_FILE": "nftables-deploy: the ruleset file to load",
     "IMAGE": "the local image alias to build (default anklume/debian-12); disp: the image "
              "of the disposable (default the domain's)",
@@ -134,6 +136,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     _t("gui-list", "instances", "The gui machines: session device, xpra server, host client"),
     _t("gui-stop", "instances", "End a gui machine's session: its apps, its xpra server, the "
        "host client and the proxy device", "I", required=("I",)),
+    _t("clip", "instances", "Copy the text in FROM's clipboard into TO's, two gui machines "
+       "(clipboard_policies across domains; docs/gui.md)", "FROM", "TO",
+       required=("FROM", "TO")),
     _t("logs", "instances", "The console and instance log of one instance", "I",
        required=("I",)),
     _t("start", "instances", "Start the instances in scope", *SCOPE, "PARALLEL", "WAIT",

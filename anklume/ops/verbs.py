@@ -7,18 +7,30 @@ power.py, logs in logs.py, use in use.py; docs/everyday.md is the user's page.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 
+from anklume import colors
 from anklume.ops import instances, logs, power, use
 from anklume.ops.context import Context
 from anklume.ops.instances import LOGIN, PROTECTION
 from anklume.ops.problems import refuse
 
+# bash runs it before each prompt: `[domain] ` before whatever prompt the profile set, once.
+PROMPT_COMMAND = 'case "$PS1" in *"$ANKLUME_PS1"*) ;; *) PS1="$ANKLUME_PS1$PS1";; esac'
+
 
 def shell(ctx: Context) -> int:
-    """An interactive login shell in the instance; its exit status."""
+    """An interactive login shell in the instance, its prompt marked `[domain]` in the
+    domain's colour (ADR-090); its exit status."""
     tree, inst = instances.running(ctx, "shell")
-    return ctx.run(instances.argv(tree, inst, "exec", "--", "sh", "-c", LOGIN))
+    rec = (tree.raw.get("anklume_domains") or {}).get(inst.domain) or {}
+    color = rec.get("color_hex") if colors.wanted(sys.stdout.isatty(), os.environ) else None
+    mark = colors.prompt(inst.domain, str(color) if color else None)
+    return ctx.run(instances.argv(tree, inst, "exec", "--env", f"ANKLUME_PS1={mark}",
+                                  "--env", f"PROMPT_COMMAND={PROMPT_COMMAND}", "--", "sh",
+                                  "-c", LOGIN))
 
 
 def exec_(ctx: Context) -> int:

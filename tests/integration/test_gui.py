@@ -5,7 +5,9 @@ One lab (owner ``t29gui``, 10.136.x.0/24, nft table ``anklumet29g``): ``t29gb`` 
 ``t29gb-app`` and ``t29gc`` (red) holds ``t29gc-app``, both `gui: true`, so both come from
 the gui image (``anklume/debian-12-gui``, built here when missing and kept, as the base
 image is). What is checked is what the user sees: the window found by its title on the
-desktop, the border's pixels in a screenshot, what each machine can reach.
+desktop, the border's pixels in a screenshot, what each machine can reach, what `make clip`
+carries between the two clipboards (``clipboard_policies``: t29gb to t29gc only), and the
+domain colour of `make status` and `make shell`'s prompt under a pty (`script`).
 
 Own lab: its machines come from the gui image, which no other lab uses, and the tests
 start and stop xpra sessions and add the session's proxy device to them.
@@ -17,6 +19,7 @@ Timings (cold: no session; warm: a second app) are printed (pytest -s) and writt
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -30,7 +33,8 @@ from typing import Any
 import pytest
 import yaml
 
-from anklume.ops import gui_xpra
+from anklume import colors
+from anklume.ops import clip, gui_xpra
 from tests.incus_helpers import REPO, lab_make, lab_tree, sync_lab
 from tests.integration.reconcile_lab import cleanup, incus_query, wait_for
 
@@ -67,6 +71,9 @@ def description() -> dict[str, Any]:
                 "machines": {f"{d}-app": {"type": "lxc", "ip": f"{BASE}.{sid}.10",
                                           "gui": True}}}
             for d, sid in (("t29gb", 1), ("t29gc", 2))},
+        # make clip: blue's clipboard text may go to red, nothing comes back.
+        "clipboard_policies": [{"from": "t29gb", "to": "t29gc",
+                                "description": "blue to red only"}],
     }
 
 
@@ -210,6 +217,8 @@ def test_the_window_opens_on_the_desktop_marked_by_the_host(lab: Lab) -> None:
     time.sleep(1)  # the first paint
     x, y, w, h = lab.desktop.geometry(window)
     shot = lab.root / "shot.png"
+    # docs/images/gui-desktop.png is this screenshot, cropped to the window (convert shot.png
+    # -crop 524x356+0+0 +repage -strip): take it again from a run when the look changes.
     lab.desktop.run("import", "-window", "root", str(shot))
     want = gui_xpra.border_pixel(HEX["blue"])
     for px, py in ((x + 1, y + h // 2), (x + w // 2, y + 1), (x + w - 2, y + h // 2),
@@ -283,6 +292,89 @@ def test_nothing_crosses_through_the_clipboard(lab: Lab) -> None:
     finally:
         host.kill()
         host.wait(timeout=10)
+
+
+def set_clipboard(machine: str, text: str, target: str = "UTF8_STRING") -> None:
+    """TEXT in MACHINE's clipboard, offered as TARGET, by an xclip that keeps owning it."""
+    proc = subprocess.run(
+        ["incus", "exec", "--project", machine.split("-")[0], machine, "--", "sh", "-c",
+         'f=$(mktemp); cat >"$f"; DISPLAY=:100 setsid -w xclip -selection clipboard '
+         f'-t {target} -i "$f" </dev/null >/dev/null 2>&1; rc=$?; rm -f "$f"; exit $rc'],
+        input=text, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def clipboard(machine: str) -> str:
+    return Lab.exec(machine, "DISPLAY=:100 timeout 5 xclip -o -selection clipboard").stdout
+
+
+def refused_clip(lab: Lab, source: str, target: str) -> str:
+    """The one line of a make clip that must be refused (exit 2)."""
+    out = lab.make("clip", f"FROM={source}", f"TO={target}", rc=2)
+    lines = [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("make: ***")]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def test_clip_copies_blue_text_into_red_and_prints_no_text(lab: Lab) -> None:
+    text = "t29 clip: naïve café, line one\nline two\n"
+    set_clipboard("t29gb-app", text)
+    set_clipboard("t29gc-app", "t29-red-before")
+    began = time.monotonic()
+    out = lab.make("clip", "FROM=t29gb-app", "TO=t29gc-app")
+    record("make clip", time.monotonic() - began)
+    data = text.encode()
+    assert (f"clip: t29gb-app -> t29gc-app: {len(data)} bytes of text, sha256 "
+            f"{hashlib.sha256(data).hexdigest()}") in out, out
+    assert "naïve" not in out and "line two" not in out, out
+    assert clipboard("t29gc-app") == text
+    assert clipboard("t29gb-app") == text  # the source keeps its own
+
+
+def test_clip_red_to_blue_is_refused_and_blue_keeps_its_clipboard(lab: Lab) -> None:
+    set_clipboard("t29gb-app", "t29-blue-own")
+    set_clipboard("t29gc-app", "t29-red-secret")
+    line = refused_clip(lab, "t29gc-app", "t29gb-app")
+    assert line.startswith("make clip: no clipboard_policies entry allows clips from "
+                           "t29gc-app (domain t29gc) to t29gb-app (domain t29gb)"), line
+    assert "clipboard_policies in infra.yml" in line, line
+    assert clipboard("t29gb-app") == "t29-blue-own"
+
+
+def test_clip_refuses_what_is_not_text_or_too_big(lab: Lab) -> None:
+    set_clipboard("t29gc-app", "t29-red-kept")
+    set_clipboard("t29gb-app", "\x89PNG not really", target="image/png")
+    line = refused_clip(lab, "t29gb-app", "t29gc-app")
+    assert line.startswith("make clip: the clipboard of t29gb-app holds no text (it offers "
+                           "image/png)"), line
+    set_clipboard("t29gb-app", "x" * (clip.LIMIT + 1))
+    line = refused_clip(lab, "t29gb-app", "t29gc-app")
+    assert f"holds more than {clip.LIMIT} bytes" in line, line
+    assert clipboard("t29gc-app") == "t29-red-kept"
+
+
+def under_a_terminal(lab: Lab, *args: str) -> str:
+    """make ARGS under a pty (`script`), as typed in a terminal: what it printed."""
+    line = " ".join(["make", "--no-print-directory", "-o", ".venv/.installed", *args])
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    proc = subprocess.run(["script", "-qec", line, "/dev/null"], cwd=lab.root, input="exit\n",
+                          capture_output=True, text=True, check=False, timeout=120,
+                          env={**env, "TERM": "xterm", "ANSIBLE_NOCOLOR": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_status_and_the_shell_prompt_show_the_domain_colour(lab: Lab) -> None:
+    """On a terminal, make status colours each domain's name and make shell's prompt starts
+    with [domain] in the same colour (issue 29); piped, status stays plain."""
+    label = colors.ansi(HEX["blue"], "t29gb")
+    out = under_a_terminal(lab, "status")
+    assert any(ln.startswith(label) and "t29gb-app" in ln for ln in out.splitlines()), out
+    assert colors.ansi(HEX["red"], "t29gc") in out, out
+    assert "\x1b" not in lab.make("status")
+    out = under_a_terminal(lab, "shell", "I=t29gb-app")
+    mark = f"\x1b[{colors.ansi_codes(HEX['blue'])}m[t29gb]\x1b[0m root@t29gb-app"
+    assert mark in out, repr(out)
 
 
 def test_apply_keeps_a_running_session(lab: Lab) -> None:

@@ -49,7 +49,8 @@ def _objects() -> dict[str, Any]:
             "profile": model.Profile("p"), "machine": model.Machine("m", "d"),
             "disposables": Disposables(),
             "network_policy": model.Policy("a", "domain", "x", "b", "domain", "y"),
-            "file_policy": model.FilePolicy("a", "domain", "b", "domain")}
+            "file_policy": model.FilePolicy("a", "domain", "b", "domain"),
+            "clipboard_policy": model.FilePolicy("a", "domain", "b", "domain")}
 
 
 # Template sections have no dataclass: they expand into domains and machines (anklume/expand.py,
@@ -94,15 +95,15 @@ def _validated() -> dict[str, Any]:
     return {"top": infra, "global": infra, "domain": domain, "profile": domain.profiles["p"],
             "machine": domain.machines[0], "network_policy": infra.policies[0],
             "disposables": allowing.domains[0].disposables,
-            "file_policy": _file_policy()}
+            "file_policy": _file_policy(), "clipboard_policy": _file_policy("clipboard")}
 
 
-def _file_policy() -> model.FilePolicy:
-    """A file_policies entry that leaves out every key it may (MINIMAL keeps the top
-    level's own default, no entry)."""
+def _file_policy(kind: str = "file") -> model.FilePolicy:
+    """A file_policies (or clipboard_policies) entry that leaves out every key it may
+    (MINIMAL keeps the top level's own default, no entry)."""
     infra, _ = validate.validate(yamlload.load_text(
-        MINIMAL + "file_policies:\n  - {from: d, to: d}\n", "infra.yml"))
-    return infra.file_policies[0]
+        MINIMAL + f"{kind}_policies:\n  - {{from: d, to: d}}\n", "infra.yml"))
+    return (infra.clipboard_policies if kind == "clipboard" else infra.file_policies)[0]
 
 
 @pytest.mark.parametrize(("section", "name"), _literal_keys())

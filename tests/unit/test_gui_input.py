@@ -138,3 +138,80 @@ def test_no_display_is_refused_before_incus_is_asked(
     assert rc == 2 and len(err) == 1, err
     assert "DISPLAY is not set" in err[0] or "xpra is not installed" in err[0], err
     assert not (tree / "calls").exists(), "Incus was asked"
+
+
+# make clip (ADR-091): clipboard_policies checked like file_policies, and make clip's bad
+# input refused in one line before Incus is asked anything.
+CLIP_INFRA = INFRA + """\
+  play:
+    subnet_id: 3
+    machines:
+      play-desk: {ip: "10.100.3.10", gui: true}
+clipboard_policies:
+  - {from: work, to: play-desk, description: "links to the browser"}
+"""
+
+
+def test_clipboard_policies_render_like_file_policies(tmp_path: Path) -> None:
+    assert sync(tmp_path, CLIP_INFRA).code == 0
+    all_vars = yaml.safe_load((tmp_path / "group_vars" / "all.yml").read_text())
+    assert all_vars["anklume_clipboard_policies"] == [
+        {"from": "work", "from_kind": "domain", "to": "play-desk", "to_kind": "machine",
+         "description": "links to the browser"}]
+    assert all_vars["anklume_file_policies"] == []  # a clip policy allows no copy
+
+
+@pytest.mark.parametrize(("change", "want"), [
+    (("to: play-desk,", "to: play-dsk,"), "clipboard_policies[0].to: 'play-dsk' is neither a "
+     "domain nor a machine; did you mean 'play-desk'?"),
+    (('description: "links to the browser"', "ports: [1]"),
+     "clipboard_policies[0].ports: unknown key 'ports'"),
+    (("to: play-desk, ", ""), "clipboard_policies[0]: missing required key 'to'"),
+])
+def test_a_bad_clipboard_policy_is_one_line_with_its_line(change: tuple[str, str],
+                                                          want: str) -> None:
+    text = CLIP_INFRA.replace(*change, 1)
+    assert text != CLIP_INFRA
+    try:
+        validate.validate(yamlload.load_text(text, "infra.yml"))
+    except InputError as exc:
+        lines = [p.render() for p in exc.problems]
+    else:
+        lines = []
+    assert len(lines) == 1 and lines[0].startswith("infra.yml:16: " + want), lines
+
+
+@pytest.fixture()
+def clip_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    assert sync(tmp_path, CLIP_INFRA).code == 0
+    monkeypatch.setenv("PATH", f"{guard_incus(tmp_path)}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("values", "line"), [
+    ({"FROM": "play-desk", "TO": "work-desk"},
+     "make clip: no clipboard_policies entry allows clips from play-desk (domain play) to "
+     "work-desk (domain work); add `- {from: play, to: work}` (or the machines) to "
+     "clipboard_policies in infra.yml, then make sync"),
+    ({"FROM": "work-box", "TO": "play-desk"},
+     "make clip: FROM: machine work-box does not declare gui: true"),
+    ({"FROM": "work-desk", "TO": "play-dsk"},
+     "make clip: TO: 'play-dsk' is no instance of this tree; did you mean 'play-desk'?"),
+    ({"FROM": "work-desk", "TO": "work-desk"},
+     "make clip: FROM and TO both name work-desk: a clip to itself"),
+    ({"FROM": "work-desk"}, "make clip: TO= is required"),
+    ({"TO": "work-desk"}, "make clip: FROM= is required"),
+    ({"FROM": "work-desk", "TO": "play-desk", "I": "x"}, "make clip: I= is not read here"),
+])
+def test_a_bad_clip_is_one_line_exit_2_and_asks_incus_nothing(
+        clip_tree: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        values: dict[str, str], line: str) -> None:
+    flags = " ".join(f"{k}={v}" for k, v in values.items())
+    monkeypatch.setenv("MAKEFLAGS", f" -- {flags}")
+    monkeypatch.setenv("MAKELEVEL", "1")
+    rc = main.main(["clip"])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith(line), err
+    assert not (clip_tree / "calls").exists(), "Incus was asked"

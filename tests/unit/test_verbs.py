@@ -243,7 +243,10 @@ def test_shell_runs_a_login_shell_in_the_instance_project(lab: Lab,
     monkeypatch.setenv("FAKE_EXEC", "no")  # not a login shell on this host
     ctx = lab.ctx("shell", I="t27vb-two")
     assert verbs.shell(ctx) == 0
-    assert lab.argvs() == [["exec", "--project", "t27vb", "t27vb-two", "--", "sh", "-c",
+    # not a terminal here: the prompt's mark without colour (tests/unit/test_colors_shell.py)
+    assert lab.argvs() == [["exec", "--project", "t27vb", "t27vb-two", "--env",
+                            "ANKLUME_PS1=[t27vb] ", "--env",
+                            f"PROMPT_COMMAND={verbs.PROMPT_COMMAND}", "--", "sh", "-c",
                             verbs.LOGIN]]
 
 
