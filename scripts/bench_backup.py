@@ -12,8 +12,8 @@ plain `incus export` / `incus import` of the same instances, side by side in one
   instances), so the user's instances are never touched: it verifies the archive, then
   edits each export for its new bridge and name, imports and starts it.
 - restore in place: those copies backed up (make backup) and exported (incus export), then
-  deleted: `make restore-backup` of each archive against `incus import` + `incus start` of
-  each export, into the same projects.
+  deleted: one `make restore-backup FILE='<dir>/*'` of the archives against `incus import`
+  + `incus start` of each export, into the same projects.
 
 Seconds over BENCH_BACKUP_RUNS runs (default 2); the archives' sizes. The shipped infra.yml
 must be applied (make apply) for this part to run; everything it makes is deleted at the end.
@@ -175,8 +175,8 @@ def main() -> int:
                 clear_instances(targets)
             # Restored in place (the instances gone, their domains there): against import.
             times["in-place"].append(timed([
-                [*make_cmd, "restore-backup", f"FILE={path}"]
-                for path in sorted(runs["copies"].iterdir())], root))
+                [*make_cmd, "restore-backup", f"FILE={runs['copies']}/*.anklume-backup"]],
+                root))
             clear_instances(targets)
             times["import"].append(timed([
                 step for name, project in copies.items() for step in (

@@ -4,6 +4,7 @@ Also the first pass of `make restore-backup`."""
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,25 +18,38 @@ from anklume.ops.problems import refuse
 DAMAGED = "the archive is damaged or incomplete: use another copy (backup-verify checks one)"
 
 
-def inputs(ctx: Context) -> tuple[Path, Path | None]:
-    """FILE= and KEY=, checked: (the archive, the identity file or None)."""
+PATTERN = "*?["
+
+
+def inputs(ctx: Context) -> tuple[list[Path], Path | None]:
+    """FILE= (an archive, or a pattern naming several: backups/student*) and KEY=, checked:
+    (the archives, the identity file or None)."""
     value = ctx.get("FILE")
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise refuse(f"FILE={value} is not a file here", "name a backup archive "
-                     "(make backup writes them in backups/)")
+    if any(c in value for c in PATTERN):
+        paths = sorted(Path(p) for p in glob.glob(str(Path(value).expanduser())))
+        if not paths:
+            raise refuse(f"FILE={value} matches no file here", "name backup archives "
+                         "(make backup writes them in backups/)")
+    else:
+        paths = [Path(value).expanduser()]
     key_value = ctx.get("KEY")
     key = Path(key_value).expanduser() if key_value else None
     if key is not None and not key.is_file():
         raise refuse(f"KEY={key_value} is not a file here",
                      "name the age identity file (age-keygen wrote it)")
-    if crypt.encrypted(path) and key is None:
-        raise refuse(f"FILE={value} is encrypted with age and KEY= is not given",
-                     "add KEY=<the age identity file whose public key it was encrypted to>")
-    if key is not None and not crypt.encrypted(path):
-        raise refuse(f"FILE={value} is not encrypted, yet KEY= is given",
-                     "leave KEY= out for an archive that is not encrypted")
-    return path, key
+    for path in paths:
+        shown = value if len(paths) == 1 else f"{value} ({path})"
+        if not path.is_file():
+            raise refuse(f"FILE={shown} is not a file here", "name a backup archive "
+                         "(make backup writes them in backups/)")
+        if crypt.encrypted(path) and key is None:
+            raise refuse(f"FILE={shown} is encrypted with age and KEY= is not given",
+                         "add KEY=<the age identity file whose public key it was encrypted "
+                         "to>")
+        if key is not None and not crypt.encrypted(path):
+            raise refuse(f"FILE={shown} is not encrypted, yet KEY= is given",
+                         "leave KEY= out for an archive that is not encrypted")
+    return paths, key
 
 
 def check(path: Path, key: Path | None,
@@ -61,12 +75,13 @@ def check(path: Path, key: Path | None,
 
 
 def run(ctx: Context) -> int:
-    path, key = inputs(ctx)
-    manifest = check(path, key)
-    members = manifest["members"]
-    total = sum(m["size"] for m in members)
-    names = ", ".join(i["name"] for i in manifest.get("instances", [])) or "none"
-    print(f"backup-verify: {path}: good: {len(members)} members, {total} bytes, domain "
-          f"{manifest.get('domain')}, instances {names}, made {manifest.get('created')} on "
-          f"{manifest.get('host')}", file=ctx.out)
+    paths, key = inputs(ctx)
+    for path in paths:
+        manifest = check(path, key)
+        members = manifest["members"]
+        total = sum(m["size"] for m in members)
+        names = ", ".join(i["name"] for i in manifest.get("instances", [])) or "none"
+        print(f"backup-verify: {path}: good: {len(members)} members, {total} bytes, domain "
+              f"{manifest.get('domain')}, instances {names}, made {manifest.get('created')} "
+              f"on {manifest.get('host')}", file=ctx.out, flush=True)
     return 0

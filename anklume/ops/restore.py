@@ -256,12 +256,24 @@ def _restore(ctx: Context, path: Path, key: Path | None, spool: Spool) -> int:
 
 
 def run(ctx: Context) -> int:
-    path, key = verify.inputs(ctx)
+    paths, key = verify.inputs(ctx)
+    if len(paths) > 1 and ctx.get("AS"):
+        raise refuse(f"AS= takes one archive, and FILE={ctx.get('FILE')} names {len(paths)}",
+                     "restore them one by one, each with its AS=")
     ctx.tree()  # a tree that was never synced is refused before the archive is read
-    tmp = Path(tempfile.mkdtemp(prefix="anklume-restore-"))
-    spool = Spool(tmp)
-    try:
-        return _restore(ctx, path, key, spool)
-    finally:
-        spool.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    for n, path in enumerate(paths):
+        tmp = Path(tempfile.mkdtemp(prefix="anklume-restore-"))
+        spool = Spool(tmp)
+        try:
+            _restore(ctx, path, key, spool)
+        except InputError as exc:
+            if not n:
+                raise
+            # The archives before it are restored: the refusal says so.
+            done = f" ({n} archive(s) before it restored: {', '.join(p.name for p in paths[:n])})"
+            raise InputError([*exc.problems[:-1], dataclasses.replace(
+                exc.problems[-1], what=exc.problems[-1].what + done)]) from None
+        finally:
+            spool.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0

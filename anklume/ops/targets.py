@@ -40,7 +40,8 @@ VARIABLES: dict[str, str] = {
              "of the disposable (default the domain's)",
     "TTL": "disp: the disposable's longest life, e.g. 30m (default the domain's ttl, 1h)",
     "FILE": "disp: a file or directory of this host copied into the disposable first; "
-            "backup-verify, restore-backup: the backup archive",
+            "backup-verify, restore-backup: the backup archive, or a pattern naming several "
+            "(quoted: FILE='backups/student*')",
     "OUT": "disp: a directory of this host that receives what the command leaves in "
            "/root/Outgoing; backup: the directory of the archives (default backups/); "
            "graph: the SVG file to write (default graph.svg)",

@@ -169,7 +169,11 @@ def test_class_snapshot_and_restore_bring_back_a_deleted_file_and_leave_admin_al
 def test_class_backup_gives_one_verified_archive_per_student(
         lab: Path, tmp_path: Path) -> None:
     """`make backup DOMAIN=t18s*` (ADR-087): one archive per student domain, each with its
-    own server, none of the teacher's; each passes backup-verify."""
+    own server, none of the teacher's; each passes backup-verify. Then the class put back
+    in one command: `make restore-backup FILE='<dir>/t18s*' FORCE=1` brings back each
+    student's deleted work and leaves the teacher alone."""
+    for n in range(1, 7):
+        sh(student(n)[1], f"echo 'handed in by {n}' > /root/handed-in.txt")
     out = make(lab, "backup", f"DOMAIN={TEMPLATE}*", f"OUT={tmp_path}", "SNAPSHOTS=0")
     archives = sorted(tmp_path.glob("*.anklume-backup"))
     assert [a.name.split("-")[0] for a in archives] == [student(n)[0] for n in range(1, 7)], out
@@ -179,6 +183,17 @@ def test_class_backup_gives_one_verified_archive_per_student(
         assert f"{path}: good:" in verified and student(n)[1] in verified, verified
         assert TEACHER not in verified
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+    for n in range(1, 7):
+        sh(student(n)[1], "rm /root/handed-in.txt")
+    sh(TEACHER, "echo 'teacher notes' > /root/notes.txt")
+    out = make(lab, "restore-backup", f"FILE={tmp_path}/{TEMPLATE}*", "FORCE=1")
+    for n in range(1, 7):
+        domain, server, ip = student(n)
+        assert f"instance(s) of domain {domain} restored ({server})" in out, out
+        assert read(server, "/root/handed-in.txt") == f"handed in by {n}\n", server
+        assert ours()[server]["devices"]["eth0"]["ipv4.address"] == ip, server
+    assert read(TEACHER, "/root/notes.txt") == "teacher notes\n"
 
 
 def test_a_selector_that_matches_nothing_is_refused(lab: Path) -> None:

@@ -85,6 +85,8 @@ CASES = [
     ("restore-backup", {"FILE": "plain.anklume-backup", "AS": "t30bb"},
      "make restore-backup: domain t30bb is not declared in this tree; its part of infra.yml "
      "is in plain-as-t30bb.infra.yml"),
+    ("restore-backup", {"FILE": "nomatch*.anklume-backup"},
+     "make restore-backup: FILE=nomatch*.anklume-backup matches no file here"),
     ("restore-backup", {"FILE": "plain.anklume-backup", "FORCE": "please"},
      "make restore-backup: FORCE=please is not a yes or a no"),
 ]
@@ -146,4 +148,20 @@ def test_a_good_archive_verifies_and_a_foreign_domain_is_offered_not_merged(
     assert "domain t30bq is not declared in this tree" in err[0], err
     assert (tree / "t30bq.infra.yml").read_text() == "domains:\n  t30bq: {subnet_id: 9}\n"
     assert (tree / "infra.yml").read_bytes() == before
+    assert not (tree / "calls").exists(), "Incus was asked"
+
+
+def test_a_pattern_is_checked_archive_by_archive(
+        tree: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """FILE='*...': every archive it names is checked before any is read; AS= takes one."""
+    shutil.copy(tree / "plain.anklume-backup", tree / "plain2.anklume-backup")
+    rc, err = run("restore-backup", {"FILE": "plain*", "AS": "t30bb"}, monkeypatch, capsys)
+    assert rc == 2 and err == ["make restore-backup: AS= takes one archive, and "
+                               "FILE=plain* names 2; restore them one by one, "
+                               "each with its AS="], err
+    encrypted(tree)
+    rc, err = run("backup-verify", {"FILE": "*.anklume-backup*"}, monkeypatch, capsys)
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("make backup-verify: FILE=*.anklume-backup* "
+                             "(enc.anklume-backup.age) is encrypted with age"), err
     assert not (tree / "calls").exists(), "Incus was asked"
