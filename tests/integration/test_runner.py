@@ -102,10 +102,12 @@ def created(tree: Path, before: dict[str, Any]) -> str:
 
 def test_create_from_nothing_gives_a_working_inner_incus(created: str) -> None:
     assert recap(created).get(RUNNER, 0) > 0
-    proc = inside("incus", "image", "list", "anklume/debian-12", "--format", "csv", "-c", "F")
-    host_fp = subprocess.run(["incus", "image", "list", "anklume/debian-12", "--format", "csv",
-                              "-c", "F"], capture_output=True, text=True, check=True).stdout
-    assert proc.returncode == 0 and proc.stdout.strip() == host_fp.strip(), proc.stderr
+    # By alias exactly: a list filter also matches anklume/debian-12-gui.
+    alias = "/1.0/images/aliases/anklume/debian-12"
+    proc = inside("incus", "query", alias)
+    host_fp = json.loads(subprocess.run(["incus", "query", alias], capture_output=True,
+                                        text=True, check=True).stdout)["target"]
+    assert proc.returncode == 0 and json.loads(proc.stdout)["target"] == host_fp, proc.stderr
     pool = inside("incus", "storage", "show", "default")
     assert pool.returncode == 0, pool.stderr
     bridge = json.loads(inside("incus", "query", "/1.0/networks/incusbr0").stdout)
