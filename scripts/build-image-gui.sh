@@ -17,6 +17,8 @@ packages=${ANKLUME_GUI_PACKAGES:-xpra xauth python3-pil python3-lz4 xterm x11-ap
 
 log() { printf 'image-gui: %s\n' "$*"; }
 die() { printf 'image-gui: error: %s\n' "$*" >&2; exit 2; }
+# shellcheck source=scripts/image-import.sh
+. "$(dirname "$0")/image-import.sh"
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (chroot needs it)"
 incus admin waitready --timeout 5 >/dev/null 2>&1 || die "Incus is not running: run 'make host' first"
@@ -82,15 +84,5 @@ else
   tar -C "$rootfs" -czf "$packed" .
 fi
 
-# Import first, then move the alias (as build-image.sh does).
-old_fp=$(incus image info "$alias_name" 2>/dev/null | awk '/^Fingerprint:/ {print $2}') || true
-new_fp=$(incus image import "$work/meta.tar.gz" "$packed" 2>&1 | awk '/fingerprint:/ {print $NF}')
-[ -n "$new_fp" ] || die "image import failed"
-if [ -n "$old_fp" ] && [ "$old_fp" != "$new_fp" ]; then
-  incus image alias delete "$alias_name" >/dev/null
-fi
-incus image alias create "$alias_name" "$new_fp" >/dev/null 2>&1 || true
-if [ -n "$old_fp" ] && [ "$old_fp" != "$new_fp" ]; then
-  incus image delete "$old_fp" >/dev/null
-fi
+import_under_alias "$work/meta.tar.gz" "$packed" "$alias_name"
 log "imported ${alias_name} ($(du -h "$packed" | cut -f1))"

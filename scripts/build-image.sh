@@ -11,6 +11,8 @@ packages=${ANKLUME_IMAGE_PACKAGES:-python3,python3-apt,python3-venv,systemd,syst
 
 log() { printf 'image: %s\n' "$*"; }
 die() { printf 'image: error: %s\n' "$*" >&2; exit 2; }
+# shellcheck source=scripts/image-import.sh
+. "$(dirname "$0")/image-import.sh"
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap needs it)"
 command -v debootstrap >/dev/null || die "debootstrap missing: run 'make host' first"
@@ -77,16 +79,5 @@ printf '127.0.0.1 localhost\n127.0.1.1 {{ container.name }}\n' >"$work/meta/temp
 tar -C "$work/meta" -czf "$work/meta.tar.gz" .
 tar -C "$rootfs" -czf "$work/rootfs.tar.gz" .
 
-# Import first, then move the alias: instances being created meanwhile
-# always find a complete image under the alias.
-old_fp=$(incus image info "$alias_name" 2>/dev/null | awk '/^Fingerprint:/ {print $2}') || true
-new_fp=$(incus image import "$work/meta.tar.gz" "$work/rootfs.tar.gz" 2>&1 | awk '/fingerprint:/ {print $NF}')
-[ -n "$new_fp" ] || die "image import failed"
-if [ -n "$old_fp" ] && [ "$old_fp" != "$new_fp" ]; then
-  incus image alias delete "$alias_name" >/dev/null
-fi
-incus image alias create "$alias_name" "$new_fp" >/dev/null 2>&1 || true
-if [ -n "$old_fp" ] && [ "$old_fp" != "$new_fp" ]; then
-  incus image delete "$old_fp" >/dev/null
-fi
+import_under_alias "$work/meta.tar.gz" "$work/rootfs.tar.gz" "$alias_name"
 log "imported ${alias_name} ($(du -h "$work/rootfs.tar.gz" | cut -f1))"

@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import subprocess
 
-from anklume import checks, file_policies
+from anklume import checks
+from anklume.ops import copy, instances
 from anklume.ops import gui_xpra as xpra
-from anklume.ops import instances
 from anklume.ops.context import Context
 from anklume.ops.gui import _exec
 from anklume.ops.problems import refuse
@@ -54,31 +54,6 @@ def parse(tree: Tree, source: str, target: str) -> tuple[Instance, Instance]:
         raise refuse(f"FROM and TO both name {src.name}: a clip to itself",
                      "name two gui machines")
     return src, dst
-
-
-def check_policy(tree: Tree, src: Instance, dst: Instance) -> None:
-    """Refused unless the tree's clipboard_policies allow SRC's text into DST."""
-    policies = tree.raw.get("anklume_clipboard_policies") or []
-    if not file_policies.allows(policies, (src.name, src.domain), (dst.name, dst.domain)):
-        raise refuse(f"no clipboard_policies entry allows clips from {src.name} (domain "
-                     f"{src.domain}) to {dst.name} (domain {dst.domain})",
-                     f"add `- {{from: {src.domain}, to: {dst.domain}}}` (or the machines) to "
-                     "clipboard_policies in infra.yml, then make sync")
-
-
-def _running(ctx: Context, tree: Tree, *wanted: Instance) -> None:
-    live = instances.read(ctx, tree)
-    for inst in wanted:
-        found = live.get((inst.project, inst.name))
-        if found is None:
-            raise refuse(instances.missing(tree, inst), "")
-        why = found.foreign(tree.owner)
-        if why:
-            raise refuse(f"instance {inst.name} (project {inst.project}) is not this tree's: "
-                         f"{why}", "make clip acts only on instances this description made")
-        if not found.running:
-            raise refuse(f"instance {inst.name} (project {inst.project}) is {found.status}",
-                         f"make start I={inst.name}")
 
 
 def _run(ctx: Context, tree: Tree, inst: Instance, script: str,
@@ -145,11 +120,11 @@ def write(ctx: Context, tree: Tree, inst: Instance, text: bytes) -> None:
 def run(ctx: Context) -> int:
     tree = ctx.tree()
     src, dst = parse(tree, ctx.get("FROM").strip(), ctx.get("TO").strip())
-    check_policy(tree, src, dst)
+    copy.check_policy(tree, src, dst, "clipboard_policies", "clips")
     if tree.remote != "local":
         raise refuse(f"make clip acts on this host's Incus only; the tree uses Incus "
                      f"'{tree.remote}'", "run it on the host that runs the machines")
-    _running(ctx, tree, src, dst)
+    instances.ours_and_running(ctx, tree, "clip", src, dst)
     if _run(ctx, tree, dst, _ON_DISPLAY + "true")[0] == NO_DISPLAY:
         raise _no_session(dst)  # before reading FROM: nothing is read for nothing
     text = read(ctx, tree, src)

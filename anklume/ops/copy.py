@@ -46,29 +46,16 @@ def parse(tree: Tree, source: str, target: str) -> tuple[Instance, str, Instance
     return src, path, dst
 
 
-def check_policy(tree: Tree, src: Instance, dst: Instance) -> None:
-    """Refused unless the tree's file_policies allow SRC's files into DST."""
-    policies = tree.raw.get("anklume_file_policies") or []
+def check_policy(tree: Tree, src: Instance, dst: Instance, key: str = "file_policies",
+                 what: str = "copies") -> None:
+    """Refused unless the tree's KEY (file_policies, or clipboard_policies for make clip)
+    allows WHAT from SRC into DST."""
+    policies = tree.raw.get(f"anklume_{key}") or []
     if not file_policies.allows(policies, (src.name, src.domain), (dst.name, dst.domain)):
-        raise refuse(f"no file_policies entry allows copies from {src.name} (domain "
+        raise refuse(f"no {key} entry allows {what} from {src.name} (domain "
                      f"{src.domain}) to {dst.name} (domain {dst.domain})",
                      f"add `- {{from: {src.domain}, to: {dst.domain}}}` (or the machines) to "
-                     "file_policies in infra.yml, then make sync")
-
-
-def _running(ctx: Context, tree: Tree, *wanted: Instance) -> None:
-    live = instances.read(ctx, tree)
-    for inst in wanted:
-        found = live.get((inst.project, inst.name))
-        if found is None:
-            raise refuse(instances.missing(tree, inst), "")
-        why = found.foreign(tree.owner)
-        if why:
-            raise refuse(f"instance {inst.name} (project {inst.project}) is not this tree's: "
-                         f"{why}", "make copy acts only on instances this description made")
-        if not found.running:
-            raise refuse(f"instance {inst.name} (project {inst.project}) is {found.status}",
-                         f"make start I={inst.name}")
+                     f"{key} in infra.yml, then make sync")
 
 
 def _shown(text: str) -> str:
@@ -80,7 +67,7 @@ def run(ctx: Context) -> int:
     tree = ctx.tree()
     src, path, dst = parse(tree, ctx.get("FROM").strip(), ctx.get("TO").strip())
     check_policy(tree, src, dst)
-    _running(ctx, tree, src, dst)
+    instances.ours_and_running(ctx, tree, "copy", src, dst)
     report = transfer.copy_between(
         transfer.Endpoint(src.name, src.project, tree.remote), path,
         transfer.Endpoint(dst.name, dst.project, tree.remote))

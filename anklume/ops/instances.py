@@ -138,6 +138,22 @@ def missing(tree: Tree, inst: Instance) -> str:
             "make apply creates it")
 
 
+def ours_and_running(ctx: Context, tree: Tree, verb: str, *wanted: Instance) -> None:
+    """Refused unless each of WANTED exists, is this tree's and runs (one bulk read)."""
+    live = read(ctx, tree)
+    for inst in wanted:
+        found = live.get((inst.project, inst.name))
+        if found is None:
+            raise refuse(missing(tree, inst), "")
+        why = found.foreign(tree.owner)
+        if why:
+            raise refuse(f"instance {inst.name} (project {inst.project}) is not this tree's: "
+                         f"{why}", f"make {verb} acts only on instances this description made")
+        if not found.running:
+            raise refuse(f"instance {inst.name} (project {inst.project}) is {found.status}",
+                         f"make start I={inst.name}")
+
+
 def running(ctx: Context, verb: str) -> tuple[Tree, Instance]:
     """The one instance I= names, refused unless it exists and runs."""
     inst = one(ctx, verb)
