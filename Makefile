@@ -51,7 +51,7 @@ venv: $(STAMP)
 	@$(CHECK) venv
 
 host:
-	@$(CHECK) host && bash scripts/host.sh
+	@$(CHECK) host && ANKLUME_INFRA=$(INFRA) bash scripts/host.sh
 
 IMAGE   ?= anklume/debian-12
 # The gui variant (ADR-091) only where a machine declares `gui: true` (read from the tree,

@@ -15,8 +15,17 @@ from __future__ import annotations
 import hashlib
 import re
 
-from anklume import colors, firewall
-from anklume.model import HOST, Domain, Infra, Machine, Policy, network_name
+from anklume import colors, egress, firewall
+from anklume.model import (
+    EGRESS_LIST,
+    EGRESS_NONE,
+    HOST,
+    Domain,
+    Infra,
+    Machine,
+    Policy,
+    network_name,
+)
 
 FONT = "Helvetica"
 INTERNET = "_internet"
@@ -124,12 +133,26 @@ def _flows(infra: Infra) -> list[str]:
 
 
 def _ways_out(infra: Infra) -> list[str]:
-    """A domain's NAT to the uplink (nat: true, or left to the role's default, true)."""
+    """Each domain's way out (ADR-093): NAT to the uplink (nat: true, or left to the role's
+    default), labelled with what a list allows; none without an arrow; via to its gateway."""
     # Written internet -> bridge and drawn backwards: the internet then sits left of every
     # bridge, and the arrows do not cross the machines (right of their bridge).
-    way = _attrs(style="dashed", dir="back")
-    return [f"  {_q(INTERNET)} -> {_bridge(d)} {way};" for d in infra.domains
-            if d.nat is not False]
+    out = []
+    for d in infra.domains:
+        if d.via:
+            way = _attrs(style="dashed", label=_q("via: all its traffic, DNS too"))
+            out.append(f"  {_bridge(d)} -> {_q(d.via)} {way};")
+        elif d.nat is not False and d.egress.mode != EGRESS_NONE:
+            way = _attrs(style="dashed", dir="back")
+            if d.egress.mode == EGRESS_LIST:
+                way = _attrs(style="dashed", dir="back",
+                             label=_label("only: " + egress.describe(d.egress)))
+            out.append(f"  {_q(INTERNET)} -> {_bridge(d)} {way};")
+    return out
+
+
+def _has_way_out(d: Domain) -> bool:
+    return not d.via and d.nat is not False and d.egress.mode != EGRESS_NONE
 
 
 def _firewall_links(infra: Infra) -> list[str]:
@@ -165,7 +188,7 @@ def _body(infra: Infra) -> list[str]:
            f"  edge {_attrs(fontname=font, fontsize='9')};"]
     for d in infra.domains:
         out += _domain(infra, d)
-    if any(d.nat is not False for d in infra.domains):
+    if any(_has_way_out(d) for d in infra.domains):
         out.append(f"  {_q(INTERNET)} {_attrs(label=_q('internet (NAT)'), shape='egg')};")
     if any(p.target_kind == HOST for p in infra.policies):
         out.append(f"  {_q(HOST_NODE)} {_attrs(label=_q('host'), shape='house')};")

@@ -49,6 +49,26 @@ class Profile:
     devices: Devices = field(default_factory=partial(default, "profile", "devices"))
 
 
+# A domain's way out (ADR-093): everything (open), nothing (none), or a list of rules.
+EGRESS_OPEN, EGRESS_NONE, EGRESS_LIST = "open", "none", "list"
+
+
+@dataclass(frozen=True)
+class EgressRule:
+    """One allowed destination outside: an IPv4 address, CIDR or DNS name."""
+
+    to: str
+    protocol: str = default("egress_rule", "protocol")
+    ports: tuple[int | str, ...] = ()
+    description: str = default("egress_rule", "description")
+
+
+@dataclass
+class Egress:
+    mode: str = EGRESS_OPEN
+    rules: list[EgressRule] = field(default_factory=list)
+
+
 @dataclass
 class Machine:
     name: str
@@ -64,11 +84,16 @@ class Machine:
     gpu: bool = default("machine", "gpu")
     # Apps shown on the host's screen through an xpra display of its own (ADR-091).
     gui: bool = default("machine", "gui")
+    # Sound forwarded by its xpra session (gui only); the microphone too (audio only).
+    audio: bool = default("machine", "audio")
+    microphone: bool = default("machine", "microphone")
     roles: list[str] = field(default_factory=partial(default, "machine", "roles"))
     ephemeral: bool = default("domain", "ephemeral")
     snapshots_schedule: str = default("domain", "snapshots_schedule")
     snapshots_expiry: str = default("domain", "snapshots_expiry")
     allow_spoofing: bool = default("machine", "allow_spoofing")
+    # None: its domain's egress; else a narrower one (a list or none), ADR-093.
+    egress: Egress | None = None
     # Cluster member (derived: the domain's target; "" lets Incus's scheduler place it).
     target: str = default("domain", "target")
 
@@ -91,6 +116,9 @@ class Domain:
     # A QubesOS label or "#rrggbb": as declared, else its default (validate fills it in;
     # colors.hex_of gives the hex of either, ADR-090).
     color: str = ""
+    egress: Egress = field(default_factory=Egress)
+    # The machine (of another domain) that carries all its outbound traffic ("" for none).
+    via: str = ""
 
 
 def machine_ephemeral(d: Domain, declared: bool | None = None) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from anklume import colors, file_policies, firewall
+from anklume import colors, egress, file_policies, firewall
 from anklume.model import (
     GPU_GROUP,
     PROVISION_DUE_GROUP,
@@ -62,6 +62,8 @@ def _domain_base(infra: Infra, d: Domain) -> dict[str, Any]:
         "disposables": _disposables(infra, d),
         "color": d.color,
         "color_hex": colors.hex_of(d.color),
+        "egress": egress.record(infra, d),
+        "via": egress.via_record(infra, d),
     }
 
 
@@ -134,6 +136,14 @@ def template_inventory(name: str, domains: list[str]) -> dict[str, Any]:
 
 
 def host(infra: Infra, d: Domain, m: Machine) -> dict[str, Any]:
+    out = _host(d, m)
+    gateway = egress.gateway_record(infra, m)
+    if gateway:  # the domains that leave through it (via, ADR-093)
+        out["anklume_gateway"] = gateway
+    return out
+
+
+def _host(d: Domain, m: Machine) -> dict[str, Any]:
     return {
         "instance_name": m.name,
         "instance_domain": d.name,
@@ -146,6 +156,8 @@ def host(infra: Infra, d: Domain, m: Machine) -> dict[str, Any]:
         "instance_devices": {k: dict(v) for k, v in m.devices.items()},
         "instance_gpu": uses_gpu(m, d),
         "instance_gui": m.gui,
+        "instance_audio": m.audio,
+        "instance_microphone": m.microphone,
         "instance_roles": list(m.roles),
         "instance_ephemeral": m.ephemeral,
         "instance_snapshots_schedule": m.snapshots_schedule,

@@ -156,6 +156,17 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "on its bridge). `false` for a domain that must not reach the internet through "
             "the host. Left out, the role default `incus_networks_nat` (true) decides.",
             "nat: false"),
+        Key("egress", "open, none or a list", "open",
+            "What the domain may reach outside (through the host's uplink): `open` "
+            "(everything, as `nat` allows), `none` (nothing, enforced by the host's rules) "
+            "or a list of allowed destinations (see `egress[]`), everything else dropped. "
+            "DNS goes to the domain's bridge resolver only (docs/network-isolation.md).",
+            'egress: [{to: deb.debian.org, protocol: tcp, ports: [80, 443]}]'),
+        Key("via", "string", "",
+            "A machine of another domain that carries all the domain's outbound traffic "
+            "(a VPN or Tor gateway): the host drops the domain's direct way out, so it "
+            "fails closed when the gateway is down; DNS goes to the gateway.",
+            "via: sys-vpn"),
         Key("profiles", "mapping of profiles", {},
             "Extra Incus profiles of the domain, by name (see `profiles.NAME`).",
             "profiles: {nvidia-compute: {devices: {gpu: {type: gpu}}}}"),
@@ -226,8 +237,16 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "gpu: true"),
         Key("gui", "boolean", False,
             "Its desktop apps are shown on the host's screen (`make gui`), each window "
-            "marked by the domain's colour and name (docs/gui.md). `lxc` only.",
+            "marked by the domain's colour and name (docs/desktop.md). `lxc` only.",
             "gui: true"),
+        Key("audio", "boolean", False,
+            "Sound of its apps plays on the host (xpra forwards the speaker through a "
+            "pulseaudio of the machine); needs `gui: true`. Off by default.",
+            "audio: true"),
+        Key("microphone", "boolean", False,
+            "The host's microphone is forwarded to its apps while its session runs; needs "
+            "`audio: true`. Off by default.",
+            "microphone: true"),
         Key("roles", "list of strings", [], "Ansible roles that provision it, in order.",
             "roles: [base_system, ollama_server]"),
         Key("ephemeral", "boolean", Derived("domain's ephemeral"),
@@ -238,6 +257,10 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "snapshots_schedule: '@daily'"),
         Key("snapshots_expiry", "string", Derived("domain's snapshots_expiry"),
             "Snapshot lifetime (overrides the domain's).", "snapshots_expiry: 3d"),
+        Key("egress", "none or a list", Derived("its domain's"),
+            "Narrows its domain's `egress` for this machine: `none`, or a list (see "
+            "`egress[]`) whose flows its domain's list must also allow. Needs a static `ip`.",
+            "egress: [{to: 198.51.100.10, protocol: tcp, ports: [443]}]"),
         Key("allow_spoofing", "boolean", False,
             "`true` lifts the anti-spoofing filters of its eth0 (MAC, IPv4, IPv6 source "
             "addresses): only for a machine that routes others' packets (firewall, VPN "
@@ -275,6 +298,18 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             'ports: [11434, "8000-8080"]', note="(all)"),
         Key("description", "string", "", "Why this flow is allowed.",
             'description: "Open WebUI to Ollama"'),
+    ),
+    "egress_rule": (
+        Key("to", "string", REQUIRED,
+            "An IPv4 address, a CIDR, or a DNS name (resolved when the rules are rendered: "
+            "the plan shows the addresses it gave).",
+            "to: 198.51.100.0/24"),
+        Key("protocol", "string", "any", "`tcp`, `udp`, `icmp` or `any`.", "protocol: tcp"),
+        Key("ports", "list of ports", [],
+            "Ports 1-65535 or `\"a-b\"` ranges; must be empty for icmp.",
+            "ports: [443]", note="(all)"),
+        Key("description", "string", "", "Why this destination is allowed.",
+            'description: "Package mirror"'),
     ),
     "file_policy": (
         Key("from", "string", REQUIRED,
@@ -343,6 +378,7 @@ SECTION_TITLES: dict[str, str] = {
     "disposables": "`domains.NAME.disposables`",
     "machine": "`domains.NAME.machines.NAME`",
     "network_policy": "`network_policies[]`",
+    "egress_rule": "`domains.NAME.egress[]`",
     "file_policy": "`file_policies[]`",
     "clipboard_policy": "`clipboard_policies[]`",
     "domain_template": "`domain_templates.NAME`",

@@ -14,6 +14,8 @@ from anklume import (
     checks,
     colors,
     disposables_check,
+    egress,
+    egress_check,
     expand,
     file_policies,
     firewall,
@@ -22,6 +24,7 @@ from anklume import (
 )
 from anklume.errors import InputError, Problem
 from anklume.model import (
+    EGRESS_NONE,
     GUI_DEVICE,
     GUI_IMAGE_SUFFIX,
     HOST,
@@ -54,6 +57,8 @@ _TYPE_WORDS = {
     "list of ports": "a list of ports",
     "list of policies": "a list of mappings",
     "boolean or mapping": "true, false or a mapping",
+    "open, none or a list": "open, none or a list of destinations",
+    "none or a list": "none or a list of destinations",
 }
 
 
@@ -176,6 +181,8 @@ class _Validator:
             ok = isinstance(val, bool)
         elif t == "boolean or mapping":
             ok = isinstance(val, bool | dict)
+        elif t.endswith("or a list"):  # egress: a word or its rules (anklume/egress_check.py)
+            ok = isinstance(val, str | list)
         elif t.startswith("mapping"):
             val = {} if val is None else val
             ok = isinstance(val, dict)
@@ -277,6 +284,7 @@ class _Validator:
         # Domain budgets (ADR-086), after sys-firewall exists: it gets a default share.
         limits.check(infra, {**domains, **generated.domains}, self.err,
                      firewall.NAME if infra.firewall_mode == "vm" else "")
+        egress.complete(infra, self.err)  # via gateways get their NICs (ADR-093)
         self.policies(top.get("network_policies", default("top", "network_policies")), infra)
         file_policies.parse(top.get("file_policies", default("top", "file_policies")), infra,
                             self.section, self.err)  # make copy across domains (ADR-085)
@@ -375,6 +383,10 @@ class _Validator:
                 domain.color = self.color(d["color"], (*path, "color"))
             if "limits" in d:
                 domain.limits = limits.parse(d["limits"], (*path, "limits"), self.err)
+            if "egress" in d:  # the way out (ADR-093)
+                domain.egress = egress_check.parse(d["egress"], (*path, "egress"),
+                                                   self.section, self.err) or domain.egress
+            domain.via = d.get("via", "")
             if "disposables" in d:
                 domain.disposables = disposables_check.parse(
                     d["disposables"], (*path, "disposables"), self.section, self.err)
@@ -440,6 +452,8 @@ class _Validator:
                                  (*path, "devices")),
             gpu=m.get("gpu", default("machine", "gpu")),
             gui=m.get("gui", default("machine", "gui")),
+            audio=m.get("audio", default("machine", "audio")),
+            microphone=m.get("microphone", default("machine", "microphone")),
             ephemeral=machine_ephemeral(domain, m.get("ephemeral")),
             snapshots_schedule=m.get("snapshots_schedule", _domain_value(d, "snapshots_schedule")),
             snapshots_expiry=m.get("snapshots_expiry", _domain_value(d, "snapshots_expiry")),
@@ -464,12 +478,22 @@ class _Validator:
         self.snapshots(m, path)
         if "ip" in m:
             machine.ip = self.ip(m["ip"], (*path, "ip"), domain, infra)
+        if "egress" in m:  # narrows the domain's (ADR-093)
+            machine.egress = egress_check.parse(m["egress"], (*path, "egress"), self.section,
+                                                self.err, words=(EGRESS_NONE,))
         if machine.type == "vm":
             self.vm_limits(machine, path)
             if machine.gui:
                 self.err((*path, "gui"), "gui apps are shown from lxc machines only: a vm "
                          "has no display path yet (ADR-091)",
                          "remove `gui: true`, or make the machine `type: lxc`")
+        if machine.audio and not machine.gui:
+            self.err((*path, "audio"), "audio is forwarded by a gui session: the machine "
+                     "does not declare gui: true", "add `gui: true`, or remove `audio: true`")
+        if machine.microphone and not machine.audio:
+            self.err((*path, "microphone"), "the microphone goes with the sound: the machine "
+                     "does not declare audio: true",
+                     "add `audio: true`, or remove `microphone: true`")
         if GUI_DEVICE in machine.devices:
             self.err((*path, "devices", GUI_DEVICE), f"device name {GUI_DEVICE} is make gui's "
                      "(the session's proxy device, ADR-091)", "give the device another name")

@@ -13,9 +13,12 @@ plain `incus export` / `incus import` of the same instances, side by side in one
   edits each export for its new bridge and name, imports and starts it.
 - restore in place: those copies backed up (make backup) and exported (incus export), then
   deleted: one `make restore-backup FILE='<dir>/*'` of the archives against `incus import`
-  + `incus start` of each export, into the same projects.
+  + `incus start` of each export that ran (restore-backup starts what ran), into the same
+  projects.
 
-Seconds over BENCH_BACKUP_RUNS runs (default 2); the archives' sizes. The shipped infra.yml
+Ours and plain run in turn first (ours first in even runs): the first to read the disks
+after the restores may find them out of the page cache. Seconds over BENCH_BACKUP_RUNS runs
+(default 2), and the ratio run by run; the archives' sizes. The shipped infra.yml
 must be applied (make apply) for this part to run; everything it makes is deleted at the end.
 """
 
@@ -138,6 +141,7 @@ def main() -> int:
     times: dict[str, list[float]] = {k: [] for k in (
         "backup", "backup-age", "export", "elsewhere", "elsewhere-age", "in-place", "import")}
     sizes: dict[str, float] = {}
+    running: set[str] = set()
     try:
         cleanup(None, targets)  # leftovers of an interrupted run
         root = bench_tree(shipped)
@@ -146,17 +150,21 @@ def main() -> int:
                                                   "plain-copies")}
             for folder in runs.values():
                 folder.mkdir()
-            # The shipped instances: make backup against incus export.
-            times["backup"].append(make(REPO, "backup", f"DOMAIN={every}",
-                                        f"OUT={runs['backup']}"))
-            times["backup-age"].append(make(REPO, "backup", f"DOMAIN={every}",
-                                            f"OUT={runs['backup-age']}", f"ENCRYPT={public}"))
-            times["export"].append(timed([  # synced, as make backup syncs its archives
-                step for name, inst in sorted(shipped.instances.items()) for step in (
-                    ["incus", "export", "--project", inst.project, name,
-                     str(runs["export"] / f"{name}.tar.zst"), "--compression", "zstd",
-                     "--quiet"],
-                    ["sync", str(runs["export"] / f"{name}.tar.zst")])]))
+            # The shipped instances: make backup against incus export, in turn first (the
+            # first to read the instances' disks after the restores below may find them
+            # out of the page cache).
+            steps: dict[str, list[list[str]]] = {
+                "backup": [[*make_cmd, "backup", f"DOMAIN={every}", f"OUT={runs['backup']}"]],
+                "backup-age": [[*make_cmd, "backup", f"DOMAIN={every}",
+                                f"OUT={runs['backup-age']}", f"ENCRYPT={public}"]],
+                "export": [  # synced, as make backup syncs its archives
+                    step for name, inst in sorted(shipped.instances.items()) for step in (
+                        ["incus", "export", "--project", inst.project, name,
+                         str(runs["export"] / f"{name}.tar.zst"), "--compression", "zstd",
+                         "--quiet"],
+                        ["sync", str(runs["export"] / f"{name}.tar.zst")])]}
+            for key in list(steps)[::-1] if n % 2 else list(steps):
+                times[key].append(timed(steps[key]))
             sizes = {k: mib(runs[k], "*") for k in ("backup", "backup-age", "export")}
             # Restored elsewhere (AS=): the user's instances stay untouched.
             for key, folder in (("elsewhere", runs["backup"]),
@@ -168,22 +176,30 @@ def main() -> int:
                     for path in sorted(folder.iterdir())], root))
                 if key == "elsewhere":  # the copies, backed up both ways for the next part
                     make(root, "backup", f"DOMAIN={','.join(targets)}", f"OUT={runs['copies']}")
+                    # restore-backup starts what ran when it was backed up: so does the plain
+                    # side (a shipped instance found frozen or stopped has a stopped copy).
+                    running = {c for c in copies if json.loads(incus(
+                        "query", f"/1.0/instances/{c}?project={copies[c]}") or "{}").get(
+                        "status") == "Running"}
                     for name, project in copies.items():
                         run(["incus", "export", "--project", project, name,
                              str(runs["plain-copies"] / f"{name}.tar.zst"), "--compression",
                              "zstd", "--quiet"])
                 clear_instances(targets)
-            # Restored in place (the instances gone, their domains there): against import.
-            times["in-place"].append(timed([
-                [*make_cmd, "restore-backup", f"FILE={runs['copies']}/*.anklume-backup"]],
-                root))
-            clear_instances(targets)
-            times["import"].append(timed([
-                step for name, project in copies.items() for step in (
-                    ["incus", "import", "--project", project,
-                     str(runs["plain-copies"] / f"{name}.tar.zst"), name, "--quiet"],
-                    ["incus", "start", "--project", project, name])]))
-            clear_instances(targets)
+            # Restored in place (the instances gone, their domains there): against import,
+            # in turn first.
+            steps = {
+                "in-place": [[*make_cmd, "restore-backup",
+                              f"FILE={runs['copies']}/*.anklume-backup"]],
+                "import": [
+                    step for name, project in copies.items() for step in (
+                        ["incus", "import", "--project", project,
+                         str(runs["plain-copies"] / f"{name}.tar.zst"), name, "--quiet"],
+                        *([["incus", "start", "--project", project, name]]
+                          if name in running else []))]}
+            for key in list(steps)[::-1] if n % 2 else list(steps):
+                times[key].append(timed(steps[key], root))
+                clear_instances(targets)
             for folder in runs.values():
                 shutil.rmtree(folder)
         print(f"  {len(shipped.instances)} shipped instances, {RUNS} run(s); seconds for all "
@@ -198,10 +214,13 @@ def main() -> int:
         print(row("incus import + incus start, each", times["import"], None))
         print(row("make restore-backup AS= (edited for the domain)", times["elsewhere"], None))
         print(row("make restore-backup AS= KEY= (encrypted)", times["elsewhere-age"], None))
-        for ours, plain in (("backup", "export"), ("in-place", "import"),
-                            ("elsewhere", "import")):
+        for ours, plain in (("backup", "export"), ("backup-age", "export"),
+                            ("in-place", "import"), ("elsewhere", "import")):
             ratio = statistics.median(times[ours]) / statistics.median(times[plain])
-            print(f"  {ours} / {plain}: {ratio:.2f}x (median)")
+            pairs = [a / b for a, b in zip(times[ours], times[plain], strict=True)]
+            print(f"  {ours} / {plain}: {ratio:.2f}x (medians); run by run "
+                  f"{min(pairs):.2f} {statistics.median(pairs):.2f} {max(pairs):.2f}x "
+                  "(min median max)")
     finally:
         cleanup(root, targets)
         shutil.rmtree(work, ignore_errors=True)

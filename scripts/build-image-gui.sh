@@ -13,7 +13,12 @@ alias_name=${2:-${base}-gui}
 # xauth, python3-pil (window icons: xpra's server fails a client without it) and
 # python3-lz4 (compression) are Recommends it needs here; xterm, x11-apps, x11-utils,
 # xdotool and xclip: a first app and the tools the tests and people use to look inside.
-packages=${ANKLUME_GUI_PACKAGES:-xpra xauth python3-pil python3-lz4 xterm x11-apps x11-utils xdotool xclip}
+# Sound, for machines with `audio: true` (xpra's Suggests): pulseaudio and pactl (the
+# server's own pulseaudio, started only for them), GStreamer's Python bindings and the
+# plugins xpra's forwarding uses (opus and vorbis in base, flac and wav in good, pulsesrc
+# and pulsesink in gstreamer1.0-pulseaudio). A machine without `audio: true` never starts
+# them: its server runs with --pulseaudio=no and sound disabled.
+packages=${ANKLUME_GUI_PACKAGES:-xpra xauth python3-pil python3-lz4 xterm x11-apps x11-utils xdotool xclip pulseaudio pulseaudio-utils python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-pulseaudio}
 
 log() { printf 'image-gui: %s\n' "$*"; }
 die() { printf 'image-gui: error: %s\n' "$*" >&2; exit 2; }

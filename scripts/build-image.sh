@@ -6,8 +6,9 @@ set -euo pipefail
 
 alias_name=${1:-${ANKLUME_IMAGE:-anklume/debian-12}}
 suite=${ANKLUME_IMAGE_SUITE:-bookworm}
-# Baked in so that roles work with no network inside the instances.
-packages=${ANKLUME_IMAGE_PACKAGES:-python3,python3-apt,python3-venv,systemd,systemd-sysv,udev,dbus,iproute2,iputils-ping,netcat-openbsd,procps,locales,tzdata,ca-certificates,git,sudo,less}
+# Baked in so that roles work with no network inside the instances. systemd-resolved
+# asks the resolver DHCP names (the bridge's, or a gateway's: ADR-093), not the host's copy.
+packages=${ANKLUME_IMAGE_PACKAGES:-python3,python3-apt,python3-venv,systemd,systemd-sysv,systemd-resolved,udev,dbus,iproute2,iputils-ping,netcat-openbsd,procps,locales,tzdata,ca-certificates,git,sudo,less}
 
 log() { printf 'image: %s\n' "$*"; }
 die() { printf 'image: error: %s\n' "$*" >&2; exit 2; }
@@ -49,7 +50,9 @@ Name=eth0
 [Network]
 DHCP=yes
 NET
-chroot "$rootfs" systemctl enable systemd-networkd >/dev/null 2>&1
+chroot "$rootfs" systemctl enable systemd-networkd systemd-resolved >/dev/null 2>&1
+# Names go to the stub of systemd-resolved, which asks the DHCP-given resolver.
+ln -sf ../run/systemd/resolve/stub-resolv.conf "$rootfs/etc/resolv.conf"
 sed -i 's/^# *en_US.UTF-8/en_US.UTF-8/' "$rootfs/etc/locale.gen"
 chroot "$rootfs" locale-gen >/dev/null
 : >"$rootfs/etc/machine-id"

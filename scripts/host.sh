@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Turn this machine into an Incus host for AnKLuMe, idempotently.
-# Installs incus, nftables, debootstrap and python3-venv when missing, starts the daemon,
+# Installs incus, nftables, debootstrap and python3-venv when missing (and xpra's client
+# when infra.yml declares a gui machine), starts the daemon,
 # and makes sure a `default` storage pool and root disk exist.
 # Every step says whether it changed something; a second run changes nothing.
 set -euo pipefail
@@ -97,6 +98,35 @@ ensure_sysctl() {
 
 daemon_ready() { incus admin waitready --timeout 1 >/dev/null 2>&1; }
 
+# A gui machine's windows are drawn here by xpra's client (docs/desktop.md), so the host
+# needs it once the description (or the tree rendered from it) declares `gui: true`.
+# declares KEY: a machine of the tree or of the description says `KEY: true`.
+declares() {
+  local infra=${ANKLUME_INFRA:-infra.yml}
+  grep -qsx "instance_$1: true" host_vars/*.yml && return 0
+  grep -qsE "^[^#]*([{,[:space:]]|^)$1:[[:space:]]*(true|yes|True)([[:space:],}]|\$)" "$infra"
+}
+
+ensure_gui_client() {
+  declares gui || return 0
+  local pkg missing=() wanted=(xpra python3-gi-cairo)
+  # `audio: true`: the client plays the machine's sound through GStreamer's pulse plugin.
+  declares audio && wanted+=(python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-pulseaudio)
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+      missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "xpra client present: make gui shows the gui machines' windows here"
+    return 0
+  fi
+  log "installing ${missing[*]}: infra.yml declares a gui machine, whose windows xpra draws here"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+  changed=1
+}
+
 start_daemon() {
   daemon_ready && return 0
   if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
@@ -128,6 +158,7 @@ ensure_storage() {
 
 suite=$(incus_apt_suite) || exit 2
 [ -n "$suite" ] && ! command -v incus >/dev/null && ensure_backports "$suite"
+ensure_gui_client
 install_packages "$suite"
 ensure_sysctl
 start_daemon

@@ -20,7 +20,10 @@ phase_done() {  # NAME: record the wall time since the previous phase ended
 # client, and read it back with xdotool, xwininfo, ImageMagick's import and xclip.
 test_tools() {
   local pkg missing=()
-  for pkg in xpra python3-gi-cairo xvfb xdotool imagemagick x11-utils xclip; do
+  # test_gui's sound server (a pulseaudio with null devices) and the client's pulse plugin
+  for pkg in xpra python3-gi-cairo xvfb xdotool imagemagick x11-utils xclip tcpdump \
+    pulseaudio pulseaudio-utils python3-gst-1.0 gstreamer1.0-plugins-base \
+    gstreamer1.0-pulseaudio; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -15,7 +15,6 @@ archive's authenticity is age's (or the storage's) business.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tarfile
 import time
@@ -41,61 +40,73 @@ class Member:
 
 
 class Writer:
-    """Members appended to a tar stream, the manifest last (close)."""
+    """Members appended to a tar stream, the manifest last (close). The tar headers are
+    tarfile's own (TarInfo.tobuf, POSIX pax); the bytes are written straight to the stream,
+    with tar's padding, so a chunk is copied once (tarfile's stream mode would copy it again
+    in 16 KiB pieces)."""
 
     def __init__(self, stream: IO[bytes]) -> None:
-        # Closed by close(), after the manifest: the archive outlives this call.
-        self._tar = tarfile.open(  # noqa: SIM115
-            fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT)
+        self._out = stream
+        self._offset = 0
         self.members: list[Member] = []
 
-    def add_bytes(self, name: str, data: bytes) -> Member:
+    def _write(self, data: bytes | memoryview) -> None:
+        self._out.write(data)
+        self._offset += len(data)
+
+    def _member(self, name: str, data: bytes | memoryview) -> None:
         info = tarfile.TarInfo(name)
         info.size = len(data)
         info.mtime = int(time.time())
         info.mode = 0o600
-        self._tar.addfile(info, io.BytesIO(data))
+        self._write(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+        self._write(data)
+        self._write(bytes(-len(data) % tarfile.BLOCKSIZE))
+
+    def add_bytes(self, name: str, data: bytes) -> Member:
+        self._member(name, data)
         member = Member(name, len(data), hashlib.sha256(data).hexdigest())
         self.members.append(member)
         return member
 
-    def add_stream(self, name: str, stream: IO[bytes]) -> tuple[int, int]:
-        """STREAM (read to its end) as members NAME.0000, NAME.0001...; (chunks, bytes)."""
+    def add_stream(self, name: str, stream: IO[bytes],
+                   first: Callable[[], None] | None = None) -> tuple[int, int]:
+        """STREAM (read to its end) as members NAME.0000, NAME.0001...; (chunks, bytes).
+        Each chunk is summed as it is read (while the next bytes are still coming); FIRST
+        is called once, when the first bytes arrived (never for an empty stream)."""
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
         count = total = 0
         while True:
-            data = _read_full(stream, CHUNK)
-            if not data and count:
+            digest = hashlib.sha256()
+            filled = 0
+            while filled < CHUNK:
+                got = stream.readinto(view[filled:filled + READ])  # type: ignore[attr-defined]
+                if not got:
+                    break
+                digest.update(view[filled:filled + got])
+                filled += got
+                if first is not None:
+                    first()
+                    first = None
+            if not filled and count:
                 break
-            self.add_bytes(f"{name}.{count:04d}", data)
+            self._member(f"{name}.{count:04d}", view[:filled])
+            self.members.append(Member(f"{name}.{count:04d}", filled, digest.hexdigest()))
             count += 1
-            total += len(data)
-            if len(data) < CHUNK:
+            total += filled
+            if filled < CHUNK:
                 break
         return count, total
 
     def close(self, manifest: dict[str, Any]) -> None:
+        """The manifest, then tar's end: two zero blocks, zeros up to a whole record."""
         body = {**manifest, "format": FORMAT, "version": VERSION,
                 "members": [m.as_dict() for m in self.members]}
         data = json.dumps(body, indent=1, sort_keys=True).encode() + b"\n"
-        info = tarfile.TarInfo(MANIFEST)
-        info.size = len(data)
-        info.mtime = int(time.time())
-        info.mode = 0o600
-        self._tar.addfile(info, io.BytesIO(data))
-        self._tar.close()
-
-
-def _read_full(stream: IO[bytes], size: int) -> bytes:
-    """SIZE bytes, fewer only at the end of STREAM (a pipe gives less per read)."""
-    parts: list[bytes] = []
-    left = size
-    while left:
-        data = stream.read(min(left, READ))
-        if not data:
-            break
-        parts.append(data)
-        left -= len(data)
-    return b"".join(parts)
+        self._member(MANIFEST, data)
+        self._write(bytes(2 * tarfile.BLOCKSIZE))
+        self._write(bytes(-self._offset % tarfile.RECORDSIZE))
 
 
 class Broken(Exception):

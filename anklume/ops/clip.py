@@ -1,5 +1,5 @@
 """`make clip FROM=<machine> TO=<machine>`: the text in one gui machine's clipboard into
-another's, once, where `clipboard_policies` allow it (ADR-091, docs/gui.md).
+another's, once, where `clipboard_policies` allow it (ADR-091, docs/desktop.md).
 
 Nothing crosses by itself: the host client and the servers run with the clipboard off.
 This verb reads the CLIPBOARD selection of FROM's xpra display inside FROM, refuses what
@@ -22,7 +22,7 @@ from anklume.ops.gui import _exec
 from anklume.ops.problems import refuse
 from anklume.ops.tree import Instance, Tree
 
-# The most a clip carries (docs/gui.md): text, not files (make copy moves files).
+# The most a clip carries (docs/desktop.md): text, not files (make copy moves files).
 LIMIT = 1024 * 1024
 # The selection targets that offer text, the preferred first.
 TEXT_TARGETS = ("UTF8_STRING", "text/plain;charset=utf-8", "STRING", "text/plain", "TEXT")
@@ -43,7 +43,7 @@ def _machine(tree: Tree, variable: str, name: str) -> Instance:
     inst = tree.instances[name]
     if not inst.gui:
         raise refuse(f"{variable}: machine {name} does not declare gui: true",
-                     "make clip copies between the clipboards of gui machines (docs/gui.md)")
+                     "make clip copies between the clipboards of gui machines (docs/desktop.md)")
     return inst
 
 

@@ -142,7 +142,8 @@ def nftables(h: Host) -> list[Finding]:
     what = (f"table inet {table} differs from {rel} ({changed} lines)" if loaded
             else f"table inet {table} is not loaded (rendered in {rel})")
     return [Finding("nftables", False, what,
-                    why="traffic between domains is not cut the way the tree says",
+                    why="traffic between domains, and out of them, is not cut the way the "
+                        "tree says",
                     fix=f"make nftables-deploy NFT_FILE={rel}",
                     repair=Repair(("bash", "scripts/deploy-nftables.sh", rel),
                                   f"loaded {rel} (table inet {table})"))]

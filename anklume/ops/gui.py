@@ -1,4 +1,4 @@
-"""`make gui`, `make gui-list` and `make gui-stop` (ADR-091, docs/gui.md).
+"""`make gui`, `make gui-list` and `make gui-stop` (ADR-091, docs/desktop.md).
 
 `make gui I=m APP=cmd`: the apps of a `gui: true` machine on this desktop. The machine runs
 an xpra server on a display of its own; an Incus proxy device (``anklume-gui``) brings its
@@ -157,10 +157,12 @@ def _ensure_server(ctx: Context, tree: Tree, s: Session) -> bool:
         raise refuse(f"machine {s.inst.name} has no xpra: it was not made from the gui image",
                      f"make image builds {image}; then recreate the machine from it "
                      f"(make delete I={s.inst.name} FORCE=1 && make apply)")
-    start = " ".join(xpra.server_argv())
+    start = " ".join(xpra.server_argv(s.inst.audio, s.inst.microphone))
     rc, _ = incus(ctx, _exec(tree, s.inst, "sh", "-c",
-                             f"mkdir -p {xpra.SERVER_DIR} && exec {start} "
-                             f">{xpra.SERVER_DIR}/start.log 2>&1"), timeout=120)
+                             f"mkdir -p {xpra.SERVER_DIR} && mkdir -p -m 0700 "
+                             f"{xpra.RUNTIME_DIR} {xpra.RUNTIME_DIR}/xpra && "
+                             f"XDG_RUNTIME_DIR={xpra.RUNTIME_DIR} "
+                             f"exec {start} >{xpra.SERVER_DIR}/start.log 2>&1"), timeout=120)
     deadline = time.monotonic() + SERVER_WAIT
     while time.monotonic() < deadline:
         if _answers(s):
@@ -198,7 +200,8 @@ def _ensure_client(s: Session, display: str) -> bool:
     if client_pid(s) is not None:
         return False
     with open(s.log, "ab") as log:
-        proc = subprocess.Popen(xpra.client_argv(s.socket, s.domain, s.color),
+        proc = subprocess.Popen(xpra.client_argv(s.socket, s.domain, s.color, s.inst.audio,
+                                                 s.inst.microphone),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=_client_env(display), start_new_session=True,
                                 cwd="/")
@@ -215,7 +218,8 @@ def _start_app(ctx: Context, tree: Tree, s: Session, app: str) -> None:
               '>/dev/null || exit 127;; esac; exec setsid -f sh -c "$ANKLUME_APP" '
               f'</dev/null >>{xpra.SERVER_DIR}/apps.log 2>&1')
     rc, out = incus(ctx, _exec(tree, s.inst, "sh", "-c", script,
-                               env={**xpra.APP_ENV, "ANKLUME_APP": app}), timeout=60)
+                               env={**xpra.app_env(s.inst.audio), "ANKLUME_APP": app}),
+                timeout=60)
     if rc == 127:
         raise refuse(f"APP={app}: {app.split()[0]} is not found in {s.inst.name}",
                      "name a program of the machine (it has no network: add packages to "
@@ -244,8 +248,10 @@ def run(ctx: Context) -> int:
             steps.append(f"client started on {display}")
     _start_app(ctx, tree, s, app)
     done = ", ".join(steps) if steps else "session already running"
+    sound = ("; sound on, microphone " + ("on" if inst.microphone else "off")
+             if inst.audio else "")
     print(f"gui: {app} started in {inst.name} ({done}; {time.monotonic() - began:.1f} s): its "
-          f"windows open marked [{s.domain}] in {s.color}", file=ctx.out)
+          f"windows open marked [{s.domain}] in {s.color}{sound}", file=ctx.out)
     return 0
 
 

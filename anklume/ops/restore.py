@@ -9,7 +9,8 @@ for AS=) is written next to the archive to be merged by hand, never merged silen
 The archive is read once: its instances' exports go to private temporary files while every
 member is checked (`incus import` needs a file it can seek), and are imported only when the
 whole archive proved good; an export that lands elsewhere than where it was taken is
-edited first (restore_place).
+edited first (restore_place). With several archives (FILE=<pattern>), the next one is read
+and checked while the one before is imported and started (ADR-092); it lands only after.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -224,9 +226,9 @@ class Importer:
               file=self.ctx.err)
 
 
-def _restore(ctx: Context, path: Path, key: Path | None, spool: Spool) -> int:
-    manifest = verify.check(path, key, spool)  # nothing is created before this returns
-    spool.close()
+def _land(ctx: Context, path: Path, key: Path | None, manifest: dict[str, Any],
+          spool: Spool) -> int:
+    """The checked archive PATH (its exports in SPOOL) into its domain (or AS=)."""
     tree = ctx.tree()
     source = str(manifest.get("domain"))
     domain = ctx.get("AS") or source
@@ -247,33 +249,72 @@ def _restore(ctx: Context, path: Path, key: Path | None, spool: Spool) -> int:
     print(f"restore-backup: {path}: {len(importer.done)} instance(s) of domain {source} "
           f"restored{f' as {domain}' if domain != source else ''}{where} "
           f"({', '.join(importer.done)}), backed up {manifest.get('created')} on "
-          f"{manifest.get('host')}", file=ctx.out)
+          f"{manifest.get('host')}", file=ctx.out, flush=True)
     if any(importer.places.values()):
         print(f"restore-backup: placed on {tree.network_of(domain)} with the declared "
               f"addresses and profiles; make apply DOMAIN={domain} sets the rest infra.yml "
-              "declares for them", file=ctx.out)
+              "declares for them", file=ctx.out, flush=True)
     return 0
 
 
+def _landed(ctx: Context, path: Path, key: Path | None, manifest: dict[str, Any],
+            spool: Spool) -> int:
+    """_land, then SPOOL's folder removed (run beside the next archive's check)."""
+    try:
+        return _land(ctx, path, key, manifest, spool)
+    finally:
+        shutil.rmtree(spool.tmp, ignore_errors=True)
+
+
+def _before(exc: InputError, paths: list[Path], n: int) -> InputError:
+    """EXC (about archive N of PATHS) saying which archives before it were restored."""
+    if not n:
+        return exc
+    done = f" ({n} archive(s) before it restored: {', '.join(p.name for p in paths[:n])})"
+    return InputError([*exc.problems[:-1], dataclasses.replace(
+        exc.problems[-1], what=exc.problems[-1].what + done)])
+
+
 def run(ctx: Context) -> int:
+    """Each archive is checked whole before anything of it reaches Incus; the next one is
+    checked (read, summed, spooled) while the one before is imported and started."""
     paths, key = verify.inputs(ctx)
     if len(paths) > 1 and ctx.get("AS"):
         raise refuse(f"AS= takes one archive, and FILE={ctx.get('FILE')} names {len(paths)}",
                      "restore them one by one, each with its AS=")
     ctx.tree()  # a tree that was never synced is refused before the archive is read
-    for n, path in enumerate(paths):
-        tmp = Path(tempfile.mkdtemp(prefix="anklume-restore-"))
-        spool = Spool(tmp)
-        try:
-            _restore(ctx, path, key, spool)
-        except InputError as exc:
-            if not n:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        landing: tuple[int, Future[int]] | None = None  # the archive being imported
+
+        def landed() -> None:
+            """The archive being imported, waited for; its refusal raised (as before)."""
+            nonlocal landing
+            if landing is None:
+                return
+            n, future = landing
+            landing = None
+            try:
+                future.result()
+            except InputError as exc:
+                raise _before(exc, paths, n) from None
+
+        for n, path in enumerate(paths):
+            spool = Spool(Path(tempfile.mkdtemp(prefix="anklume-restore-")))
+            try:
+                manifest = verify.check(path, key, spool)  # nothing is created before
+            except BaseException as exc:
+                spool.close()
+                shutil.rmtree(spool.tmp, ignore_errors=True)
+                landed()  # an earlier archive's refusal comes first
+                if isinstance(exc, InputError):
+                    raise _before(exc, paths, n) from None
                 raise
-            # The archives before it are restored: the refusal says so.
-            done = f" ({n} archive(s) before it restored: {', '.join(p.name for p in paths[:n])})"
-            raise InputError([*exc.problems[:-1], dataclasses.replace(
-                exc.problems[-1], what=exc.problems[-1].what + done)]) from None
-        finally:
             spool.close()
-            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                landed()
+            except BaseException:
+                shutil.rmtree(spool.tmp, ignore_errors=True)
+                raise
+            landing = (n, pool.submit(_landed, ctx, path, key, manifest, spool))
+        landed()
     return 0

@@ -132,13 +132,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     _t("disp-clean", "instances", "Delete the disposables no make disp serves any more "
        "(FORCE=1: every one, ready and in use)", "DOMAIN", "FORCE"),
     _t("gui", "instances", "Start APP in a gui machine: its windows open on this desktop, "
-       "marked [domain] in the domain's colour (docs/gui.md)", "I", "APP",
+       "marked [domain] in the domain's colour (docs/desktop.md)", "I", "APP",
        required=("I", "APP")),
     _t("gui-list", "instances", "The gui machines: session device, xpra server, host client"),
     _t("gui-stop", "instances", "End a gui machine's session: its apps, its xpra server, the "
        "host client and the proxy device", "I", required=("I",)),
     _t("clip", "instances", "Copy the text in FROM's clipboard into TO's, two gui machines "
-       "(clipboard_policies across domains; docs/gui.md)", "FROM", "TO",
+       "(clipboard_policies across domains; docs/desktop.md)", "FROM", "TO",
        required=("FROM", "TO")),
     _t("logs", "instances", "The console and instance log of one instance", "I",
        required=("I",)),

@@ -34,6 +34,9 @@ class Instance:
     ip: str = ""
     profiles: tuple[str, ...] = ()
     gui: bool = False
+    # Sound (and the microphone) of its gui session (ADR-091, docs/desktop.md).
+    audio: bool = False
+    microphone: bool = False
 
 
 @dataclass
@@ -82,7 +85,9 @@ def load(root: Path) -> Tree:
                 ephemeral=bool(hv.get("instance_ephemeral", False)),
                 ip=str(hv.get("instance_ip") or ""),
                 profiles=tuple(str(p) for p in hv.get("instance_profiles") or ()),
-                gui=hv.get("instance_gui") is True)
+                gui=hv.get("instance_gui") is True,
+                audio=hv.get("instance_audio") is True,
+                microphone=hv.get("instance_microphone") is True)
     return tree
 
 

@@ -85,6 +85,8 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core has no
                 what = e.get("reason") or what + " (Incus cannot run it here)"
             if e["action"] == "change":
                 what += ": " + ", ".join(e.get("keys") or [])
+            elif e["action"] == "create" and e.get("image"):
+                what += f" (image {e['image']})"
             elif e["action"] == "orphan":
                 # The project tells a moved machine's old instance from its new one; a
                 # profile's name already starts with it.

@@ -6,6 +6,7 @@ root); this filter only hands over the play's variables and turns bad input into
 
   anklume.incus.nftables_ruleset  domains, table, policies, admin_domain, priority,
                                   firewall_mode, log_drops, enabled, interfaces -> text
+  anklume.incus.nftables_egress   domains, enabled -> ["domain: what it may reach outside"]
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.anklume.incus.plugins.plugin_utils import ruleset
+from ansible_collections.anklume.incus.plugins.plugin_utils import egress, ruleset
 from ansible_collections.anklume.incus.plugins.plugin_utils.desired_state import (
     DesiredStateError,
+    as_bool,
     plain,
 )
 
@@ -34,6 +36,14 @@ def nftables_ruleset(domains: Any, table: str, policies: Any = (), admin_domain:
         raise AnsibleFilterError(str(exc)) from None
 
 
+def nftables_egress(domains: Any, enabled: Any = True) -> list[str]:
+    """Each domain's way out, for the plan (ADR-093); [] when all are open."""
+    try:
+        return egress.summary(plain(domains)) if as_bool(enabled) else []
+    except DesiredStateError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"nftables_ruleset": nftables_ruleset}
+        return {"nftables_ruleset": nftables_ruleset, "nftables_egress": nftables_egress}

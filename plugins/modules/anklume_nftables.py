@@ -41,6 +41,13 @@ options:
   load: {description: Check and load into this host's kernel; false only writes the file., type: bool, default: true}
   nft: {description: Path of the nft binary., type: path, default: /usr/sbin/nft}
   host_step: {description: "With O(load=false): the command that loads the file on the host, named in the returned plan.", type: str, default: ""}
+  egress:
+    description: >-
+      In check mode, one C(info) plan entry per line (C(domain: what it may reach outside),
+      ADR-093), so the plan shows each domain's way out and the addresses its DNS names gave.
+    type: list
+    elements: str
+    default: []
   remote:
     description: >-
       The Incus remote whose host the rules are for; with O(load=false) and a remote other
@@ -89,6 +96,7 @@ ARGUMENT_SPEC = dict(
     load=dict(type="bool", default=True),
     nft=dict(type="path", default="/usr/sbin/nft"),
     host_step=dict(type="str", default=""),
+    egress=dict(type="list", elements="str", default=[]),
     **reconcile.REMOTE_OPTION,
 )
 
@@ -235,6 +243,11 @@ def main(module: reconcile.Module | None = None, client: Any = None) -> None:
     result: dict[str, Any] = dict(changed=old != text, file_changed=old != text, reload=False,
                                   add=[], remove=[], diff=[], plan=[], remote_state="",
                                   load=p["load"])
+    if module.check_mode:  # the plan says what each domain may reach outside (ADR-093)
+        for line in p["egress"]:
+            name, _, reach = line.partition(": ")
+            result["plan"].append({"kind": "egress", "name": name, "action": "info",
+                                   "reason": reach})
     remote = p["remote"] or "local"
     sha = hashlib.sha256(text.encode()).hexdigest()
     if not p["load"] and remote != "local":

@@ -386,7 +386,9 @@ class Instances(reconcile.ProjectObjectReconciler):
         config, devices = want.config, want.devices
         profiles = list(spec.get("profiles") or ["default"])
         self.to_wait.append(spec)
-        self.change(self.entry(self.key(spec), "create"),
+        entry = self.entry(self.key(spec), "create")
+        entry["image"] = spec.get("image") or ""  # the plan says what it is made from
+        self.change(entry,
                     incus.diff_entry(f"instance {name}", None, {
                         "type": instance_type(spec), "image": spec.get("image"),
                         "profiles": profiles, "config": config, "devices": devices,

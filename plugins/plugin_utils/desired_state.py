@@ -99,6 +99,16 @@ def firewall_route(fw: Mapping[str, Any], gateway: str) -> str:
             f"0.0.0.0/0,{gateway}")
 
 
+def via_route(via: Mapping[str, Any], fw: Mapping[str, Any] | None, gateway: str) -> str:
+    """A domain that leaves through a gateway (ADR-093): DHCP routes the other domains
+    through the host (or sys-firewall) as before, everything else and DNS through the
+    gateway's address on the bridge. The host drops what still comes its way."""
+    domains_via = fw["address"] if fw else gateway
+    return (f"dhcp-option=option:classless-static-route,{via['routes']},{domains_via},"
+            f"0.0.0.0/0,{via['address']}\ndhcp-option=option:router,{via['address']}\n"
+            f"dhcp-option=option:dns-server,{via['address']}")
+
+
 def networks(domains: Mapping[str, Any], nat: Any, ipv6_address: str,
              extra_config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One bridge per domain: gateway/prefix, NAT (the domain's ``nat``, else ``nat``), DHCP."""
@@ -111,12 +121,17 @@ def networks(domains: Mapping[str, Any], nat: Any, ipv6_address: str,
         description = d.get("description", "")
         config = {
             "ipv4.address": f"{_required(name, d, 'gateway')}/{prefix}",
-            "ipv4.nat": "true" if as_bool(nat if d.get("nat") is None else d["nat"]) else "false",
+            # A domain that leaves through a gateway is never masqueraded by the host: with
+            # br_netfilter its frames to the gateway would leave with the host's address.
+            "ipv4.nat": "true" if as_bool(nat if d.get("nat") is None else d["nat"])
+                        and not d.get("via") else "false",
             "ipv4.dhcp.ranges": _required(name, d, "dhcp_range"),
             "ipv6.address": ipv6_address,
             **plain(extra_config),
         }
-        if d.get("firewall"):
+        if d.get("via"):
+            config["raw.dnsmasq"] = via_route(d["via"], d.get("firewall"), d["gateway"])
+        elif d.get("firewall"):
             config["raw.dnsmasq"] = firewall_route(d["firewall"], d["gateway"])
         out.append({
             "name": network_of(name, d),

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.anklume.incus.plugins.plugin_utils import egress
 from ansible_collections.anklume.incus.plugins.plugin_utils.desired_state import (
     DesiredStateError,
     as_bool,
@@ -168,13 +169,15 @@ def _on_interfaces(domains: Any, interfaces: Mapping[str, str]) -> Any:
 
 def render(table: str, domains: Any, policies: Any = (), admin_domain: str = "",
            priority: int = -10, firewall_mode: str = "host", log_drops: Any = False,
-           enabled: Any = True, interfaces: Mapping[str, str] | None = None) -> str:
+           enabled: Any = True, interfaces: Mapping[str, str] | None = None,
+           resolver: egress.Resolver = egress.resolve) -> str:
     """The whole ruleset file for TABLE: replace the table, then (when ENABLED) its chains.
 
     firewall_mode ``vm`` (ADR-066): no bridge reaches another here, sys-firewall routes.
     LOG_DROPS counts and logs dropped flows by interface pair (the firewall instance does).
     INTERFACES (domain -> interface name) puts the firewall instance's own interfaces in
-    place of the host's bridges.
+    place of the host's bridges. Each domain's way out (egress, via: ADR-093) is the
+    host's: the firewall instance does not carry it. RESOLVER gives a DNS name's addresses.
     """
     out = [HEADER.format(table=table)]
     if not as_bool(enabled):
@@ -233,12 +236,21 @@ def render(table: str, domains: Any, policies: Any = (), admin_domain: str = "",
         add("\n\t\t# Every other pair of domain bridges, IPv4 and IPv6.\n"
             f"\t\tiifname {{ {_quoted(bridges)} }} oifname {{ {_quoted(bridges)} }} counter drop "
             'comment "anklume: inter-domain"\n')
+    way_out, egress_chains = ("", "") if interfaces is not None else egress.forward(
+        domains, resolver)
+    add(way_out)
     add("\t}\n")
+    add(egress_chains)
 
     if bridges:
         add(f"\n\tchain input {{\n\t\ttype filter hook input priority {priority}; policy accept;"
             "\n\n\t\t# Only what comes in from a domain bridge is judged here.\n"
             f"\t\tiifname != {{ {_quoted(bridges)} }} accept\n\n")
+        via = [] if interfaces is not None else egress.via_bridges(domains)
+        if via:
+            add("\t\t# The DNS of a domain that leaves through a gateway goes to the gateway.\n"
+                f"\t\tiifname {{ {_quoted(via)} }} meta l4proto {{ tcp, udp }} th dport 53 "
+                'counter drop comment "anklume: DNS through the gateway"\n\n')
         add(HOST_SERVICES)
         if to_host:
             add("\n\t\t# Declared network policies to the host (infra.yml network_policies, "

@@ -47,7 +47,7 @@ COLORS = {"t29gb": "blue", "t29gc": "red"}
 HEX = {"blue": "#3465a4", "red": "#cc0000"}  # QubesOS's labels (anklume/colors.py)
 TIMINGS: dict[str, list[float]] = {}
 
-TOOLS = ("xpra", "Xvfb", "xdotool", "import", "xclip")
+TOOLS = ("xpra", "Xvfb", "xdotool", "import", "xclip", "pulseaudio")
 
 
 def tools() -> None:
@@ -56,10 +56,19 @@ def tools() -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         why = (f"{', '.join(missing)} missing on the host (apt-get install xpra "
-               "python3-gi-cairo xvfb xdotool imagemagick x11-utils xclip)")
+               "python3-gi-cairo xvfb xdotool imagemagick x11-utils xclip pulseaudio "
+               "python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-pulseaudio)")
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
             pytest.fail(f"CI=true and {why}")
         pytest.skip(why)
+
+
+# Sound (issue 29): t29gb-tune declares audio, t29gc-call audio and the microphone; the
+# two -app machines declare neither. There is no sound card here: what is checked is what
+# each xpra server was started with, whether its pulseaudio runs, and what the server says
+# of its client's speaker and microphone.
+SOUND = {"t29gb-tune": {"audio": True}, "t29gc-call": {"audio": True, "microphone": True}}
+MACHINES = ("t29gb-app", "t29gc-app", *SOUND)
 
 
 def description() -> dict[str, Any]:
@@ -69,8 +78,10 @@ def description() -> dict[str, Any]:
         "domains": {
             d: {"subnet_id": sid, "ephemeral": True, "color": COLORS[d],
                 "machines": {f"{d}-app": {"type": "lxc", "ip": f"{BASE}.{sid}.10",
-                                          "gui": True}}}
-            for d, sid in (("t29gb", 1), ("t29gc", 2))},
+                                          "gui": True},
+                             sound: {"type": "lxc", "ip": f"{BASE}.{sid}.11", "gui": True,
+                                     **SOUND[sound]}}}
+            for d, sid, sound in (("t29gb", 1, "t29gb-tune"), ("t29gc", 2, "t29gc-call"))},
         # make clip: blue's clipboard text may go to red, nothing comes back.
         "clipboard_policies": [{"from": "t29gb", "to": "t29gc",
                                 "description": "blue to red only"}],
@@ -78,9 +89,21 @@ def description() -> dict[str, Any]:
 
 
 class Desktop:
-    """An Xvfb on a free display: the user's screen."""
+    """An Xvfb on a free display: the user's screen; and a pulseaudio with a null sink and a
+    null source in a runtime directory of its own (XDG_RUNTIME_DIR, as a desktop
+    session's): the user's sound server, speakers and microphone, with no sound card."""
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: Path) -> None:
+        self.runtime = runtime
+        runtime.chmod(0o700)
+        self.sound = subprocess.Popen(
+            ["pulseaudio", "-n", "--daemonize=no", "--system=false", "--exit-idle-time=-1",
+             "--load=module-null-sink sink_name=t29desk",
+             "--load=module-null-source source_name=t29mic",
+             "--load=module-native-protocol-unix"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)})
+        wait_for(lambda: (runtime / "pulse" / "native").exists(), timeout=20)
         self.number = next(n for n in range(57, 90)
                            if not Path(f"/tmp/.X11-unix/X{n}").exists()
                            and not Path(f"/tmp/.X{n}-lock").exists())
@@ -119,17 +142,20 @@ class Desktop:
         return int(found.group(1)), int(found.group(2)), int(found.group(3))
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        for proc in (self.proc, self.sound):
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 class Lab:
     def __init__(self, root: Path, desktop: Desktop) -> None:
         self.root = lab_tree(root)
         self.desktop = desktop
+        self.plan = ""  # make plan before the first apply
 
     def make(self, *args: str, rc: int | None = 0) -> str:
-        code, out = lab_make(self.root, *args, timeout=600, DISPLAY=self.desktop.display)
+        code, out = lab_make(self.root, *args, timeout=600, DISPLAY=self.desktop.display,
+                             XDG_RUNTIME_DIR=str(self.desktop.runtime))
         if rc is not None:
             assert code == rc, f"make {' '.join(args)} exited {code}, want {rc}:\n{out}"
         return out
@@ -174,14 +200,15 @@ def lab(incus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     ensure_gui_image()
     cleanup(PREFIX, TABLE)
     forget_sessions()
-    desktop = Desktop()
+    desktop = Desktop(tmp_path_factory.mktemp("t29desk"))
     lab = Lab(tmp_path_factory.mktemp("t29gui"), desktop)
     try:
         sync_lab(lab.root, description(), TABLE)
+        lab.plan = lab.make("plan")
         lab.make("apply")
         yield lab
     finally:
-        for machine in ("t29gb-app", "t29gc-app"):
+        for machine in MACHINES:
             lab_make(lab.root, "gui-stop", f"I={machine}", timeout=120)
         forget_sessions()
         cleanup(PREFIX, TABLE)
@@ -409,6 +436,111 @@ def test_gui_list_then_gui_stop_leaves_nothing(lab: Lab) -> None:
 
 
 def test_the_tree_says_gui_for_both_machines(lab: Lab) -> None:
-    for machine in ("t29gb-app", "t29gc-app"):
+    for machine in MACHINES:
         hv = yaml.safe_load((lab.root / "host_vars" / f"{machine}.yml").read_text())
         assert hv["instance_gui"] is True and hv["instance_os_image"] == GUI_IMAGE
+        sound = SOUND.get(machine, {})
+        assert hv["instance_audio"] is sound.get("audio", False), machine
+        assert hv["instance_microphone"] is sound.get("microphone", False), machine
+
+
+def test_the_plan_names_the_image_of_each_machine_to_create(lab: Lab) -> None:
+    for machine in MACHINES:
+        assert f"plan: + instance {machine} (image {GUI_IMAGE})" in lab.plan, lab.plan
+
+
+def sound_state(machine: str) -> dict[str, str]:
+    """What the machine's running xpra server says of sound: its command line's sound
+    options, whether a pulseaudio runs in the machine, and the speaker and microphone
+    state `xpra info` gives for the host's client (disabled, inactive, ready, active)."""
+    proc = Lab.exec(machine, "for p in $(pgrep -f 'xpra start'); do tr '\\0' ' ' "
+                    "</proc/$p/cmdline; echo; done; echo pulseaudio=$(pgrep -x pulseaudio | "
+                    f"wc -l); xpra info socket://{gui_xpra.SERVER_SOCKET} 2>/dev/null | "
+                    "grep -E '^client[.0-9]*sound[.](speaker|microphone)[.]state='")
+    state: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        if " start " in line and "--speaker=" in line:
+            for opt in ("pulseaudio", "speaker", "microphone"):
+                found = re.search(rf"--{opt}=(\S+)", line)
+                state[f"argv.{opt}"] = found.group(1) if found else ""
+        elif line.startswith("pulseaudio="):
+            state["pulseaudio"] = line.split("=", 1)[1]
+        elif ".sound." in line:
+            key, value = line.split("=", 1)
+            state[key.split(".sound.")[1].removesuffix(".state")] = value
+    return state
+
+
+def host_streams(lab: Lab, kind: str) -> dict[str, int]:
+    """The streams of KIND (sink-inputs: played; source-outputs: recorded) on the desktop's
+    pulseaudio, per machine whose host client (or its sound process) holds them."""
+    clients = {}
+    for pidfile in gui_xpra.HOST_DIR.glob(f"{PREFIX}*.client"):
+        clients[int(json.loads(pidfile.read_text())["pid"])] = pidfile.stem.split(".")[1]
+    proc = subprocess.run(["pactl", "list", kind], capture_output=True, text=True, check=True,
+                          env={**os.environ, "XDG_RUNTIME_DIR": str(lab.desktop.runtime)})
+    found: dict[str, int] = {}
+    for pid in re.findall(r'application\.process\.id = "(\d+)"', proc.stdout):
+        owner, seen = int(pid), 0
+        while owner not in clients and owner > 1 and seen < 5:  # the client's sound child
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                owner = int(Path(f"/proc/{owner}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            seen += 1
+        name = clients.get(owner, "other")
+        found[name] = found.get(name, 0) + 1
+    return found
+
+
+def test_sound_is_forwarded_only_where_declared(lab: Lab) -> None:
+    """audio: true starts a pulseaudio in the machine and its speaker plays on the desktop's
+    sound server; the desktop's microphone is recorded for it only with microphone: true;
+    a plain gui machine has neither (issue 29)."""
+    for machine in SOUND:
+        began = time.monotonic()
+        out = lab.make("gui", f"I={machine}", f"APP=xterm -T {machine}")
+        record("cold make gui (audio)", time.monotonic() - began)
+        assert "sound on, microphone " + ("on" if machine == "t29gc-call" else "off") in out
+        wait_for(lambda m=machine: lab.desktop.windows(re.escape(m) + "$"), timeout=60)
+    lab.make("gui", "I=t29gb-app", "APP=xterm -T plain")  # its session, if a test stopped it
+    # xpra's states: disabled (not offered), inactive (offered, no stream), ready (the
+    # microphone's pipeline waits for data), active (a stream flows).
+    live = ("ready", "active")
+    wanted = {"t29gb-app": (("disabled",), ("disabled",)),
+              "t29gb-tune": (("active",), ("disabled",)), "t29gc-call": (("active",), live)}
+
+    def settled(machine: str, state: dict[str, str]) -> bool:
+        speaker, microphone = wanted[machine]
+        return state.get("speaker") in speaker and state.get("microphone") in microphone
+
+    states: dict[str, dict[str, str]] = {}
+    deadline = time.monotonic() + 60
+    for machine in wanted:  # a stream takes a few seconds to become active
+        while not settled(machine, states.setdefault(machine, {})) and \
+                time.monotonic() < deadline:
+            states[machine] = sound_state(machine)
+    assert all(settled(m, s) for m, s in states.items()), states
+    print(f"gui sound states: {json.dumps(states)}")
+    plain, tune, call = states["t29gb-app"], states["t29gb-tune"], states["t29gc-call"]
+    assert (plain["argv.pulseaudio"], plain["argv.speaker"], plain["argv.microphone"],
+            plain["pulseaudio"]) == ("no", "disabled", "disabled", "0"), plain
+    assert (tune["argv.pulseaudio"], tune["argv.speaker"], tune["argv.microphone"]) == (
+        "yes", "on", "disabled"), tune
+    assert (call["argv.pulseaudio"], call["argv.speaker"], call["argv.microphone"]) == (
+        "yes", "on", "on"), call
+    assert tune["pulseaudio"] == call["pulseaudio"] == "1", (tune, call)
+    # On the desktop's sound server: one played stream per audio machine, one recording
+    # for the microphone machine only, none for the plain one.
+    deadline = time.monotonic() + 30
+    played, recorded = {}, {}
+    while time.monotonic() < deadline and (len(played) < 2 or not recorded):
+        played = host_streams(lab, "sink-inputs")
+        recorded = host_streams(lab, "source-outputs")
+    print(f"gui desktop streams: played {played}, recorded {recorded}")
+    assert played == {"t29gb-tune": 1, "t29gc-call": 1}, played
+    assert recorded == {"t29gc-call": 1}, recorded
+    # An app of the machine reaches its pulseaudio (make gui gives it PULSE_SERVER).
+    lab.make("gui", "I=t29gb-tune", "APP=sh -c 'pactl info >/tmp/t29-pactl.txt 2>&1'")
+    info = wait_for(lambda: Lab.exec("t29gb-tune", "cat /tmp/t29-pactl.txt").stdout or None,
+                    timeout=20)
+    assert f"Server String: unix:{gui_xpra.PULSE_SOCKET}" in info, info
+    assert "Default Sink: Xpra-Speaker" in info, info

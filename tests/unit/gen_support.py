@@ -61,6 +61,21 @@ def sync(tmp: Path, text: str, *args: str) -> Result:
     return run(str(path), *args)
 
 
+def refused_in_one_line(tmp: Path, text: str, expected: list[str], line: int) -> str:
+    """Sync TEXT in TMP: exit 2, no traceback, one error line holding each EXPECTED part
+    and naming infra.yml's LINE, what/fix joined by "; ", and nothing written. The line."""
+    result = sync(tmp, text)
+    assert result.code == 2, result
+    assert "Traceback" not in result.err
+    errors = [e for e in result.err.splitlines() if not e.startswith("warning:")]
+    assert len(errors) == 1, errors
+    assert all(x in errors[0] for x in expected), errors[0]
+    assert f"infra.yml:{line}: " in errors[0], errors[0]
+    assert "; " in errors[0]
+    assert tree(tmp) == {}
+    return errors[0]
+
+
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` (relative path -> bytes), infra.yml excluded."""
     out: dict[str, bytes] = {}

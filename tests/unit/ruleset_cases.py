@@ -72,6 +72,29 @@ def _every_policy_shape(shipped: dict[str, Any]) -> dict[str, Any]:
     return case
 
 
+# The resolver of the egress cases: DNS is not a golden file's to ask.
+NAMES = {"deb.debian.org": ["198.51.100.20", "198.51.100.21"]}
+
+
+def _egress_every_shape(shipped: dict[str, Any]) -> dict[str, Any]:
+    """Each way out (ADR-093): a list with an address, a CIDR, a name, every protocol and a
+    narrowing machine (pro); none (homelab); via a gateway (perso); open (admin)."""
+    case = copy.deepcopy(shipped)
+    domains = case["domains"]
+    rules = [{"to": "198.51.100.10", "protocol": "tcp", "ports": [443], "description": "API"},
+             {"to": "203.0.113.0/24", "protocol": "icmp", "ports": [], "description": ""},
+             {"to": "deb.debian.org", "protocol": "any", "ports": [80, "8000-8080"],
+              "description": "mirror"},
+             {"to": "198.51.100.53", "protocol": "udp", "ports": [], "description": ""}]
+    domains["pro"]["egress"] = {"mode": "list", "rules": rules, "machines": {
+        "pro-dev": {"address": "10.100.2.10", "mode": "list", "rules": rules[2:3]}}}
+    domains["homelab"]["egress"] = {"mode": "none", "rules": [], "machines": {}}
+    domains["perso"]["via"] = {"machine": "homelab-llm", "address": "10.100.1.252",
+                               "routes": "10.100.0.0/16"}
+    case["resolver"] = NAMES.__getitem__
+    return case
+
+
 def cases() -> dict[str, dict[str, Any]]:
     """Name -> the keyword arguments of ruleset.render."""
     found = {f"example-{name}": synced(REPO / "examples" / name / "infra.yml")
@@ -91,6 +114,7 @@ def cases() -> dict[str, dict[str, Any]]:
     found["no-admin-domain"] = {**copy.deepcopy(shipped), "admin_domain": ""}
     found["every-policy-shape"] = _every_policy_shape(shipped)
     found["every-policy-shape-vm"] = {**_every_policy_shape(shipped), "firewall_mode": "vm"}
+    found["egress-every-shape"] = _egress_every_shape(shipped)
     lab = isolation_lab.lab_vars()
     found["isolation-lab"] = {
         "table": lab["incus_nftables_table"], "domains": lab["anklume_domains"],

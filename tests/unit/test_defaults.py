@@ -31,6 +31,9 @@ CONVERTED = {
     ("domain", "profiles"): dict,
     ("domain", "machines"): list,
     ("network_policy", "ports"): tuple,
+    ("egress_rule", "ports"): tuple,
+    # `egress: open` is an Egress of mode open in the model (ADR-093).
+    ("domain", "egress"): model.Egress,
 }
 # Schema keys that are not a field of their section's dataclass (or not by that name).
 # A domain's snapshot keys are the defaults of its machines' (test_derived_defaults_...).
@@ -49,6 +52,7 @@ def _objects() -> dict[str, Any]:
             "profile": model.Profile("p"), "machine": model.Machine("m", "d"),
             "disposables": Disposables(),
             "network_policy": model.Policy("a", "domain", "x", "b", "domain", "y"),
+            "egress_rule": model.EgressRule("198.51.100.10"),
             "file_policy": model.FilePolicy("a", "domain", "b", "domain"),
             "clipboard_policy": model.FilePolicy("a", "domain", "b", "domain")}
 
@@ -95,7 +99,16 @@ def _validated() -> dict[str, Any]:
     return {"top": infra, "global": infra, "domain": domain, "profile": domain.profiles["p"],
             "machine": domain.machines[0], "network_policy": infra.policies[0],
             "disposables": allowing.domains[0].disposables,
-            "file_policy": _file_policy(), "clipboard_policy": _file_policy("clipboard")}
+            "file_policy": _file_policy(), "clipboard_policy": _file_policy("clipboard"),
+            "egress_rule": _egress_rule()}
+
+
+def _egress_rule() -> model.EgressRule:
+    """An egress entry with `to` only (ADR-093)."""
+    text = MINIMAL.replace("    subnet_id: 1\n",
+                           "    subnet_id: 1\n    egress: [{to: 198.51.100.1}]\n")
+    infra, _ = validate.validate(yamlload.load_text(text, "infra.yml"))
+    return infra.domains[0].egress.rules[0]
 
 
 def _file_policy(kind: str = "file") -> model.FilePolicy:

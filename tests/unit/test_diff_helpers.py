@@ -80,6 +80,16 @@ def test_summary_lines_and_count(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
+def test_summary_names_the_image_of_an_instance_to_create(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    lines = summary([{"plan": [{"kind": "instance", "name": "m", "action": "create",
+                                "project": "a", "image": "anklume/debian-12-gui"},
+                               {"kind": "instance", "name": "n", "action": "create",
+                                "project": "a"}]}], monkeypatch)
+    assert lines[:2] == ["plan: + instance m (image anklume/debian-12-gui)",
+                         "plan: + instance n"]
+
+
 def test_summary_drops_an_orphan_removed_in_the_same_run(monkeypatch: pytest.MonkeyPatch) -> None:
     entry = {"kind": "profile", "name": "a/gpu", "project": "a"}
     lines = summary([{"plan": [{**entry, "action": "orphan"}]},

@@ -69,6 +69,71 @@ def test_a_bad_gui_declaration_is_named(change: tuple[str, str], want: str) -> N
     assert any(p.startswith(want) for p in found), found
 
 
+AUDIO_INFRA = INFRA.replace('work-box: {ip: "10.100.2.11"}', 'work-box: {ip: "10.100.2.11"}\n'
+                                '      work-tune: {ip: "10.100.2.13", gui: true, audio: true}\n'
+                                '      work-call: {ip: "10.100.2.14", gui: true, audio: true, '
+                                'microphone: true}')
+
+
+def test_audio_and_microphone_render_into_the_host_vars(tmp_path: Path) -> None:
+    assert sync(tmp_path, AUDIO_INFRA).code == 0
+    hv = {m: yaml.safe_load((tmp_path / "host_vars" / f"{m}.yml").read_text())
+          for m in ("work-desk", "work-tune", "work-call")}
+    assert [(hv[m]["instance_audio"], hv[m]["instance_microphone"])
+            for m in ("work-desk", "work-tune", "work-call")] == [
+        (False, False), (True, False), (True, True)]
+
+
+@pytest.mark.parametrize(("change", "want"), [
+    (('work-box: {ip: "10.100.2.11"}', 'work-box: {ip: "10.100.2.11", audio: true}'),
+     "infra.yml:9: domains.work.machines.work-box.audio: audio is forwarded by a gui "
+     "session: the machine does not declare gui: true; add `gui: true`, or remove "
+     "`audio: true`"),
+    (("gui: true}", "gui: true, microphone: true}"),
+     "infra.yml:8: domains.work.machines.work-desk.microphone: the microphone goes with the "
+     "sound: the machine does not declare audio: true; add `audio: true`, or remove "
+     "`microphone: true`"),
+    (('work-box: {ip: "10.100.2.11"}', 'work-box: {ip: "10.100.2.11", microphone: true}'),
+     "infra.yml:9: domains.work.machines.work-box.microphone: the microphone goes with the "
+     "sound"),
+    (("gui: true}", "gui: true, audio: loud}"),
+     "infra.yml:8: domains.work.machines.work-desk.audio: "),
+])
+def test_a_bad_audio_declaration_is_one_line_with_its_line(change: tuple[str, str],
+                                                           want: str) -> None:
+    text = INFRA.replace(*change, 1)
+    assert text != INFRA
+    try:
+        validate.validate(yamlload.load_text(text, "infra.yml"))
+    except InputError as exc:
+        lines = [p.render() for p in exc.problems]
+    else:
+        lines = []
+    assert len(lines) == 1 and lines[0].startswith(want), lines
+
+
+def test_a_bad_audio_declaration_stops_make_sync_with_exit_2(tmp_path: Path) -> None:
+    done = sync(tmp_path, INFRA.replace("gui: true}", "gui: true, microphone: true}", 1))
+    assert done.code == 2
+    assert not (tmp_path / "host_vars").exists()
+
+
+@pytest.mark.parametrize(("audio", "microphone", "want"), [
+    (False, False, ["--pulseaudio=no", "--speaker=disabled", "--microphone=disabled"]),
+    (True, False, ["--pulseaudio=yes", "--speaker=on", "--microphone=disabled"]),
+    (True, True, ["--pulseaudio=yes", "--speaker=on", "--microphone=on"]),
+    (False, True, ["--pulseaudio=no", "--speaker=disabled", "--microphone=disabled"]),
+])
+def test_sound_is_disabled_on_both_sides_unless_declared(audio: bool, microphone: bool,
+                                                         want: list[str]) -> None:
+    server = gui_xpra.server_argv(audio, microphone)
+    client = gui_xpra.client_argv(Path("/s/p.m.sock"), "work", "#3465a4", audio, microphone)
+    for argv in (server, client):
+        sound = [a for a in argv if a.startswith(("--pulseaudio=", "--speaker=",
+                                                  "--microphone="))]
+        assert sound == want, argv
+
+
 def test_the_host_client_draws_the_mark_and_shares_nothing() -> None:
     argv = gui_xpra.client_argv(Path("/s/p.m.sock"), "work", "#3465a4")
     assert argv[:3] == ["xpra", "attach", "socket:///s/p.m.sock"]

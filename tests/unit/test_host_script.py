@@ -89,3 +89,58 @@ def test_make_rebuilds_a_venv_that_has_no_pip(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / ".venv/bin/pip").exists()
     assert (tmp_path / ".venv/.installed").exists()
+
+
+def _gui_client_run(tmp_path: Path, infra: str, installed: bool) -> tuple[str, list[str]]:
+    """host.sh on a stubbed Debian 13 in a checkout whose infra.yml is INFRA: what it
+    printed and the packages of its first `apt-get install` (which fails and stops it)."""
+    release = tmp_path / "os-release"
+    release.write_text('ID=debian\nVERSION_ID="13"\nPRETTY_NAME="Debian 13"\n')
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for tool in ("dirname", "grep"):
+        (stubs / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+    _stub(stubs, "id", "echo 0")
+    _stub(stubs, "python3", "exit 1")  # python3-venv missing: incus & co are asked after
+    _stub(stubs, "dpkg-query", "echo 'install ok installed'" if installed else "exit 1")
+    log = tmp_path / "apt.log"
+    _stub(stubs, "apt-get", f'[ "$1" = install ] || exit 0\necho "$@" > {log}\nexit 1')
+    (tmp_path / "infra.yml").write_text(infra)
+    proc = subprocess.run(["/bin/bash", HOST_SH], capture_output=True, text=True, check=False,
+                          cwd=tmp_path, env={"ANKLUME_OS_RELEASE": str(release),
+                                             "ANKLUME_INFRA": "infra.yml", "PATH": str(stubs)})
+    assert proc.returncode != 0, proc
+    return proc.stdout, log.read_text().split()
+
+
+GUI_INFRA = "domains:\n  pro:\n    machines:\n      pro-desk: {type: lxc, gui: true}\n"
+
+
+def test_installs_the_xpra_client_when_a_machine_declares_gui(tmp_path: Path) -> None:
+    out, packages = _gui_client_run(tmp_path, GUI_INFRA, installed=False)
+    assert "installing xpra python3-gi-cairo: infra.yml declares a gui machine" in out, out
+    assert packages[-2:] == ["xpra", "python3-gi-cairo"], packages
+
+
+def test_adds_the_sound_plugins_when_a_machine_declares_audio(tmp_path: Path) -> None:
+    infra = GUI_INFRA.replace("gui: true}", "gui: true, audio: true}")
+    _, packages = _gui_client_run(tmp_path, infra, installed=False)
+    assert packages[-5:] == ["xpra", "python3-gi-cairo", "python3-gst-1.0",
+                             "gstreamer1.0-plugins-base", "gstreamer1.0-pulseaudio"], packages
+
+
+def test_says_the_xpra_client_is_there_and_installs_it_once(tmp_path: Path) -> None:
+    out, packages = _gui_client_run(tmp_path, GUI_INFRA, installed=True)
+    lines = [ln for ln in out.splitlines() if "xpra" in ln]
+    assert lines == ["host: xpra client present: make gui shows the gui machines' windows "
+                     "here"], out
+    assert "xpra" not in packages and "incus" in packages
+
+
+@pytest.mark.parametrize("infra", [
+    "domains:\n  pro:\n    machines:\n      pro-dev: {type: lxc}\n",
+    "domains:\n  pro:\n    machines:\n      pro-dev:\n        # gui: true\n        type: lxc\n",
+])
+def test_leaves_xpra_alone_without_a_gui_machine(tmp_path: Path, infra: str) -> None:
+    out, packages = _gui_client_run(tmp_path, infra, installed=False)
+    assert "xpra" not in out and "xpra" not in packages, (out, packages)

@@ -13,7 +13,7 @@ from ansible_collections.anklume.incus.plugins.plugin_utils import desired_state
 
 import tests.unit.fake_incus  # noqa: F401  (puts the collection on sys.path)
 from anklume import limits, render, validate, yamlload
-from tests.unit.gen_support import sync, tree
+from tests.unit.gen_support import refused_in_one_line
 
 pytestmark = pytest.mark.unit
 
@@ -104,15 +104,7 @@ domain_templates:
                          ids=[c[0] for c in BAD])
 def test_a_bad_budget_exits_2_in_one_line_and_writes_nothing(
         tmp_path: Path, text: str, expected: list[str], line: int) -> None:
-    result = sync(tmp_path, text)
-    assert result.code == 2, result
-    assert "Traceback" not in result.err
-    errors = [e for e in result.err.splitlines() if not e.startswith("warning:")]
-    assert len(errors) == 1, errors
-    assert all(x in errors[0] for x in expected), errors[0]
-    assert f"infra.yml:{line}: " in errors[0], errors[0]
-    assert "; " in errors[0]
-    assert tree(tmp_path) == {}
+    refused_in_one_line(tmp_path, text, expected, line)
 
 
 def _all_vars(text: str) -> dict[str, object]:

@@ -169,3 +169,11 @@ def test_the_module_fails_in_apply_and_reports_in_a_plan() -> None:
     assert failed["failed"] and failed["msg"].startswith("machine v1 (project p)")
     planned = run("incus_vm_support", {**params, "fail": False}, _Server("lxc"))  # type: ignore[arg-type]
     assert not planned.get("failed") and planned["plan"][0]["action"] == "unsupported"
+
+
+def test_the_plan_says_which_image_a_new_instance_is_made_from() -> None:
+    """make plan prints `+ instance s-vm (image images:debian/12)` (issue 29)."""
+    result = run("incus_instance", {"instances": [VM], "owner": "anklume", "wait": False,
+                                    "vm_config": VM_CONFIG}, FakeIncus(), check_mode=True)
+    assert [(e["name"], e["action"], e["image"]) for e in result["plan"]] == [
+        ("s-vm", "create", "images:debian/12")]
