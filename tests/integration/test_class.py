@@ -111,7 +111,7 @@ def test_sync_dry_shows_the_expansion(lab: Path) -> None:
 
 def test_the_class_of_six_converges(lab: Path) -> None:
     out = make(lab, "apply", "TAGS=infra")
-    created = set(re.findall(r"^apply: \+ instance (\S+)$", out, re.MULTILINE))
+    created = set(re.findall(r"^apply: \+ instance (\S+) \(image \S+\)$", out, re.MULTILINE))
     assert created == {TEACHER} | {student(n)[1] for n in range(1, 7)}, out
     insts = ours()
     for n in range(1, 7):

@@ -92,7 +92,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def test_cold_apply_creates_all_thirty(lab: Path) -> None:
     out = make(lab, "apply", "TAGS=infra")
-    created = set(re.findall(r"^apply: \+ instance (\S+)$", out, re.MULTILINE))
+    created = set(re.findall(r"^apply: \+ instance (\S+) \(image \S+\)$", out, re.MULTILINE))
     assert created == set(MACHINES), out
     assert "incus_instance: created 8/30" in out, out  # a progress line per batch
     insts = ours()
