@@ -454,7 +454,9 @@ class Instances(reconcile.ProjectObjectReconciler):
                                     "profiles": profiles, "description": desc,
                                     "ephemeral": cur.get("ephemeral", False),
                                     "stateful": cur.get("stateful", False)})
-        if not running:
+        if cur.get("status") == "Frozen":  # paused (an interrupted backup): Incus resumes it
+            self.ops.append(self.state_op(cur, "unfreeze", f"resuming frozen instance {name}"))
+        elif not running:
             self.ops.append(self.state_op(cur, "start", f"starting instance {name}"))
         elif needs_new_lease(cur.get("devices"), devices):
             self.ops.append(self.state_op(cur, "restart", f"restarting instance {name}"))

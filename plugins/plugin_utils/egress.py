@@ -88,6 +88,16 @@ def _safe(text: str) -> str:
     return text.replace('"', "'").replace("\\", "'").replace("\n", " ")[:100]
 
 
+def l4_match(protocol: str, ports: str, icmp: str = "meta l4proto icmp") -> list[str]:
+    """The protocol and ports part of a rule, shared with the network policies' rules (ICMP
+    as ICMP asks: a list is IPv4, a policy also IPv6); nothing for `any` without ports."""
+    if protocol in ("tcp", "udp"):
+        return [f"{protocol} dport {{ {ports} }}" if ports else f"meta l4proto {protocol}"]
+    if protocol == "icmp":
+        return [icmp]
+    return [f"meta l4proto {{ tcp, udp }} th dport {{ {ports} }}"] if ports else []
+
+
 def rule_line(rule: Mapping[str, Any], verdict: str, resolver: Resolver) -> str:
     """One allowed destination: addresses, protocol and ports, the verdict, a comment."""
     to = str(rule.get("to", ""))
@@ -98,13 +108,7 @@ def rule_line(rule: Mapping[str, Any], verdict: str, resolver: Resolver) -> str:
                                 f"[{ports}] is not valid: run `make sync`")
     addresses = [to] if _is_address(to) else resolver(to)
     shown = to if _is_address(to) else f"{to} = {' '.join(addresses)}"
-    parts = [f"ip daddr {{ {', '.join(addresses)} }}"]
-    if protocol in ("tcp", "udp"):
-        parts.append(f"{protocol} dport {{ {ports} }}" if ports else f"meta l4proto {protocol}")
-    elif protocol == "icmp":
-        parts.append("meta l4proto icmp")
-    elif ports:
-        parts.append(f"meta l4proto {{ tcp, udp }} th dport {{ {ports} }}")
+    parts = [f"ip daddr {{ {', '.join(addresses)} }}", *l4_match(protocol, ports)]
     description = rule.get("description") or ""
     comment = _safe(f"{shown}: {description}" if description else shown)
     return f'{" ".join(parts)} {verdict} comment "{comment}"'

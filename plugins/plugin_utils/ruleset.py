@@ -140,13 +140,7 @@ class _Topology:
             if p["to_kind"] == "machine":
                 parts.append(f"ip daddr {p['to_cidr']}")
         ports = ", ".join(str(x) for x in p.get("ports") or [])
-        protocol = p["protocol"]
-        if protocol in ("tcp", "udp"):
-            parts.append(f"{protocol} dport {{ {ports} }}" if ports else f"meta l4proto {protocol}")
-        elif protocol == "icmp":
-            parts.append("meta l4proto { icmp, ipv6-icmp }")
-        elif ports:
-            parts.append(f"meta l4proto {{ tcp, udp }} th dport {{ {ports} }}")
+        parts += egress.l4_match(p["protocol"], ports, icmp="meta l4proto { icmp, ipv6-icmp }")
         return f'{" ".join(parts)} accept comment "{_comment(p)}"'
 
 

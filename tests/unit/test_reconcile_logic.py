@@ -270,6 +270,18 @@ def test_instance_only_stopped_is_started_without_an_update() -> None:
     assert client.writes[0][1] == "/1.0/instances/a-dev/state"
 
 
+def test_instance_left_frozen_is_resumed_not_started() -> None:
+    """An interrupted backup can leave an instance paused: Incus refuses `start` ("already
+    running"), so apply asks it to unfreeze (met on this machine, a backup bench killed)."""
+    client = FakeIncus(instances=[instance("a-dev", status="Frozen")])
+    result = run("incus_instance", {"instances": [SPEC], "owner": "anklume", "wait": False},
+                 client)
+    assert entries(result) == [("instance", "a-dev", "change", "state")]
+    assert client.waves == [["resuming frozen instance a-dev"]]
+    assert client.writes[0][1:2] == ("/1.0/instances/a-dev/state",)
+    assert client.writes[0][3]["action"] == "unfreeze"
+
+
 def test_instance_new_static_address_restarts_a_running_instance() -> None:
     client = FakeIncus(instances=[instance("a-dev", devices={
         "eth0": {"type": "nic", "ipv4.address": "10.0.0.1"}})])
