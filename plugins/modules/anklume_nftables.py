@@ -245,7 +245,7 @@ def main(module: reconcile.Module | None = None, client: Any = None) -> None:
                                   load=p["load"])
     if module.check_mode:  # the plan says what each domain may reach outside (ADR-093)
         for line in p["egress"]:
-            name, _, reach = line.partition(": ")
+            name, reach = line.split(": ", 1)
             result["plan"].append({"kind": "egress", "name": name, "action": "info",
                                    "reason": reach})
     remote = p["remote"] or "local"

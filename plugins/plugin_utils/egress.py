@@ -69,8 +69,9 @@ def summary(domains: Mapping[str, Any], resolver: Resolver = resolve) -> list[st
         else:
             lines.append(f"{name}: {egress['mode']}")
         for machine, narrow in (egress.get("machines") or {}).items():
-            lines.append(f"{machine}: " + ("none" if narrow.get("mode") == "none"
-                                          else reach(narrow.get("rules"), resolver)))
+            narrowed = ("none" if narrow.get("mode") == "none"
+                        else reach(narrow.get("rules"), resolver))
+            lines.append(f"{machine}: {narrowed}")
     if all(line.endswith(": open") for line in lines):
         return []
     return lines

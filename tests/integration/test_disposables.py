@@ -205,7 +205,8 @@ def test_isolation_is_the_domains(lab: Lab, host_listener: int) -> None:
              "    except OSError:\n"
              "        print(name, 'closed')\n")
     command = (f"cat > /tmp/probe.py <<'EOF'\n{probe}EOF\npython3 /tmp/probe.py; "
-               f"python3 -m http.server {PORT} >/dev/null 2>&1 & sleep 12")
+               f"python3 -m http.server {PORT} >/dev/null 2>&1 & "
+               "timeout 60 sh -c 'until [ -e /tmp/probed ]; do sleep 0.5; done'; true")
     proc = lab.ops("disp", DOMAIN="t28db", CMD=command)
     try:
         name = wait_for(lambda: next(iter(used()), None), timeout=60)
@@ -219,6 +220,12 @@ def test_isolation_is_the_domains(lab: Lab, host_listener: int) -> None:
                       "security.ipv6_filtering": "true"}
         script = f"import socket; socket.create_connection(({addr!r}, {PORT}), 2).close()"
 
+        def listening() -> bool:  # the probe ran, then the listener started (a loaded host)
+            return subprocess.run(["incus", "exec", name, "--project", "t28db", "--", "python3",
+                                   "-c", script.replace(repr(addr), "'127.0.0.1'")],
+                                  check=False, capture_output=True).returncode == 0
+        assert wait_for(listening, timeout=60)
+
         def admin_reaches() -> bool:
             return subprocess.run(["incus", "exec", "t28da-adm", "--project", "t28da", "--",
                                    "python3", "-c", script], check=False,
@@ -227,6 +234,8 @@ def test_isolation_is_the_domains(lab: Lab, host_listener: int) -> None:
         dc = subprocess.run(["incus", "exec", "t28dc-box", "--project", "t28dc", "--",
                              "python3", "-c", script], check=False, capture_output=True)
         assert dc.returncode != 0, "another domain reached the disposable"
+        subprocess.run(["incus", "exec", name, "--project", "t28db", "--", "touch",
+                        "/tmp/probed"], check=True)
     finally:
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
