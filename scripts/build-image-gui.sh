@@ -80,14 +80,7 @@ sed -i -e "s/^creation_date: .*/creation_date: $(date +%s)/" \
   -e "s|^  description: .*|  description: AnKLuMe ${base} with xpra (gui machines)|" \
   "$work/meta/metadata.yaml"
 tar -C "$work/meta" -czf "$work/meta.tar.gz" .
-# zstd packs 1 GiB in seconds where gzip takes a minute; Incus reads either.
-if command -v zstd >/dev/null; then
-  packed="$work/rootfs.tar.zst"
-  tar -C "$rootfs" -cf - . | zstd -q -T0 -3 -o "$packed"
-else
-  packed="$work/rootfs.tar.gz"
-  tar -C "$rootfs" -czf "$packed" .
-fi
+pack_rootfs "$rootfs" "$work/rootfs.tar.zst"
 
-import_under_alias "$work/meta.tar.gz" "$packed" "$alias_name"
-log "imported ${alias_name} ($(du -h "$packed" | cut -f1))"
+import_under_alias "$work/meta.tar.gz" "$work/rootfs.tar.zst" "$alias_name"
+log "imported ${alias_name} ($(du -h "$work/rootfs.tar.zst" | cut -f1))"

@@ -80,7 +80,7 @@ echo '{{ container.name }}' >"$work/meta/templates/hostname.tpl"
 printf '127.0.0.1 localhost\n127.0.1.1 {{ container.name }}\n' >"$work/meta/templates/hosts.tpl"
 
 tar -C "$work/meta" -czf "$work/meta.tar.gz" .
-tar -C "$rootfs" -czf "$work/rootfs.tar.gz" .
+pack_rootfs "$rootfs" "$work/rootfs.tar.zst"
 
-import_under_alias "$work/meta.tar.gz" "$work/rootfs.tar.gz" "$alias_name"
-log "imported ${alias_name} ($(du -h "$work/rootfs.tar.gz" | cut -f1))"
+import_under_alias "$work/meta.tar.gz" "$work/rootfs.tar.zst" "$alias_name"
+log "imported ${alias_name} ($(du -h "$work/rootfs.tar.zst" | cut -f1))"

@@ -52,6 +52,9 @@ install_packages() {
   command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
   # Recommended by incus: gives containers a correct view of /proc.
   command -v lxcfs >/dev/null || missing+=(lxcfs)
+  # The images are packed with zstd, which Incus unpacks for every container it creates
+  # (scripts/image-import.sh); make backup asks Incus for zstd exports.
+  command -v zstd >/dev/null || missing+=(zstd)
   # make backup ENCRYPT= and restore-backup KEY= stream archives through age.
   command -v age >/dev/null || missing+=(age)
   # make graph lays the isolation drawing out with Graphviz's dot.

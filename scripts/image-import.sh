@@ -1,5 +1,13 @@
 # shellcheck shell=bash
 # Sourced by build-image.sh and build-image-gui.sh (which define die).
+
+# pack_rootfs ROOTFS OUT: the root file system as OUT (a tar.zst). On a `dir` pool Incus
+# unpacks the image for every container it creates: from zstd that takes 2 s a container
+# here, from gzip 4.7 s (the same 360 MiB, 125 MiB packed either way).
+pack_rootfs() {
+  tar -C "$1" -cf - . | zstd -q -T0 -3 -o "$2"
+}
+
 # import_under_alias META ROOTFS ALIAS: import the image, then move ALIAS to it and
 # delete the image it named before, so instances created meanwhile always find a
 # complete image under the alias. Prints nothing; dies if the import fails.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests, then integration tests on the real Incus, then
+# The whole test suite: unit tests and integration tests on the real Incus, then
 # `make collection` (scripts/collection.sh).
 # Sets up the test bed first (make host, make image). With CI=true a test bed
 # that cannot be set up is a failure; elsewhere the integration tests are
@@ -43,30 +43,47 @@ fi
 phase_done "test bed"
 
 # Arguments: one pytest run of what they name. None: the whole suite in three runs: the
-# unit tests on two workers (pytest-xdist); the modules marked host_wide (tests/conftest.py:
-# they restart the daemon or lxcfs, rebuild the image, compare the host's tables), alone;
-# then the other integration modules, each with its own names and subnets.
+# modules marked host_wide (tests/conftest.py: they restart the daemon or lxcfs, rebuild the
+# image, compare the host's tables), alone, with the unit tests beside them; then the other
+# integration modules, each with its own names and subnets.
 rc=0
+pytest_status() {  # PHASE CODE: keep a run's status
+  if [ "$2" -eq 5 ]; then
+    echo "test: error: pytest collected no test ($1)" >&2
+  fi
+  [ "$2" -eq 0 ] || rc=1
+}
 run_pytest() {  # PHASE ARGS...: one pytest run, its status kept
-  local phase=$1 code
+  local phase=$1
   shift
   echo "test: $phase"
   .venv/bin/pytest --durations=20 "$@"
-  code=$?
-  if [ "$code" -eq 5 ]; then
-    echo "test: error: pytest collected no test ($phase)" >&2
-  fi
-  [ "$code" -eq 0 ] || rc=1
+  pytest_status "$phase" $?
   phase_done "$phase"
 }
-# The unit tests, and the other integration modules a whole module per worker, run on
-# TEST_WORKERS workers (ADR-073); TEST_WORKERS=1 runs them one after the other.
+# The integration modules other than host-wide run a whole module per worker on
+# TEST_WORKERS workers (ADR-073); TEST_WORKERS=1 runs everything one after the other.
 WORKERS=${TEST_WORKERS:-2}
 if [ "$#" -gt 0 ]; then
   run_pytest "pytest" "$@"
-else
-  run_pytest "unit" -m unit -n "$WORKERS"
+elif [ "$WORKERS" -le 1 ]; then
+  run_pytest "unit" -m unit
   run_pytest "host-wide" -m "not unit and host_wide"
+  run_pytest "integration" -m "not unit and not host_wide"
+else
+  # The host-wide modules run one at a time and mostly wait on Incus: the unit tests, which
+  # need no daemon, take the other cores meanwhile (ADR-094). Their report comes after.
+  unit_log=$(mktemp)
+  .venv/bin/pytest --durations=20 -m unit -n $((WORKERS - 1)) >"$unit_log" 2>&1 &
+  unit_pid=$!
+  run_pytest "host-wide" -m "not unit and host_wide"
+  wait "$unit_pid"
+  unit_code=$?
+  echo "test: unit (beside host-wide)"
+  cat "$unit_log"
+  rm -f "$unit_log"
+  pytest_status "unit" "$unit_code"
+  phase_done "unit (after)"
   run_pytest "integration" -m "not unit and not host_wide" -n "$WORKERS" --dist loadfile
 fi
 # The collection as users install it: build, install apart, run a module, ansible-test sanity.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import schedule
 from tests.incus_helpers import image_exists, incus_available
 
 # The repository is the collection anklume.incus (collections/ links it in): unit tests
@@ -49,8 +50,11 @@ def incus() -> str:
 # run scripts/host.sh, delete or rebuild the image, compare the host's projects and
 # tables, or share the namespace daemons' bridge (anklume-rl). `make test` runs them
 # alone, then the other integration modules side by side (scripts/test.sh, docs/testing.md).
-HOST_WIDE = {"test_backup", "test_cluster", "test_doctor", "test_host_lxcfs", "test_isolation",
-             "test_remote", "test_runner", "test_spoofing", "test_testbed_idempotent"}
+# The modules that run the namespace daemons (test_backup, test_cluster, test_remote) share
+# their bridge too, but only with each other: they are one unit of the integration phase,
+# one after the other on one worker (tests/schedule.py).
+HOST_WIDE = {"test_doctor", "test_host_lxcfs", "test_isolation", "test_runner", "test_spoofing",
+             "test_testbed_idempotent"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -62,3 +66,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.host_wide)
             if "incus" not in getattr(item, "fixturenames", []):
                 item.fixturenames.append("incus")  # type: ignore[attr-defined]
+    schedule.longest_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadfile` takes the longest modules first (tests/schedule.py, ADR-094)."""
+    if config.getoption("dist", None) == "loadfile":
+        return schedule.scheduler(config, log)
+    return None

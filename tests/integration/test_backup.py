@@ -8,7 +8,8 @@ ADR-089) and into a second Incus daemon; a pre-apply snapshot taken back (ADR-08
 One lab (owner ``t30bak``, 10.135.x.0/24, nft table ``anklumet30b``): domain ``t30ba`` with
 one container ``t30ba-box``, ephemeral, applied once for the module; ``t30bc`` joins it for
 the restore AS=. The second daemon (``t30f`` at 10.199.0.41, scripts/incus-netns.sh) is on
-the namespace daemons' bridge, hence host-wide (tests/conftest.py), for its one test only.
+the namespace daemons' bridge, so this module runs in one unit with the other modules of
+that bridge, one after the other (tests/schedule.py).
 
 Own lab: the round trip destroys and restores its instance, which no lab shared with tests
 that only read can allow.

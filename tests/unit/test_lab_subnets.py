@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.schedule import NETNS_DAEMONS
+
 pytestmark = pytest.mark.unit
 
 INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
 # A module's helper files (their labs are that module's).
 HELPERS = {"test_isolation": ["isolation_lab"], "test_reconcile": ["reconcile_lab"]}
-# Pairs allowed to share /24s: both run alone (host_wide), one after the other.
-# The namespace daemons' bridge (10.199.0.0/24) is one for all, each daemon at its address.
-ALONE_TOGETHER = {frozenset({"test_cluster", "test_remote"}),
-                  frozenset({"test_backup", "test_cluster"}),
-                  frozenset({"test_backup", "test_remote"})}
+# Pairs allowed to share /24s: one unit of `make test`, run one after the other on one worker
+# (tests/schedule.py). The namespace daemons' bridge (10.199.0.0/24) is one for all, each
+# daemon at its address.
+ALONE_TOGETHER = {frozenset(pair) for pair in itertools.combinations(NETNS_DAEMONS, 2)}
 SUBNET = re.compile(r"\b10\.(\d{1,3})\.(\d{1,3})\.\d{1,3}\b")
 BASE = re.compile(r"""["']10\.(\d{1,3})["']""")
 
