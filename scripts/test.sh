@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests and integration tests on the real Incus, then
-# `make collection` (scripts/collection.sh).
+# The whole test suite: unit tests, integration tests on the real Incus and `make collection`
+# (scripts/collection.sh).
 # Sets up the test bed first (make host, make image). With CI=true a test bed
 # that cannot be set up is a failure; elsewhere the integration tests are
 # skipped with their reason shown. Prints the 20 slowest tests and each phase's wall time.
@@ -44,8 +44,8 @@ phase_done "test bed"
 
 # Arguments: one pytest run of what they name. None: the whole suite in three runs: the
 # modules marked host_wide (tests/conftest.py: they restart the daemon or lxcfs, rebuild the
-# image, compare the host's tables), alone, with the unit tests beside them; then the other
-# integration modules, each with its own names and subnets.
+# image, compare the host's tables), alone, with the collection's check and the unit tests
+# beside them; then the other integration modules, each with its own names and subnets.
 rc=0
 pytest_status() {  # PHASE CODE: keep a run's status
   if [ "$2" -eq 5 ]; then
@@ -64,31 +64,41 @@ run_pytest() {  # PHASE ARGS...: one pytest run, its status kept
 # The integration modules other than host-wide run a whole module per worker on
 # TEST_WORKERS workers (ADR-073); TEST_WORKERS=1 runs everything one after the other.
 WORKERS=${TEST_WORKERS:-2}
+collection() {  # the collection as users install it: build, install apart, run a module, sanity
+  bash scripts/collection.sh || rc=1
+  phase_done "collection"
+}
 if [ "$#" -gt 0 ]; then
   run_pytest "pytest" "$@"
+  collection
 elif [ "$WORKERS" -le 1 ]; then
   run_pytest "unit" -m unit
   run_pytest "host-wide" -m "not unit and host_wide"
   run_pytest "integration" -m "not unit and not host_wide"
+  collection
 else
-  # The host-wide modules run one at a time and mostly wait on Incus: the unit tests, which
-  # need no daemon, take the other cores meanwhile (ADR-094). Their report comes after.
-  unit_log=$(mktemp)
-  .venv/bin/pytest --durations=20 -m unit -n $((WORKERS - 1)) >"$unit_log" 2>&1 &
-  unit_pid=$!
+  # The host-wide modules run one at a time and mostly wait on Incus: the collection's check
+  # (first: no host-wide module restarts incusd that early) and the unit tests, which need
+  # no daemon, take the other cores meanwhile (ADR-094). Their reports come after.
+  side=$(mktemp -d)
+  (
+    bash scripts/collection.sh >"$side/collection.log" 2>&1
+    echo $? >"$side/collection.rc"
+    .venv/bin/pytest --durations=20 -m unit -n $((WORKERS - 1)) >"$side/unit.log" 2>&1
+    echo $? >"$side/unit.rc"
+  ) &
+  side_pid=$!
   run_pytest "host-wide" -m "not unit and host_wide"
-  wait "$unit_pid"
-  unit_code=$?
+  wait "$side_pid"
+  echo "test: collection (beside host-wide)"
+  cat "$side/collection.log"
+  [ "$(cat "$side/collection.rc" 2>/dev/null)" = 0 ] || rc=1
   echo "test: unit (beside host-wide)"
-  cat "$unit_log"
-  rm -f "$unit_log"
-  pytest_status "unit" "$unit_code"
-  phase_done "unit (after)"
+  cat "$side/unit.log"
+  pytest_status "unit" "$(cat "$side/unit.rc" 2>/dev/null || echo 1)"
+  rm -rf "$side"
   run_pytest "integration" -m "not unit and not host_wide" -n "$WORKERS" --dist loadfile
 fi
-# The collection as users install it: build, install apart, run a module, ansible-test sanity.
-bash scripts/collection.sh || rc=1
-phase_done "collection"
 echo "test: wall time of each phase"
 printf '%s\n' "${phases[@]}"
 exit "$rc"

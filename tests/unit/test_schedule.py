@@ -21,7 +21,8 @@ def items(*nodeids: str) -> list[SimpleNamespace]:
 
 def test_every_weighed_module_exists() -> None:
     """A renamed or removed module would silently lose its place at the front."""
-    assert set(schedule.SECONDS) - {"netns-daemons"} <= MODULES
+    assert set(schedule.LONGEST_FIRST) - {"netns-daemons"} <= MODULES
+    assert len(set(schedule.LONGEST_FIRST)) == len(schedule.LONGEST_FIRST)
     assert set(schedule.NETNS_DAEMONS) <= MODULES
 
 
