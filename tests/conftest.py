@@ -47,9 +47,9 @@ def incus() -> str:
 
 
 # Modules that change or compare what every lab relies on: they restart incusd or lxcfs,
-# run scripts/host.sh, delete or rebuild the image, compare the host's projects and
-# tables, or share the namespace daemons' bridge (anklume-rl). `make test` runs them
-# alone, then the other integration modules side by side (scripts/test.sh, docs/testing.md).
+# run scripts/host.sh, delete or rebuild the image, or compare the host's projects and
+# tables. `make test` runs them alone, then the other integration modules side by side
+# (scripts/test.sh, docs/testing.md).
 # The modules that run the namespace daemons (test_backup, test_cluster, test_remote) share
 # their bridge too, but only with each other: they are one unit of the integration phase,
 # one after the other on one worker (tests/schedule.py).

@@ -219,11 +219,11 @@ def test_isolation_is_the_domains(lab: Lab, host_listener: int) -> None:
                       "security.mac_filtering": "true", "security.ipv4_filtering": "true",
                       "security.ipv6_filtering": "true"}
         script = f"import socket; socket.create_connection(({addr!r}, {PORT}), 2).close()"
+        local = f"import socket; socket.create_connection(('127.0.0.1', {PORT}), 2).close()"
 
         def listening() -> bool:  # the probe ran, then the listener started (a loaded host)
             return subprocess.run(["incus", "exec", name, "--project", "t28db", "--", "python3",
-                                   "-c", script.replace(repr(addr), "'127.0.0.1'")],
-                                  check=False, capture_output=True).returncode == 0
+                                   "-c", local], check=False, capture_output=True).returncode == 0
         assert wait_for(listening, timeout=60)
 
         def admin_reaches() -> bool:
