@@ -15,7 +15,7 @@ VARIABLES: dict[str, str] = {
     "NAME": "a snapshot name (snapshot: default a UTC timestamp)",
     "FORCE": "flag: also act on protected things (ephemeral: false), or replace what exists",
     "PRUNE": "flag: also remove orphans (managed objects infra.yml no longer declares)",
-    "FULL": "flag: run every provisioning task, whatever the roles' probes read",
+    "FULL": "flag: run every provisioning task, read every instance's state afresh",
     "WAIT": "flag: wait for the lock another run holds instead of stopping",
     "TAGS": "Ansible tags of site.yml (networks, projects, profiles, instances, provision, ...)",
     "PARALLEL": "Incus operations run at a time (default 8)",

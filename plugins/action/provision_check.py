@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.plugin_utils import checked_args
 from ansible_collections.anklume.incus.plugins.plugin_utils.inprocess import (
     module_code,
     run_module,
@@ -76,8 +77,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        args = self.validate_argument_spec(
-            argument_spec=module_code("provision_check").ARGUMENT_SPEC)[1]
+        args = checked_args.task_args(self, module_code("provision_check").ARGUMENT_SPEC)
         problems: dict[str, str] = {}
         targets = {spec["host"]: spec for spec in args["instances"]}
         role_probes = RoleProbes(self._loader, self._task, self._templar,

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible_collections.anklume.incus.plugins.plugin_utils import checked_args
 from ansible_collections.anklume.incus.plugins.plugin_utils.inprocess import (
     module_code,
     run_module,
@@ -65,8 +65,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         result: dict[str, Any] = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         # A bad entry fails here with Ansible's own message (the module file's spec).
-        args = self.validate_argument_spec(
-            argument_spec=module_code("reconcile_roles").ARGUMENT_SPEC)[1]
+        args = checked_args.task_args(self, module_code("reconcile_roles").ARGUMENT_SPEC)
         entries, seen = args["roles"], {**task_vars, **args["vars"]}
         declared = {t for e in entries for t in e.get("tags") or []}
         # The task is tagged `always` (so that --skip-tags of one role skips that role only):
@@ -111,8 +110,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         variables = role_variables(self._loader, self._task, folder, task_vars, entry_vars,
                                    own_vars)
         templar = self._templar.copy_with_new_env(available_variables=variables)
-        checked = ArgumentSpecValidator(module_code(name).ARGUMENT_SPEC).validate(
-            templar.template(raw))
+        checked = checked_args.validate(module_code(name).ARGUMENT_SPEC, templar.template(raw))
         if checked.error_messages:
             return {"failed": True, "msg": f"{role} ({COLLECTION}{name}): "
                                            + "; ".join(checked.error_messages)}

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.errors import AnsibleError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible_collections.anklume.incus.plugins.plugin_utils import checked_args
 from ansible_collections.anklume.incus.plugins.plugin_utils.role_files import (
     load_main,
     role_folder,
@@ -43,8 +43,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             given = self._templar.template(
                 {name: task_vars[name] for name in options
                  if name in task_vars and task_vars[name] != defaults.get(name, _UNSET)})
-            checked = ArgumentSpecValidator(self._as_checked(options, given)).validate(
-                given, validate_role_argument_spec=True)
+            checked = checked_args.validate(self._as_checked(options, given), given,
+                                            validate_role_argument_spec=True)
             errors += [f"role {role}: {msg}" for msg in checked.error_messages]
         if errors:
             result.update(failed=True, argument_errors=errors,

@@ -17,6 +17,7 @@ import importlib
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.anklume.incus.plugins.plugin_utils import checked_args
 from ansible_collections.anklume.incus.plugins.plugin_utils.probe_exec import (
     interpreter,
     run_probes,
@@ -36,7 +37,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
         spec = importlib.import_module(PLUGINS + "modules.state_probe").ARGUMENT_SPEC
-        args = self.validate_argument_spec(argument_spec=spec)[1]
+        args = checked_args.task_args(self, spec)
         roles = args.pop("roles")
         if roles is not None and set(self._task.args) - {"roles"}:
             result.update(failed=True, msg="state_probe: roles goes alone (each role's "

@@ -1,12 +1,12 @@
 # AnKLuMe: the one small Incus client every anklume module shares.
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Talk to Incus through the CLI's raw REST verb, `incus query`.
+"""Talk to Incus's REST API: the local daemon over its socket, a remote through the CLI.
 
-One dependency (the `incus` client), JSON in and out, remotes and projects for
-free: ``REMOTE:/1.0/...`` reaches a cluster or a remote host the same way as
-the local socket. Every call that fails raises :class:`IncusError` with the
-text Incus itself returned plus what we were doing, so a module can hand it
-straight to ``fail_json``.
+The local remote is asked over its Unix socket (module_utils/incus_socket.py, ADR-096), a
+remote through the client's raw REST verb, `incus query`: ``REMOTE:/1.0/...`` reaches a
+cluster or a remote host with the client's certificates. Both answer alike, JSON in and
+out. Every call that fails raises :class:`IncusError` with the text Incus itself
+returned plus what we were doing, so a module can hand it straight to ``fail_json``.
 
 The helpers below (markers, ownership, config and device diffs, plan entries) are
 shared by the modules; module_utils/reconcile.py holds the reconcile skeleton (ADR-056).
@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
+from ansible_collections.anklume.incus.plugins.module_utils import incus_socket
 from ansible_collections.anklume.incus.plugins.module_utils.shared_reads import SharedReads
 
 MANAGED_KEY = "user.anklume.managed"
@@ -60,12 +61,17 @@ class Operation:
 
 
 class IncusClient:
-    """A thin wrapper over ``incus query`` for one remote."""
+    """A thin client of one remote's REST API."""
 
     def __init__(self, remote: str | None = "local", binary: str = "incus",
-                 timeout: int = 600) -> None:
+                 timeout: int = 600, socket: str | None = None) -> None:
         self.remote = remote or "local"
         self.binary = binary
+        # The local remote's socket (None: found as the client finds it); "" or another
+        # remote: every call through `BINARY query`.
+        if socket is None and self.remote == "local":
+            socket = incus_socket.socket_path()
+        self.socket = socket or ""
         self.timeout = timeout
         self.calls = 0
         # Operations whose result Incus had dropped, settled by their verify().
@@ -104,14 +110,19 @@ class IncusClient:
 
     def _call(self, method: str, path: str, url: str, data: Any, wait: bool,
               what: str | None) -> Any:
+        with self._lock:
+            self.calls += 1
+        if self.socket:
+            try:
+                return incus_socket.call(self.socket, method, url, data, wait, self.timeout)
+            except incus_socket.CallError as exc:
+                raise IncusError(f"{what or f'{method} {path}'}: {exc}") from exc
         cmd = [self.binary, "query", "-X", method]
         if wait:
             cmd.append("--wait")
         if data is not None:
             cmd += ["-d", json.dumps(data, sort_keys=True)]
         cmd.append(url)
-        with self._lock:
-            self.calls += 1
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True,
                                   timeout=self.timeout, check=False)

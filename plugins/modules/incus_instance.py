@@ -15,6 +15,10 @@ description:
     (asynchronous operations), existing ones get the declared config, devices,
     profiles and description, stopped ones are started, then one polling loop
     waits until each is running with its address.
+  - With O(record), an instance seen ready (running with its address, a VM's agent
+    answering) is kept there with its start time; while Incus has not started it anew it
+    is not waited for again, and a run where every instance is so reads them in one
+    C(recursion=1) query, without their state (ADR-097).
   - Config keys we do not own (O(ignored_config_prefixes), e.g. C(volatile.*)) are
     left alone; every other key not declared is drift and is removed. Local devices
     must be exactly the declared ones, but for the C(anklume-gui) proxy device of a
@@ -54,6 +58,11 @@ options:
     description: "Every instance the infra declares, as C(PROJECT/NAME) (a bare C(NAME) matches it in any project)."
   force: {description: "With O(state=absent), delete protected instances too.", type: bool, default: false}
   wait: {description: Wait until every instance runs with its address., type: bool, default: true}
+  record:
+    description:
+      - A JSON file on the controller where each instance seen ready is kept with its start time (C(last_used_at)) and addresses; V('') for none (every run reads the instances' state).
+    type: str
+    default: ""
   snapshot_before_change:
     description:
       - Snapshot an instance (C(anklume-pre-apply-<UTC time>)) before changing its config, devices or profiles, so C(make rollback) can take the change back.
@@ -119,6 +128,10 @@ from typing import Any
 
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils import project_limits, reconcile
+from ansible_collections.anklume.incus.plugins.module_utils.state_probe import (
+    read_record,
+    write_record,
+)
 
 TYPES = {"lxc": "container", "container": "container",
          "vm": "virtual-machine", "virtual-machine": "virtual-machine"}
@@ -241,9 +254,36 @@ class Instances(reconcile.ProjectObjectReconciler):
         super().__init__(module, name, client)
         self.p = module.params
         self.addresses: dict[str, list[str]] = {}
+        self.seen = read_record(self.p["record"]) if self.p["record"] else {}
 
     def read(self) -> dict[tuple[str, str], reconcile.Obj]:
-        return self.client.instances(state=True)
+        # With a record, the state is read only when an instance is to be waited for.
+        return self.client.instances(state=not self.p["record"])
+
+    def record_key(self, spec: reconcile.Spec) -> str:
+        return f"{self.p['remote']}:{spec['project']}/{spec['name']}"
+
+    def seen_ready(self, spec: reconcile.Spec, inst: reconcile.Obj | None) -> bool:
+        """Running, and seen ready with the declared address since Incus last started it."""
+        seen = self.seen.get(self.record_key(spec))
+        if not inst or inst.get("status") != "Running" or not isinstance(seen, dict):
+            return False
+        return (bool(seen.get("started")) and seen.get("started") == inst.get("last_used_at")
+                and seen.get("ip") == (spec.get("ip") or ""))
+
+    def keep_ready(self, specs: list[reconcile.Spec],
+                   current: dict[tuple[str, str], reconcile.Obj]) -> None:
+        """Record SPECS, all just seen ready in CURRENT; forget instances Incus no longer has."""
+        mine = f"{self.p['remote']}:"
+        here = {f"{mine}{k[0]}/{k[1]}" for k in current}
+        kept = {k: v for k, v in self.seen.items() if not k.startswith(mine) or k in here}
+        for spec in specs:
+            inst = current.get(self.key(spec)) or {}
+            kept[self.record_key(spec)] = {"started": inst.get("last_used_at"),
+                                           "ip": spec.get("ip") or "",
+                                           "addresses": incus.ipv4s(inst)}
+        if kept != self.seen:
+            write_record(self.p["record"], kept)
 
     def fail(self, msg: str, **extra: Any) -> None:
         # An instance refused by its domain's budget (ADR-086): one line per refusal,
@@ -480,6 +520,13 @@ class Instances(reconcile.ProjectObjectReconciler):
     def wait_ready(self, specs: list[reconcile.Spec],
                    current: dict[tuple[str, str], reconcile.Obj] | None) -> None:
         self.step = "waiting for instances to run with their address (and VMs' agent)"
+        if current is not None and self.p["record"]:
+            if all(self.seen_ready(s, current.get(self.key(s))) for s in specs):
+                self.addresses = {k.split("/", 1)[1]: list(v.get("addresses") or [])
+                                  for k, v in self.seen.items()
+                                  if k.startswith(f"{self.p['remote']}:")}
+                return
+            current = None  # an instance to wait for: read the state
         seconds = self.wait_seconds(specs)
         deadline = time.monotonic() + seconds
         while True:
@@ -489,6 +536,8 @@ class Instances(reconcile.ProjectObjectReconciler):
                        if not ready(current.get((s["project"], s["name"])), s.get("ip") or "")]
             self.addresses = {k[1]: incus.ipv4s(v) for k, v in current.items()}
             if not missing:
+                if self.p["record"]:
+                    self.keep_ready(specs, current)
                 return
             if time.monotonic() >= deadline:
                 raise incus.IncusError("{}: still not ready after {}s: {}".format(
@@ -556,6 +605,7 @@ ARGUMENT_SPEC = dict(
     **reconcile.RECONCILE_OPTIONS,
     force=dict(type="bool", default=False),
     wait=dict(type="bool", default=True),
+    record=dict(type="str", default=""),
     snapshot_before_change=dict(type="bool", default=False),
     snapshot_keep=dict(type="int", default=1),
     timeout=dict(type="int", default=120),

@@ -123,9 +123,9 @@ def main(module: reconcile.Module | None = None, client: Any = None) -> None:
                 check("profile", label, profiles.get(split(label)), split(label)[0])
         if p["instances"]:
             step = "listing instances"
-            # With their state: the very list the instances role reads next, shared
-            # between the two in one run (ADR-077).
-            instances = client.instances(state=True)
+            # Without their state: the very list the instances role reads next (ADR-097),
+            # shared between the two in one run (ADR-077).
+            instances = client.instances(state=False)
             for label in p["instances"]:
                 project, name = split(label)
                 check("instance", name, instances.get((project, name)), project)

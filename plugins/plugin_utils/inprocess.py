@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.anklume.incus.plugins.plugin_utils import checked_args
 
 MODULES = "ansible_collections.anklume.incus.plugins.modules."
 
@@ -92,6 +93,6 @@ class InProcessAction(ActionBase):  # type: ignore[misc]  # ansible-core has no 
                                                task_vars=task_vars))
             return result
         # A bad argument or list entry fails here with Ansible's own one-line message.
-        args = self.validate_argument_spec(argument_spec=module_code(name).ARGUMENT_SPEC)[1]
+        args = checked_args.task_args(self, module_code(name).ARGUMENT_SPEC)
         result.update(run_module(name, args, bool(self._task.check_mode), bool(self._task.diff)))
         return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.anklume.incus.plugins.plugin_utils import checked_args
 from ansible_collections.anklume.incus.plugins.plugin_utils.role_files import (
     load_main,
     role_folder,
@@ -27,7 +27,7 @@ class RoleProbes:
         self._loader = loader
         self._task = task
         self._templar = templar
-        self._checked = ArgumentSpecValidator({k: v for k, v in spec.items() if k != "roles"})
+        self._spec = {k: v for k, v in spec.items() if k != "roles"}
 
     def probes(self, roles: Sequence[str],
                variables: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -38,7 +38,7 @@ class RoleProbes:
             raw = self._raw(role, variables)
             if raw is None:
                 break
-            checked = self._checked.validate(raw)
+            checked = checked_args.validate(self._spec, raw)
             if checked.error_messages:
                 raise ValueError(f"role {role}: its state probe: {checked.error_messages[0]}")
             probed.append((role, checked.validated_parameters))

@@ -11,6 +11,7 @@ lab cannot be one another module reads.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -74,6 +75,19 @@ def converged() -> None:
         assert inst["config"]["security.protection.delete"] == "true"
 
 
+def ready_record(lab: Lab) -> dict:
+    """The instances role's record of the instances it saw ready (ADR-097)."""
+    return json.loads((lab.root / ".cache" / "anklume" / "ready.json").read_text())
+
+
+def recorded_as_running(lab: Lab, machine: str, domain: str, index: int) -> None:
+    """MACHINE is kept as seen ready at the start Incus reports, with its declared address."""
+    inst = all_instances()[(domain, machine)]
+    seen = ready_record(lab)[f"local:{domain}/{machine}"]
+    assert seen["started"] == inst["last_used_at"], (seen, inst["last_used_at"])
+    assert seen["ip"] == f"{BASE}.{index}.10" and seen["ip"] in seen["addresses"], seen
+
+
 def test_cold_apply_then_noop_and_empty_plan(lab: Lab) -> None:
     plan = lab.make("plan")
     assert summary(plan) == "plan: 12 to create, 0 to change, 0 to remove, 0 orphans " \
@@ -85,6 +99,8 @@ def test_cold_apply_then_noop_and_empty_plan(lab: Lab) -> None:
     again = lab.make("apply")
     changed = recap(again)
     assert changed and all(v == 0 for v in changed.values()), again
+    for i, (domain, machine) in enumerate(MACHINES.items()):
+        recorded_as_running(lab, machine, domain, i)
     assert "DEPRECATION" not in again and "[WARNING]" not in again, again
     plan = lab.make("plan")
     assert summary(plan) == "plan: 0 to create, 0 to change, 0 to remove, 0 orphans " \
@@ -138,6 +154,8 @@ def test_tags_and_limit_touch_only_their_scope(lab: Lab) -> None:
     lab.make("apply")
     insts = all_instances()
     assert "limits.cpu" not in insts[(f"{PREFIX}d", MACHINES[f"{PREFIX}d"])]["config"]
+    # The machine restarted by the test before was waited for again, and kept at its new start.
+    recorded_as_running(lab, MACHINES[f"{PREFIX}a"], f"{PREFIX}a", 0)
 
 
 def test_deleted_instance_is_planned_and_recreated(lab: Lab) -> None:

@@ -48,6 +48,8 @@ class FakeIncus:
         self.profs = {(p.get("project", "default"), p["name"]): p for p in profiles or []}
         self.insts = {(i.get("project", "default"), i["name"]): i for i in instances or []}
         self.calls = 0
+        # Each bulk read of the instances: with their state (recursion=2) or not.
+        self.state_reads: list[bool] = []
         self.writes: list[tuple[str, str, str | None, Any]] = []
         self.waves: list[list[str]] = []
         # Cluster member names; None: a single server (GET /1.0 says not clustered).
@@ -68,7 +70,12 @@ class FakeIncus:
 
     def instances(self, state: bool = True) -> dict:
         self.calls += 1
-        return copy.deepcopy(self.insts)
+        self.state_reads.append(state)
+        found = copy.deepcopy(self.insts)
+        if not state:  # recursion=1: Incus leaves out the state
+            for inst in found.values():
+                inst.pop("state", None)
+        return found
 
     def get(self, path: str, project: str | None = None, params: dict | None = None,
             what: str | None = None) -> Any:

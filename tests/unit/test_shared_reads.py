@@ -55,7 +55,7 @@ def calls(log: Path) -> list[str]:
 
 
 def client(binary: Path, remote: str = "local") -> object:
-    return IC.IncusClient(remote=remote, binary=str(binary))
+    return IC.IncusClient(remote=remote, binary=str(binary), socket="")
 
 
 def test_without_a_run_folder_every_read_is_live(incus: tuple[Path, Path],
