@@ -60,7 +60,8 @@ options:
   wait: {description: Wait until every instance runs with its address., type: bool, default: true}
   record:
     description:
-      - A JSON file on the controller where each instance seen ready is kept with its start time (C(last_used_at)) and addresses; V('') for none (every run reads the instances' state).
+      - A JSON file on the controller where each instance seen ready is kept with its start time (C(last_used_at)) and addresses.
+      - V('') for none (every run reads the instances' state).
     type: str
     default: ""
   snapshot_before_change:
