@@ -32,6 +32,8 @@ class JsonArgs(dict):  # type: ignore[type-arg]
 def as_json(args: Mapping[str, Any]) -> dict[str, Any]:
     """ARGS as a module receives them: JSON types. Arguments JSON cannot carry are left as
     they are, and copied the slow way."""
+    if isinstance(args, JsonArgs):
+        return args
     try:
         return JsonArgs(json.loads(json.dumps(args)))
     except (TypeError, ValueError):
@@ -48,7 +50,7 @@ def task_args(action: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
     checked, coerced and completed with SPEC's defaults; a bad one raises Ansible's own
     message."""
     args = as_json(action._task.args)
-    result = ArgumentSpecValidator(dict(spec)).validate(args)
+    result = validate(spec, args)
     if result.error_messages:
         msg = result.errors.msg
         if isinstance(result.errors[0], UnsupportedError):
