@@ -12,13 +12,19 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, NamedTuple
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils import incus_socket
+from ansible_collections.anklume.incus.plugins.module_utils.state_probe import (
+    read_record,
+    write_record,
+)
 from ansible_collections.anklume.incus.plugins.plugin_utils import checked_args
 from ansible_collections.anklume.incus.plugins.plugin_utils.inprocess import (
     module_code,
@@ -48,25 +54,87 @@ class HostProbe(NamedTuple):
     names: list[str]  # those whose probes run: up to the first without one
     script: str  # the script that runs them ("" when none does)
     python: str  # the instance's Python
+    params: list[Any]  # their checked arguments, as the script carries them
 
 
-def run_in(argv: list[str], script: str) -> tuple[list[list[str]] | None, str]:
-    """The drifts a probe script prints as its last line, or None and why not. Any failed
-    answer is asked again, a little later: the instance was just seen running, so a failure
-    is most likely `incus exec` under load, and the probe only reads."""
+def run_in(ask: Callable[[], tuple[int, str, str]],
+           attempts: int = ATTEMPTS) -> tuple[list[list[str]] | None, str]:
+    """The drifts a probe prints as its last line (ASK runs it: exit code, stdout, stderr),
+    or None and why not. Any failed answer is asked again, a little later: the instance was
+    just seen running, so a failure is most likely `incus exec` or Incus under load, and
+    the probe only reads."""
     why = "no answer"
-    for attempt in range(ATTEMPTS):
+    for attempt in range(attempts):
         if attempt:
             time.sleep(RETRY_AFTER)
-        proc = subprocess.run(argv, input=script, capture_output=True, text=True,
-                              check=False, timeout=300)
-        lines = proc.stdout.strip().splitlines()
+        try:
+            code, out, err = ask()
+        except incus_socket.CallError as exc:
+            why = str(exc)
+            continue
+        lines = out.strip().splitlines()
         try:
             return [list(d) for d in json.loads(lines[-1])["drifts"]], ""
         except (ValueError, KeyError, IndexError, TypeError):
-            last = (proc.stderr or proc.stdout).strip().splitlines()
-            why = f"exit {proc.returncode}: {last[-1] if last else 'no output'}"
+            last = (err or out).strip().splitlines()
+            why = f"exit {code}: {last[-1] if last else 'no output'}"
     return None, why
+
+
+def asker(client: incus.IncusClient, project: str, name: str, python: str,
+          script: str) -> Callable[[], tuple[int, str, str]]:
+    """How the probe is run: the local Incus over its socket, its output recorded (no
+    client process, ADR-099); a remote through `incus exec`, the script on stdin."""
+    if client.socket:
+        return partial(incus_socket.run_recorded, client.socket, name, project,
+                       [python, "-c", script])
+    argv = [client.binary, "exec", "--project", project, f"{client.remote}:{name}", "--",
+            python, "-"]
+
+    def through_client() -> tuple[int, str, str]:
+        proc = subprocess.run(argv, input=script, capture_output=True, text=True,
+                              check=False, timeout=300)
+        return proc.returncode, proc.stdout, proc.stderr
+    return through_client
+
+
+class Early(NamedTuple):
+    params: str  # the last run's probe arguments (canonical JSON)
+    python: str
+    answer: Future[tuple[list[list[str]] | None, str]]
+
+
+class Running(NamedTuple):
+    answer: Future[tuple[list[list[str]] | None, str]]
+    ask: Callable[[], tuple[int, str, str]]  # the probe as templated in this run
+    early: bool  # started from the last run's arguments (asked once)
+
+
+def start_kept(pool: ThreadPoolExecutor, client: incus.IncusClient, spec: Mapping[str, Any],
+               kept: Any) -> Early | None:
+    """The probe this host ran last time, started now: once, since the instance is not yet
+    known to be ready (a failure only means the probe is run again as templated)."""
+    if not isinstance(kept, dict) or (kept.get("project"), kept.get("name")) != (
+            spec["project"], spec["name"]) or not kept.get("params"):
+        return None
+    python = str(kept.get("python") or "")
+    ask = asker(client, spec["project"], spec["name"], python, probe_script(kept["params"]))
+    return Early(canonical(kept["params"]), python, pool.submit(run_in, ask, 1))
+
+
+def canonical(params: Any) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def keep_probed(path: str, kept: dict[str, Any], targets: Mapping[str, Mapping[str, Any]],
+                probes: Mapping[str, HostProbe]) -> None:
+    """Keep each probed host's arguments for the next run's early start (the other hosts'
+    entries stay: a --limit run keeps the rest); the file is written only when it changed."""
+    now = {**kept, **{host: {"project": targets[host]["project"], "name": targets[host]["name"],
+                             "python": probe.python, "params": probe.params}
+                      for host, probe in probes.items() if probe.script}}
+    if canonical(now) != canonical(kept):
+        write_record(path, now)
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.typed
@@ -82,15 +150,20 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         targets = {spec["host"]: spec for spec in args["instances"]}
         role_probes = RoleProbes(self._loader, self._task, self._templar,
                                  module_code("state_probe").ARGUMENT_SPEC)
-        binary = incus.IncusClient(args["remote"]).binary
+        client = incus.IncusClient(args["remote"])
         probes: dict[str, HostProbe] = {}
-        running: dict[str, Future[tuple[list[list[str]] | None, str]] | None] = {}
+        running: dict[str, Running] = {}
+        kept = read_record(args["probed"]) if args["probed"] else {}
         with ThreadPoolExecutor(max_workers=max(2, args["parallel"])) as pool:
             # The readiness check (Incus's answers, boot waits) runs while the first host's
             # probe is templated; each host's probe starts as soon as it is templated, while
-            # the next host's is.
-            readiness = pool.submit(run_module, "incus_ready", args,
+            # the next host's is. Before that, each host's probe of the last run starts
+            # again (ADR-099): its answer stands if the probe templated now is the same.
+            readiness = pool.submit(run_module, "incus_ready",
+                                    {k: v for k, v in args.items() if k != "probed"},
                                     bool(self._task.check_mode), False)
+            early = {host: started for host, spec in targets.items()
+                     if (started := start_kept(pool, client, spec, kept.get(host)))}
             for host, spec in targets.items():
                 probe = self._templated(host, task_vars, role_probes)
                 ready = readiness.result()
@@ -102,17 +175,30 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
                 if isinstance(probe, str):
                     problems[host] = probe
                     continue
-                argv = [binary, "exec", "--project", spec["project"],
-                        f"{args['remote']}:{spec['name']}", "--", probe.python, "-"]
                 probes[host] = probe
-                running[host] = pool.submit(run_in, argv, probe.script) if probe.script else None
+                if not probe.script:
+                    continue
+                ask = asker(client, spec["project"], spec["name"], probe.python, probe.script)
+                same = early.get(host)
+                if same and (same.params, same.python) == (canonical(probe.params), probe.python) \
+                        and host not in ready.get("booting", []):
+                    running[host] = Running(same.answer, ask, True)
+                else:
+                    running[host] = Running(pool.submit(run_in, ask), ask, False)
             ready = readiness.result()
         problems.update(ready.get("problems") or {})
         drift: dict[str, Any] = {}
         apply: dict[str, list[str]] = {}
-        for host, future in running.items():
-            probe = probes[host]
-            drifts, why = future.result() if future else ([], "")
+        reused = 0
+        for host, probe in probes.items():
+            drifts: list[list[str]] | None = []
+            why = ""
+            if host in running:
+                drifts, why = running[host].answer.result()
+                if running[host].early:
+                    reused += drifts is not None
+                    if drifts is None:  # the early start failed: ask as the template says
+                        drifts, why = run_in(running[host].ask)
             if drifts is None:
                 spec = targets[host]
                 problems[host] = (f"{host}: state probe failed ({why}): see `incus info "
@@ -120,9 +206,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
                 continue
             answer = apply_from(probe.roles, probe.names, drifts)
             drift[host], apply[host] = answer["drift"], answer["apply"]
+        if args["probed"]:
+            keep_probed(args["probed"], kept, targets, probes)
         due = [host for host in targets if host in problems or apply.get(host)]
         result.update(changed=False, problems=problems, ready=sorted(apply), drift=drift,
-                      apply=apply, due=due, probes=ready["probes"],
+                      apply=apply, due=due, probes=ready["probes"], early=reused,
                       incus_calls=ready.get("incus_calls"))
         return result
 
@@ -138,7 +226,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             return f"{host}: {exc}"
         names = [role for role, _params in probed]
         script = probe_script([params for _role, params in probed]) if probed else ""
-        return HostProbe(roles, names, script, interpreter(variables))
+        params = [params for _role, params in probed]
+        return HostProbe(roles, names, script, interpreter(variables), params)
 
     def _variables(self, host: str, task_vars: Mapping[str, Any]) -> dict[str, Any]:
         """HOST's variables as a task of this play sees them: the play's above the host's."""

@@ -34,7 +34,9 @@ from ansible.plugins.loader import action_loader, connection_loader, filter_load
 
 COLLECTION = "ansible_collections.anklume.incus.plugins"
 CONNECTIONS = ("anklume.incus.anklume_incus", "ansible.builtin.local")
-ACTIONS = ("anklume.incus.inprocess", "anklume.incus.state_probe", "ansible.builtin.normal",
+ACTIONS = ("anklume.incus.inprocess", "anklume.incus.state_probe",
+           "anklume.incus.reconcile_roles", "anklume.incus.role_arguments",
+           "anklume.incus.provision_check", "ansible.builtin.normal",
            "ansible.builtin.command", "ansible.builtin.set_fact", "ansible.builtin.debug",
            "ansible.builtin.fail", "ansible.builtin.assert",
            "ansible.builtin.validate_argument_spec")

@@ -15,13 +15,14 @@ error raised.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import socket
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 
 class CallError(Exception):
@@ -115,3 +116,35 @@ def call(path: str, method: str, url: str, data: Any = None, wait: bool = True,
             raise CallError(str(metadata["err"]))
     metadata = envelope.get("metadata")
     return None if metadata is None or metadata == {} else metadata
+
+
+def run_recorded(path: str, instance: str, project: str, command: list[str],
+                 timeout: float = 300) -> tuple[int, str, str]:
+    """COMMAND run in INSTANCE of PROJECT as `incus exec` runs it without a terminal, its
+    output recorded by Incus instead of streamed: (exit code, stdout, stderr). The two
+    records are removed once read. No client process and no websocket: about 30 ms less
+    than `incus exec` here, most of it the client's own CPU (ADR-099)."""
+    query = f"?project={quote(project)}" if project else ""
+    finished = call(path, "POST", f"/1.0/instances/{quote(instance)}/exec{query}",
+                    {"command": command, "environment": {}, "interactive": False,
+                     "record-output": True, "wait-for-websocket": False}, True, timeout)
+    answer = (finished or {}).get("metadata") or {}
+    records = [str(answer.get("output", {}).get(fd) or "") for fd in ("1", "2")]
+    try:
+        texts = [_record(path, record + query, timeout) if record else ""
+                 for record in records]
+    finally:
+        # A record left behind costs a few bytes in the instance's logs.
+        for record in filter(None, records):
+            with contextlib.suppress(CallError):
+                _exchange(path, "DELETE", record + query, None, timeout)
+    return int(answer.get("return", -1)), texts[0], texts[1]
+
+
+def _record(path: str, url: str, timeout: float) -> str:
+    """The text of one recorded output (Incus answers the file itself, not JSON)."""
+    status, body = _exchange(path, "GET", url, None, timeout)
+    if status != 200:
+        _envelope(body)
+        raise CallError(f"error {status} reading {url}")
+    return body.decode("utf-8", errors="replace")

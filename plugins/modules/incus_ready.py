@@ -60,6 +60,7 @@ RETURN = r"""
 problems: {description: Host to a one-line reason it cannot be provisioned (absent when ready)., type: dict, returned: always}
 ready: {description: Hosts that are ready., type: list, elements: str, returned: always}
 probes: {description: C(incus exec) probes run (more than one per host means a retry)., type: int, returned: always}
+booting: {description: "The hosts whose boot was waited for: not seen booted since Incus last started them.", type: list, elements: str, returned: always}
 incus_calls: {description: Incus REST calls made., type: int, returned: success}
 """
 
@@ -153,6 +154,7 @@ def check(module: reconcile.Module, client: incus.IncusClient) -> dict[str, Any]
         elif not (started_long_ago(inst, now, p["timeout"])
                   or booted_since(inst, seen.get(key(spec)))):
             pending.append(spec)
+    booting = [spec["host"] for spec in pending]
     deadline = time.monotonic() + p["timeout"]
     probes, why = 0, {}
     while pending:
@@ -179,7 +181,8 @@ def check(module: reconcile.Module, client: incus.IncusClient) -> dict[str, Any]
         kept = {**seen, **{k: v for k, v in started.items() if v}}
         if kept != seen:
             write_record(p["record"], kept)
-    return {"changed": False, "problems": problems, "ready": ready, "probes": probes}
+    return {"changed": False, "problems": problems, "ready": ready, "probes": probes,
+            "booting": booting}
 
 
 ARGUMENT_SPEC = dict(

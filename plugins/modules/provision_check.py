@@ -45,6 +45,15 @@ options:
         (containers seen booted since their last start are not asked again).
     type: str
     default: ""
+  probed:
+    description:
+      - A JSON file that keeps each probed host's probe arguments (ADR-099). The next run
+        starts each kept probe at once, before its host is templated and while the
+        readiness check runs, and uses its answer when the probe templated in that run has
+        the same arguments and the host was not booting; otherwise the probe runs as
+        templated. Empty keeps nothing.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -67,6 +76,7 @@ drift: {description: "Host to role to its drift lines (an empty list: nothing dr
 apply: {description: "Host to the roles to apply, from the first that drifted or has no probe of its own.", type: dict, returned: always}
 due: {description: "The hosts with a role to apply or a problem to report, in the order given.", type: list, elements: str, returned: always}
 probes: {description: C(incus exec) boot probes run (the state probes not counted)., type: int, returned: always}
+early: {description: "Hosts whose probe, started from the last run's arguments before templating, answered for this run.", type: int, returned: always}
 """
 
 from typing import Any
@@ -84,6 +94,7 @@ ARGUMENT_SPEC = {
     "timeout": {"type": "int", "default": 120},
     "parallel": {"type": "int", "default": 8},
     "record": {"type": "str", "default": ""},
+    "probed": {"type": "str", "default": ""},
 }
 
 

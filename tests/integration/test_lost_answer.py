@@ -8,8 +8,14 @@ away: the very failure mode, deterministic. The upstream connection then fails o
 empty answer; anklume_incus reads the answer back from the instance, and the command,
 which appends a line to a file, has run exactly once.
 
-Own lab: none (one plain container t17-lost in the default project, launched with incus; the
-tests run ansible-playbook directly through a lossy incus shim and need no AnKLuMe tree).
+The provision check asks the local Incus over its socket, its probe's output recorded by
+Incus (ADR-099): no `incus exec` there to lose an answer. A remote still goes through the
+client, so the lossy probes are asked of remote t17-self: this very daemon named as a
+remote (unix://), which makes the check take the client's path.
+
+Own lab: none (one plain container t17-lost in the default project, launched with incus, and
+remote t17-self; the tests run ansible-playbook directly through a lossy incus shim and need
+no AnKLuMe tree).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import pytest
 from tests.incus_helpers import REPO, ansible_env, run
 
 NAME = "t17-lost"
+REMOTE = "t17-self"
 RUNS = "/root/t17-runs"
 SHIM = """#!/bin/bash
 # Drop the answer of the first module run (an exec whose command runs python3), once.
@@ -86,6 +93,18 @@ def container(incus: str) -> Iterator[str]:
         yield NAME
     finally:
         delete()
+
+
+@pytest.fixture(scope="module")
+def self_remote(container: str) -> Iterator[str]:
+    """This daemon as remote t17-self, so that a check of it goes through the client."""
+    gone = ["incus", "remote", "remove", REMOTE]
+    subprocess.run(gone, capture_output=True, check=False)
+    run(["incus", "remote", "add", REMOTE, "unix:///var/lib/incus/unix.socket"])
+    try:
+        yield REMOTE
+    finally:
+        subprocess.run(gone, capture_output=True, check=False)
 
 
 def lossy_env(tmp: Path, shim_text: str) -> dict[str, str]:
@@ -175,13 +194,16 @@ PROBE_ROLES = {
     "t17_broken": ("- name: Read a file named by a variable nobody defines\n"
                    "  anklume.incus.state_probe:\n    files: [{path: '{{ t17_nowhere }}'}]\n"),
 }
-CHECK_PLAY = f"""
-- hosts: {NAME}
+CHECK_PLAY = """
+- hosts: {name}
   gather_facts: false
   tasks:
     - name: Check and probe
       anklume.incus.provision_check:
-        instances: [{{host: {NAME}, name: {NAME}, project: default}}]
+        instances: [{{host: {name}, name: {name}, project: default}}]
+        remote: {remote}
+        probed: "{probed}"
+        record: "{booted}"
       delegate_to: localhost
       vars:
         ansible_connection: local
@@ -200,13 +222,17 @@ CHECK_PLAY = f"""
 """
 
 
-def provision_check(tmp: Path, roles: list[str], shim_text: str) -> dict[str, object]:
-    """CHECK_PLAY's answer, through the lossy `incus` of SHIM_TEXT."""
+def provision_check(tmp: Path, roles: list[str], shim_text: str, remote: str = "local",
+                    probed: str = "", tasks: dict[str, str] | None = None) -> dict[str, object]:
+    """CHECK_PLAY's answer, through the lossy `incus` of SHIM_TEXT (TASKS: PROBE_ROLES
+    with some roles' task changed)."""
     env = lossy_env(tmp, shim_text)
-    for role, task in PROBE_ROLES.items():
+    for role, task in {**PROBE_ROLES, **(tasks or {})}.items():
         (tmp / "roles" / role / "tasks").mkdir(parents=True, exist_ok=True)
         (tmp / "roles" / role / "tasks" / "main.yml").write_text("---\n" + task)
-    (tmp / "play.yml").write_text(CHECK_PLAY)
+    booted = str(tmp / "booted.json") if probed else ""
+    (tmp / "play.yml").write_text(CHECK_PLAY.format(name=NAME, remote=remote, probed=probed,
+                                                    booted=booted))
     (tmp / "hosts").write_text(f"{NAME} instance_roles='{json.dumps(roles)}'\n")
     proc = subprocess.run(
         [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp / "hosts"), str(tmp / "play.yml")],
@@ -217,9 +243,10 @@ def provision_check(tmp: Path, roles: list[str], shim_text: str) -> dict[str, ob
 
 
 @pytest.mark.parametrize("shim_text", [SHIM, CUT, REFUSED], ids=["lost", "cut", "refused"])
-def test_provision_check_asks_a_lost_probe_again(container: str, tmp_path: Path,
+def test_provision_check_asks_a_lost_probe_again(self_remote: str, tmp_path: Path,
                                                  shim_text: str) -> None:
-    got = provision_check(tmp_path, ["t17_holds", "t17_missing", "t17_holds"], shim_text)
+    got = provision_check(tmp_path, ["t17_holds", "t17_missing", "t17_holds"], shim_text,
+                          remote=self_remote)
     assert (tmp_path / "dropped").exists()  # the shim did lose the first answer
     assert got["problems"] == {}, got
     assert got["drift"] == {NAME: {"t17_holds": [],
@@ -262,3 +289,43 @@ def test_a_container_seen_booted_is_not_asked_again_until_it_restarts(
     run(["incus", "restart", NAME])
     restarted = ready_check(record)
     assert (restarted["ready"], restarted["probes"]) == ([NAME], 1), restarted
+
+
+def test_a_probe_over_the_socket_answers_as_through_the_client(
+        container: str, tmp_path: Path) -> None:
+    """The local check's probe runs with its output recorded by Incus (ADR-099): the same
+    drift as through `incus exec`, no shim involved (nothing dropped), and Incus keeps no
+    record of it afterwards."""
+    roles = ["t17_holds", "t17_missing"]
+    plain = "exec {real} \"$@\"\n"
+    over_socket = provision_check(tmp_path, roles, plain)
+    assert over_socket["drift"] == {NAME: {"t17_holds": [],
+                                           "t17_missing": ["/root/t17-missing is missing"]}}
+    assert over_socket["problems"] == {}, over_socket
+    assert run(["incus", "query", f"/1.0/instances/{NAME}/logs/exec-output"]).strip() in (
+        "[]", "null"), "the recorded output was left in the instance's logs"
+
+
+def test_a_probe_started_early_answers_only_for_the_same_arguments(
+        container: str, tmp_path: Path) -> None:
+    """ADR-099: the second run starts the kept probe before templating and uses its answer
+    (early 1: the container was seen booted by the first); a role whose probe changed is
+    probed as templated now (early 0), and the record then keeps the new arguments."""
+    probed = tmp_path / "probed.json"
+    roles = ["t17_holds", "t17_missing"]
+    plain = "exec {real} \"$@\"\n"
+    first = provision_check(tmp_path, roles, plain, probed=str(probed))
+    assert first["early"] == 0, first
+    kept = json.loads(probed.read_text())[NAME]
+    assert (kept["name"], kept["project"]) == (NAME, "default") and len(kept["params"]) == 2
+    again = provision_check(tmp_path, roles, plain, probed=str(probed))
+    assert again["early"] == 1, again
+    assert again["drift"] == first["drift"] and again["apply"] == first["apply"]
+    elsewhere = ("- name: Read another missing file\n  anklume.incus.state_probe:\n"
+                 "    files: [{path: /root/t17-elsewhere}]\n")
+    changed = provision_check(tmp_path, roles, plain, probed=str(probed),
+                              tasks={"t17_missing": elsewhere})
+    assert changed["early"] == 0, changed
+    assert changed["drift"] == {NAME: {"t17_holds": [],
+                                       "t17_missing": ["/root/t17-elsewhere is missing"]}}
+    assert "/root/t17-elsewhere" in probed.read_text()

@@ -135,6 +135,9 @@ def test_every_module_but_state_probe_runs_through_the_one_in_process_action() -
          "state_probe.py"]
 
 
-def test_provision_check_takes_exactly_incus_readys_arguments() -> None:
-    """Its action hands its checked arguments to incus_ready as they are (ADR-082)."""
-    assert module("provision_check").ARGUMENT_SPEC == module("incus_ready").ARGUMENT_SPEC
+def test_provision_check_takes_exactly_incus_readys_arguments_and_its_record() -> None:
+    """Its action hands its checked arguments to incus_ready as they are (ADR-082), but for
+    the record of its own probes (ADR-099), which it keeps for itself."""
+    own = dict(module("provision_check").ARGUMENT_SPEC)
+    assert own.pop("probed") == {"type": "str", "default": ""}
+    assert own == module("incus_ready").ARGUMENT_SPEC
