@@ -24,9 +24,16 @@ warnings, and each role's own result under `roles`.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
+from ansible_collections.anklume.incus.plugins.module_utils.shared_reads import SharedReads
 from ansible_collections.anklume.incus.plugins.plugin_utils import checked_args
 from ansible_collections.anklume.incus.plugins.plugin_utils.inprocess import (
     module_code,
@@ -77,12 +84,24 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         result.update(changed=False, plan=[], roles=done)
         diffs: list[Any] = []
         warnings: list[str] = []
+        chosen = [entry for entry in entries
+                  if selected(set(entry.get("tags") or []) | inherited, only, skip)]
+        # The bulk lists are asked side by side while the roles' arguments are templated
+        # (ADR-101); each role is then run in order, and the first that fails (or could not
+        # be templated) stops the rest, as a failed task would.
+        ahead = read_ahead(task_vars) if chosen else None
+        prepared = [self._prepare(entry["role"], seen, dict(entry.get("vars") or {}))
+                    for entry in chosen]
+        if ahead is not None:
+            ahead.join()
         try:
-            for entry in entries:
-                if not selected(set(entry.get("tags") or []) | inherited, only, skip):
-                    continue
+            for entry, ready in zip(chosen, prepared, strict=True):
                 role = entry["role"]
-                done[role] = outcome = self._run_role(role, seen, dict(entry.get("vars") or {}))
+                if isinstance(ready, ValueError):
+                    raise ready
+                done[role] = outcome = ready if "failed" in ready else run_module(
+                    ready["module"], ready["params"], bool(self._task.check_mode),
+                    bool(self._task.diff))
                 result["plan"] += outcome.get("plan") or []
                 diffs += _as_list(outcome.get("diff"))
                 warnings += outcome.get("warnings") or []
@@ -100,13 +119,18 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
             result["warnings"] = warnings
         return result
 
-    def _run_role(self, role: str, task_vars: dict[str, Any],
-                  entry_vars: dict[str, Any]) -> dict[str, Any]:
+    def _prepare(self, role: str, task_vars: dict[str, Any],
+                 entry_vars: dict[str, Any]) -> dict[str, Any] | ValueError:
+        """ROLE's module and checked arguments ({"module", "params"}), its failed result
+        when they do not check, or the error that says its role cannot run this way."""
         folder = role_folder(self._loader, role)
         if folder is None:
-            raise ValueError(f"reconcile_roles: no role {role} in the roles folders")
-        name, raw, own_vars = module_task(role, load_main(self._loader, folder / "tasks",
-                                                          empty=[]))
+            return ValueError(f"reconcile_roles: no role {role} in the roles folders")
+        try:
+            name, raw, own_vars = module_task(role, load_main(self._loader, folder / "tasks",
+                                                              empty=[]))
+        except ValueError as exc:
+            return exc
         variables = role_variables(self._loader, self._task, folder, task_vars, entry_vars,
                                    own_vars)
         templar = self._templar.copy_with_new_env(available_variables=variables)
@@ -114,8 +138,30 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         if checked.error_messages:
             return {"failed": True, "msg": f"{role} ({COLLECTION}{name}): "
                                            + "; ".join(checked.error_messages)}
-        return run_module(name, checked.validated_parameters, bool(self._task.check_mode),
-                          bool(self._task.diff))
+        return {"module": name, "params": checked.validated_parameters}
+
+
+def read_ahead(task_vars: Mapping[str, Any]) -> threading.Thread | None:
+    """The bulk lists a no-op reads (the server, bridges, projects, profiles, instances
+    without their state), asked of Incus side by side in the background, into the run's
+    shared reads (ADR-077) where the roles' modules find them; None without that folder or
+    for a remote still to be templated. A failed read is left to the module that needs it."""
+    remote = str(task_vars.get("anklume_incus_remote") or "local")
+    if SharedReads.of_run() is None or "{" in remote:
+        return None
+    client = incus.IncusClient(remote)
+    reads: list[Callable[[], Any]] = [
+        partial(client.get, "/1.0"), client.networks, client.projects, client.profiles,
+        partial(client.instances, state=False)]
+
+    def read_all() -> None:
+        with ThreadPoolExecutor(max_workers=len(reads)) as pool:
+            for read in [pool.submit(r) for r in reads]:
+                with contextlib.suppress(incus.IncusError):
+                    read.result()
+    thread = threading.Thread(target=read_all, daemon=True)
+    thread.start()
+    return thread
 
 
 def _as_list(diff: Any) -> list[Any]:

@@ -21,16 +21,20 @@ description:
   - When the playbook starts, loads Jinja's lexer, the anklume.incus action, connection,
     filter and module files and the builtin actions our plays use, so that the worker
     process of each task inherits them instead of loading them again. Prints nothing.
+  - Also keeps the code compiled from each template text in C(.cache/anklume/templates)
+    beside the playbook, for the next run to load instead of compiling it again (ADR-100).
 requirements: []
 author: AnKLuMe contributors (!UNKNOWN)
 """
 
 import importlib
+import os
 import pkgutil
 from typing import Any
 
 from ansible.plugins.callback import CallbackBase
 from ansible.plugins.loader import action_loader, connection_loader, filter_loader, test_loader
+from ansible_collections.anklume.incus.plugins.plugin_utils import template_cache
 
 COLLECTION = "ansible_collections.anklume.incus.plugins"
 CONNECTIONS = ("anklume.incus.anklume_incus", "ansible.builtin.local")
@@ -80,5 +84,9 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core has no
     CALLBACK_NEEDS_ENABLED = True
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
+        # ADR-100: the code compiled from each template text is kept beside the playbook
+        # (.cache/anklume/templates) and loaded by the next run's workers.
+        basedir = getattr(playbook, "_basedir", "") or os.getcwd()
+        template_cache.install(os.path.join(basedir, ".cache", "anklume", "templates"))
         warm_lexer()
         warm_plugins()
