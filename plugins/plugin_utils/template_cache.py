@@ -63,8 +63,10 @@ def install(folder: str) -> bool:
     def compile_kept(env: Any, source: Any, name: str | None = None,
                      filename: str | None = None, raw: bool = False,
                      defer_init: bool = False) -> Any:
-        if raw or not isinstance(source, str) or type(env) is not bits.AnsibleEnvironment \
-                or env.overlayed or env._debuggable_template_source:
+        # Ansible's own environment only, not a subclass (whose code generation may differ).
+        exact = type(env) is bits.AnsibleEnvironment  # pylint: disable=unidiomatic-typecheck
+        if raw or not isinstance(source, str) or not exact or env.overlayed \
+                or env._debuggable_template_source:
             return compile_now(env, source, name, filename, raw, defer_init)
         path = os.path.join(folder, key(bits, env, source, name, filename, defer_init))
         code = _load(path, env)
