@@ -2,6 +2,9 @@
 real daemon: the same objects, the same error texts, an operation waited for and its
 failure raised, with Incus's own words.
 
+The reconcile's read-ahead (ADR-101) is checked here too: the lists it puts in a run's
+shared reads are those a module's client then finds there.
+
 Own lab: none (no AnKLuMe tree: project t33sock and two empty containers, without an image,
 created through the client under test in a moment).
 """
@@ -87,3 +90,25 @@ def test_an_operation_is_waited_for_and_its_failure_raised(both: dict[str, objec
     assert started["class"] == "task" and started["id"]  # not waited for: the operation
     with pytest.raises(IC.IncusError, match="restoring: "):
         both["socket"].wait_operation(started["id"], what="restoring")
+
+
+def test_the_reconcile_reads_ahead_into_the_runs_shared_reads(
+        both: dict[str, object], tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADR-101: the five bulk lists, asked side by side, are in the run's folder; a module's
+    client then reads none of them from Incus."""
+    rr = importlib.import_module(
+        "ansible_collections.anklume.incus.plugins.action.reconcile_roles")
+    shared = importlib.import_module(
+        "ansible_collections.anklume.incus.plugins.module_utils.shared_reads")
+    assert rr.read_ahead({}) is None  # no run folder: nothing to read ahead into
+    monkeypatch.setenv(shared.ENV, str(tmp_path))
+    assert rr.read_ahead({"anklume_incus_remote": "{{ later }}"}) is None
+    ahead = rr.read_ahead({})
+    ahead.join(timeout=60)
+    assert not ahead.is_alive()
+    assert len(list(tmp_path.glob("*.json"))) == 5  # type: ignore[attr-defined]
+    client = IC.IncusClient()
+    lists = (client.get("/1.0"), client.networks(), client.projects(), client.profiles(),
+             client.instances(state=False))
+    assert client.calls == 0, "a list read ahead was asked of Incus again"
+    assert PROJECT in lists[2] and lists[0]["api_version"]

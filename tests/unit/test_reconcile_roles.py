@@ -155,6 +155,17 @@ def test_a_role_that_fails_stops_the_ones_after_it(root: Path) -> None:
     assert written(root, "writer") is None and written(root, "second") is None
 
 
+def test_a_later_role_whose_arguments_do_not_check_stops_at_its_turn(root: Path) -> None:
+    """ADR-101: every role is templated before the first runs, but a role whose arguments
+    do not check still stops the run at its turn, after the roles before it ran."""
+    roles = entries(root)
+    roles[1]["vars"] = {"second_dir": str(root), "second_load": "sometimes"}
+    got = run(root, roles, ok=False)
+    assert "second (anklume.incus.anklume_nftables)" in got["out"], got
+    assert written(root, "writer") == "from defaults + none\n"
+    assert written(root, "second") is None
+
+
 def test_a_role_that_is_not_one_module_task_is_refused(root: Path) -> None:
     got = run(root, [{"role": "twotasks"}], ok=False)
     assert "role twotasks: tasks/main.yml must be one anklume.incus.* module task" in got["out"]
