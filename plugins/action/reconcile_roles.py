@@ -157,7 +157,9 @@ def read_ahead(task_vars: Mapping[str, Any]) -> threading.Thread | None:
     def read_all() -> None:
         with ThreadPoolExecutor(max_workers=len(reads)) as pool:
             for read in [pool.submit(r) for r in reads]:
-                with contextlib.suppress(incus.IncusError):
+                # Whatever went wrong, the module that needs the list reads it again and
+                # says so in its own words; a thread's traceback would say nothing more.
+                with contextlib.suppress(Exception):
                     read.result()
     thread = threading.Thread(target=read_all, daemon=True)
     thread.start()
