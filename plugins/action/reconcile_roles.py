@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible_collections.anklume.incus.plugins.module_utils import incus_client as incus
 from ansible_collections.anklume.incus.plugins.module_utils.shared_reads import SharedReads
@@ -97,7 +98,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         try:
             for entry, ready in zip(chosen, prepared, strict=True):
                 role = entry["role"]
-                if isinstance(ready, ValueError):
+                if isinstance(ready, Exception):  # at its turn, as when it was templated there
                     raise ready
                 done[role] = outcome = ready if "failed" in ready else run_module(
                     ready["module"], ready["params"], bool(self._task.check_mode),
@@ -120,9 +121,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         return result
 
     def _prepare(self, role: str, task_vars: dict[str, Any],
-                 entry_vars: dict[str, Any]) -> dict[str, Any] | ValueError:
+                 entry_vars: dict[str, Any]) -> dict[str, Any] | Exception:
         """ROLE's module and checked arguments ({"module", "params"}), its failed result
-        when they do not check, or the error that says its role cannot run this way."""
+        when they do not check, or the error that says its role cannot run this way or
+        that its arguments cannot be templated."""
         folder = role_folder(self._loader, role)
         if folder is None:
             return ValueError(f"reconcile_roles: no role {role} in the roles folders")
@@ -134,7 +136,12 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         variables = role_variables(self._loader, self._task, folder, task_vars, entry_vars,
                                    own_vars)
         templar = self._templar.copy_with_new_env(available_variables=variables)
-        checked = checked_args.validate(module_code(name).ARGUMENT_SPEC, templar.template(raw))
+        try:
+            templated = templar.template(raw)
+        except AnsibleError as exc:
+            failed: Exception = exc  # Ansible's error, raised at the role's turn
+            return failed
+        checked = checked_args.validate(module_code(name).ARGUMENT_SPEC, templated)
         if checked.error_messages:
             return {"failed": True, "msg": f"{role} ({COLLECTION}{name}): "
                                            + "; ".join(checked.error_messages)}

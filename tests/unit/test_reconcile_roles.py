@@ -166,6 +166,14 @@ def test_a_later_role_whose_arguments_do_not_check_stops_at_its_turn(root: Path)
     assert written(root, "second") is None
 
 
+def test_a_later_role_that_cannot_be_templated_fails_at_its_turn(root: Path) -> None:
+    (root / "roles" / "second" / "defaults" / "main.yml").write_text(
+        "---\nsecond_dir: \"{{ t81_nowhere_defined }}\"\nsecond_load: false\n")
+    got = run(root, [entries(root)[0], {"role": "second", "tags": ["second"]}], ok=False)
+    assert "t81_nowhere_defined" in got["out"], got
+    assert written(root, "writer") == "from defaults + none\n"
+
+
 def test_a_role_that_is_not_one_module_task_is_refused(root: Path) -> None:
     got = run(root, [{"role": "twotasks"}], ok=False)
     assert "role twotasks: tasks/main.yml must be one anklume.incus.* module task" in got["out"]
