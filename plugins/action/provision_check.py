@@ -225,8 +225,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         except (AnsibleError, ValueError) as exc:
             return f"{host}: {exc}"
         names = [role for role, _params in probed]
-        script = probe_script([params for _role, params in probed]) if probed else ""
         params = [params for _role, params in probed]
+        script = probe_script(params) if params else ""
         return HostProbe(roles, names, script, interpreter(variables), params)
 
     def _variables(self, host: str, task_vars: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,9 +25,8 @@ warnings, and each role's own result under `roles`.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -90,11 +89,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         # The bulk lists are asked side by side while the roles' arguments are templated
         # (ADR-101); each role is then run in order, and the first that fails (or could not
         # be templated) stops the rest, as a failed task would.
-        ahead = read_ahead(task_vars) if chosen else None
+        ahead = read_ahead(task_vars) if chosen else []
         prepared = [self._prepare(entry["role"], seen, dict(entry.get("vars") or {}))
                     for entry in chosen]
-        if ahead is not None:
-            ahead.join()
+        wait_for(ahead)
         try:
             for entry, ready in zip(chosen, prepared, strict=True):
                 role = entry["role"]
@@ -148,29 +146,30 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core has no py.
         return {"module": name, "params": checked.validated_parameters}
 
 
-def read_ahead(task_vars: Mapping[str, Any]) -> threading.Thread | None:
+def read_ahead(task_vars: Mapping[str, Any]) -> list[Future[Any]]:
     """The bulk lists a no-op reads (the server, bridges, projects, profiles, instances
     without their state), asked of Incus side by side in the background, into the run's
-    shared reads (ADR-077) where the roles' modules find them; None without that folder or
-    for a remote still to be templated. A failed read is left to the module that needs it."""
+    shared reads (ADR-077) where the roles' modules find them; none without that folder or
+    for a remote still to be templated."""
     remote = str(task_vars.get("anklume_incus_remote") or "local")
     if SharedReads.of_run() is None or "{" in remote:
-        return None
+        return []
     client = incus.IncusClient(remote)
     reads: list[Callable[[], Any]] = [
         partial(client.get, "/1.0"), client.networks, client.projects, client.profiles,
         partial(client.instances, state=False)]
+    pool = ThreadPoolExecutor(max_workers=len(reads))
+    started = [pool.submit(read) for read in reads]
+    pool.shutdown(wait=False)  # the reads go on; the pool takes no more
+    return started
 
-    def read_all() -> None:
-        with ThreadPoolExecutor(max_workers=len(reads)) as pool:
-            for read in [pool.submit(r) for r in reads]:
-                # Whatever went wrong, the module that needs the list reads it again and
-                # says so in its own words; a thread's traceback would say nothing more.
-                with contextlib.suppress(Exception):
-                    read.result()
-    thread = threading.Thread(target=read_all, daemon=True)
-    thread.start()
-    return thread
+
+def wait_for(reads: list[Future[Any]]) -> None:
+    """The reads ahead, finished. Whatever went wrong is left to the module that needs the
+    list: it reads it again and says so in its own words."""
+    for read in reads:
+        with contextlib.suppress(Exception):
+            read.result()
 
 
 def _as_list(diff: Any) -> list[Any]:

@@ -100,12 +100,12 @@ def test_the_reconcile_reads_ahead_into_the_runs_shared_reads(
         "ansible_collections.anklume.incus.plugins.action.reconcile_roles")
     shared = importlib.import_module(
         "ansible_collections.anklume.incus.plugins.module_utils.shared_reads")
-    assert rr.read_ahead({}) is None  # no run folder: nothing to read ahead into
+    assert rr.read_ahead({}) == []  # no run folder: nothing to read ahead into
     monkeypatch.setenv(shared.ENV, str(tmp_path))
-    assert rr.read_ahead({"anklume_incus_remote": "{{ later }}"}) is None
+    assert rr.read_ahead({"anklume_incus_remote": "{{ later }}"}) == []
     ahead = rr.read_ahead({})
-    ahead.join(timeout=60)
-    assert not ahead.is_alive()
+    rr.wait_for(ahead)
+    assert all(read.done() for read in ahead) and len(ahead) == 5
     assert len(list(tmp_path.glob("*.json"))) == 5  # type: ignore[attr-defined]
     client = IC.IncusClient()
     lists = (client.get("/1.0"), client.networks(), client.projects(), client.profiles(),
